@@ -47,3 +47,22 @@ def test_home_lists_datasets_and_links(page, app_url):
     page.get_by_text("arc-agi-2/evaluation").first.wait_for(timeout=TIMEOUT)
     assert page.get_by_role("link", name="Tasks").count() >= 1
     assert_no_exception(page)
+
+
+def test_upload_a_task_file_and_see_its_pairs(page, app_url, tmp_path):
+    import json
+
+    task = {"train": [{"input": [[1, 2], [3, 4]], "output": [[4, 3], [2, 1]]}], "test": [{"input": [[5, 6]]}]}
+    f = tmp_path / "my_task.json"
+    f.write_text(json.dumps(task))
+    page.goto(f"{app_url}/Tasks", timeout=TIMEOUT)
+    page.get_by_text("Dataset").first.wait_for(timeout=TIMEOUT)
+    page.locator("[data-testid='stSelectbox']").first.click()
+    page.get_by_role("option", name="Upload a file…").click()
+    page.locator("[data-testid='stFileUploader'] input[type='file']").set_input_files(str(f))
+    page.get_by_role("button", name="my_task", exact=True).wait_for(timeout=TIMEOUT)
+    page.get_by_role("button", name="my_task", exact=True).click()
+    page.get_by_text("Task my_task").first.wait_for(timeout=TIMEOUT)
+    page.get_by_text("Test 1 output").first.wait_for(timeout=TIMEOUT)
+    assert "hidden" in page.content()
+    assert_no_exception(page)
