@@ -1,0 +1,497 @@
+"""Grids and tasks as text, tokenisation with a loss mask, parsing model output, and the one-token-per-cell check.
+
+Grid formats (every row ends with a newline):
+
+* ``minimal``: the digits of each row, e.g. ``"012\\n340\\n"``;
+* ``shape+rows``: a header ``"shape: 2x3\\n"`` then each row prefixed by its number (from 1) and a space,
+  ``"1 012\\n2 340\\n"`` (arc24's best encoding on Qwen);
+* ``separated``: cells separated by a space, ``"0 1 2\\n3 4 0\\n"`` (for tokenizers such as Llama-3's that merge
+  runs of digits).
+
+A task becomes a prompt of ``<input>\\n GRID <output>\\n GRID`` blocks, train pairs first, then the test input, its
+output marker and (for training) the test output followed by the tokenizer's end-of-sequence text. With
+``chat_template`` and a tokenizer that has one, the examples and test input form the user message and the test
+output the assistant message. :func:`encode_task` returns the exact text with labelled character spans (which parts
+carry the loss); :func:`tokenize_task` returns ``input_ids``, ``labels`` (-100 where masked) and ``attention_mask``.
+Model output is read back with :func:`text_to_grid` / :func:`parse_output`, which never raise: they return a
+:class:`ParseResult` with the grid or the reason it is unparseable.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+
+from ttft.data import MAX_SIDE, Grid, Task
+from ttft.tokenizer import EOS, INPUT_MARKER, OUTPUT_MARKER, fast_encoder, is_embedded, tokenizer_name
+
+__all__ = [
+    "FORMATS", "LOSS_ON", "IGNORE_INDEX", "EncodingConfig", "Span", "EncodedText", "TokenizedTask", "ParseResult",
+    "OneTokenPerCellError", "grid_to_text", "cell_offsets", "text_to_grid", "parse_output", "encode_task",
+    "tokenize_task", "count_tokens", "check_one_token_per_cell",
+]
+
+FORMATS: tuple[str, ...] = ("minimal", "shape+rows", "separated")
+LOSS_ON: tuple[str, ...] = ("test", "outputs")
+#: label of tokens that carry no loss
+IGNORE_INDEX = -100
+
+# --------------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True)
+class EncodingConfig:
+    """How tasks become text and tokens: the typed config a training run saves."""
+
+    format: str = "minimal"
+    loss_on: str = "test"
+    chat_template: bool = False
+    max_seq_len: int = 8192
+    input_marker: str = INPUT_MARKER
+    output_marker: str = OUTPUT_MARKER
+
+    HELP: ClassVar[dict[str, str]] = {
+        "format": "grid text format: minimal (digits, one row per line), shape+rows (a 'shape: HxW' header and row "
+                  "numbers), separated (a space between cells, for tokenizers that merge digits)",
+        "loss_on": "which tokens carry the loss: test (the test output only) or outputs (every output after the "
+                   "first example, and the test output)",
+        "chat_template": "wrap the prompt in the tokenizer's chat template (user: examples + test input; assistant: "
+                         "test output) when the tokenizer has one",
+        "max_seq_len": "longest tokenised task used for training; longer ones are reported as too long",
+        "input_marker": "text before each input grid (followed by a newline)",
+        "output_marker": "text before each output grid (followed by a newline)",
+    }
+
+    def validate(self) -> "EncodingConfig":
+        """Return self, or raise ValueError naming the first bad field and value."""
+        if self.format not in FORMATS:
+            raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
+        if self.loss_on not in LOSS_ON:
+            raise ValueError(f"loss_on must be one of {', '.join(LOSS_ON)}, got {self.loss_on!r}")
+        if not isinstance(self.chat_template, bool):
+            raise ValueError(f"chat_template must be true or false, got {self.chat_template!r}")
+        if type(self.max_seq_len) is not int or self.max_seq_len < 1:
+            raise ValueError(f"max_seq_len must be a positive integer, got {self.max_seq_len!r}")
+        for name in ("input_marker", "output_marker"):
+            m = getattr(self, name)
+            if not isinstance(m, str) or not m.strip() or "\n" in m or re.search(r"\d", m):
+                raise ValueError(f"{name} must be non-empty text on one line without digits, got {m!r}")
+        if self.input_marker == self.output_marker:
+            raise ValueError(f"input_marker and output_marker must differ, both are {self.input_marker!r}")
+        return self
+
+    def to_json(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_json(cls, d: Any) -> "EncodingConfig":
+        if not isinstance(d, dict):
+            raise ValueError(f"encoding config must be a JSON object, got {d!r}")
+        extra = set(d) - {f.name for f in fields(cls)}
+        if extra:
+            raise ValueError(f"unknown encoding option(s): {', '.join(sorted(extra))}")
+        return cls(**d).validate()
+
+
+# --------------------------------------------------------------------------- grids <-> text
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+
+def grid_to_text(grid: Grid, fmt: str = "minimal") -> str:
+    """The text of one grid in format ``fmt``; every row ends with a newline."""
+    h, w = grid.shape
+    if fmt == "minimal" or fmt == "shape+rows":
+        buf = np.empty((h, w + 1), dtype=np.uint8)
+        buf[:, :w] = grid
+        buf[:, :w] += 48
+        buf[:, w] = 10
+        text = buf.tobytes().decode("ascii")
+        if fmt == "minimal":
+            return text
+        rows = text.split("\n")
+        return f"shape: {h}x{w}\n" + "".join(f"{i} {rows[i - 1]}\n" for i in range(1, h + 1))
+    if fmt == "separated":
+        buf = np.full((h, 2 * w), 32, dtype=np.uint8)
+        buf[:, 0::2] = grid
+        buf[:, 0::2] += 48
+        buf[:, -1] = 10
+        return buf.tobytes().decode("ascii")
+    _check_format(fmt)
+    raise AssertionError("unreachable")
+
+
+def cell_offsets(shape: tuple[int, int], fmt: str = "minimal") -> np.ndarray:
+    """Character offset of every cell in ``grid_to_text`` of a grid of this shape (an ``h x w`` int array)."""
+    _check_format(fmt)
+    h, w = shape
+    rows, cols = np.arange(h)[:, None], np.arange(w)[None, :]
+    if fmt == "minimal":
+        return rows * (w + 1) + cols
+    if fmt == "separated":
+        return rows * (2 * w) + 2 * cols
+    header = len(f"shape: {h}x{w}\n")
+    prefix = np.array([len(f"{i} ") for i in range(1, h + 1)])
+    starts = header + np.concatenate([[0], np.cumsum(prefix + w + 1)[:-1]]) + prefix
+    return starts[:, None] + cols
+
+
+@dataclass(frozen=True)
+class ParseResult:
+    """A grid read from text, or ``None`` and the reason it could not be read."""
+
+    grid: Grid | None
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.grid is not None
+
+
+_ROW_RE = {"minimal": re.compile(r"[0-9]+"), "separated": re.compile(r"[0-9]( [0-9])*")}
+_HEADER_RE = re.compile(r"shape: (\d+)x(\d+)")
+_NUMBERED_RE = re.compile(r"(\d+) ([0-9]+)")
+#: end-of-sequence texts cut off before parsing, besides the markers
+_DEFAULT_STOPS: tuple[str, ...] = (EOS, "<|endoftext|>", "<|im_end|>", "<|eot_id|>", "<|end|>", "```")
+
+
+def _clip(s: str, n: int = 40) -> str:
+    return s if len(s) <= n else s[:n] + "..."
+
+
+def text_to_grid(text: str, fmt: str = "minimal", stop: Sequence[str] | None = None) -> ParseResult:
+    """Read a grid written in format ``fmt``. The text is cut at the first ``stop`` string (default: the markers
+    and common end-of-sequence texts) and stripped of surrounding whitespace. Never raises for bad text."""
+    if fmt not in FORMATS:
+        return ParseResult(None, f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if not isinstance(text, str):
+        return ParseResult(None, f"expected text, got {type(text).__name__}")
+    for s in (stop if stop is not None else _DEFAULT_STOPS + (INPUT_MARKER, OUTPUT_MARKER)):
+        if s and s in text:
+            text = text[: text.index(s)]
+    lines = text.strip().splitlines()
+    if not lines:
+        return ParseResult(None, "no grid: the text is empty")
+    expect: tuple[int, int] | None = None
+    if fmt == "shape+rows":
+        m = _HEADER_RE.fullmatch(lines[0].strip())
+        if not m:
+            return ParseResult(None, f"first line {_clip(lines[0])!r} is not a header like 'shape: 3x4'")
+        expect = (int(m[1]), int(m[2]))
+        rows = []
+        for i, line in enumerate(lines[1:], 1):
+            m = _NUMBERED_RE.fullmatch(line.rstrip())
+            if not m:
+                return ParseResult(None, f"row {i} {_clip(line)!r} is not a row number, a space and digits")
+            if int(m[1]) != i:
+                return ParseResult(None, f"row {i} is numbered {m[1]}")
+            rows.append(m[2])
+    else:
+        rows = [line.rstrip() for line in lines]
+        for i, row in enumerate(rows, 1):
+            if not _ROW_RE[fmt].fullmatch(row):
+                what = "digits 0-9" if fmt == "minimal" else "digits 0-9 separated by single spaces"
+                return ParseResult(None, f"row {i} {_clip(row)!r} is not {what}")
+        if fmt == "separated":
+            rows = [r.replace(" ", "") for r in rows]
+    if not rows:
+        return ParseResult(None, "no grid rows after the header")
+    width = len(rows[0])
+    for i, row in enumerate(rows, 1):
+        if len(row) != width:
+            return ParseResult(None, f"ragged grid: row {i} has {len(row)} cells, row 1 has {width}")
+    if expect is not None and expect != (len(rows), width):
+        return ParseResult(None, f"header says {expect[0]}x{expect[1]} but the rows make {len(rows)}x{width}")
+    if len(rows) > MAX_SIDE or width > MAX_SIDE:
+        return ParseResult(None, f"grid is {len(rows)}x{width}, larger than {MAX_SIDE}x{MAX_SIDE}")
+    grid = (np.frombuffer("".join(rows).encode("ascii"), dtype=np.uint8) - 48).reshape(len(rows), width)
+    return ParseResult(grid)
+
+
+def parse_output(text: str, cfg: "EncodingConfig | None" = None, tokenizer: Any = None) -> ParseResult:
+    """Read a model's generated output grid: ``text_to_grid`` in ``cfg.format``, stopping at ``cfg``'s markers, the
+    tokenizer's end-of-sequence text and common end texts. Never raises for bad text."""
+    cfg = cfg or EncodingConfig()
+    stops = [cfg.input_marker, cfg.output_marker, *_DEFAULT_STOPS]
+    eos = getattr(tokenizer, "eos_token", None)
+    if isinstance(eos, str) and eos:
+        stops.append(eos)
+    return text_to_grid(text, cfg.format, stop=stops)
+
+
+# --------------------------------------------------------------------------- tasks -> text
+
+
+@dataclass(frozen=True)
+class Span:
+    """Characters ``[start, end)`` of an encoded text, what they are, and whether they carry the loss.
+
+    ``role`` is one of: prompt (chat-template text), marker, input, output (train pairs), test_input, test_output,
+    eos (end-of-sequence or end-of-turn text after the test output)."""
+
+    start: int
+    end: int
+    role: str
+    trained: bool
+
+
+@dataclass(frozen=True)
+class EncodedText:
+    """A task as text: the exact string and spans covering it end to end."""
+
+    text: str
+    spans: tuple[Span, ...]
+    template: str  # "plain" or "chat"
+
+    def ranges(self, trained: bool = True) -> list[tuple[int, int]]:
+        """Merged ``(start, end)`` character ranges that carry the loss (or, with ``trained=False``, are masked)."""
+        out: list[tuple[int, int]] = []
+        for s in self.spans:
+            if s.trained == trained and s.end > s.start:
+                if out and out[-1][1] == s.start:
+                    out[-1] = (out[-1][0], s.end)
+                else:
+                    out.append((s.start, s.end))
+        return out
+
+    def trained_text(self) -> str:
+        """The characters that carry the loss, concatenated."""
+        return "".join(self.text[a:b] for a, b in self.ranges(True))
+
+
+def _eos_text(tokenizer: Any) -> str:
+    if tokenizer is None:
+        return EOS
+    eos = getattr(tokenizer, "eos_token", None)
+    return eos if isinstance(eos, str) else ""
+
+
+def _segments(task: Task, cfg: EncodingConfig, test_index: int, answer: bool) -> list[tuple[str, str, bool]]:
+    """(text, role, trained) pieces of the plain prompt, up to the test output marker, plus the answer."""
+    if not 0 <= test_index < len(task.test):
+        raise ValueError(f"task {task.id}: test_index {test_index} is out of range (it has {len(task.test)} test "
+                         "pair(s))")
+    test = task.test[test_index]
+    if answer and test.output is None:
+        raise ValueError(f"task {task.id}: test pair {test_index} has no known output to train on; use answer=False")
+    fmt = cfg.format
+    inp, outp = cfg.input_marker + "\n", cfg.output_marker + "\n"
+    segs: list[tuple[str, str, bool]] = []
+    for i, p in enumerate(task.train):
+        segs += [(inp, "marker", False), (grid_to_text(p.input, fmt), "input", False), (outp, "marker", False),
+                 (grid_to_text(p.output, fmt), "output", cfg.loss_on == "outputs" and i >= 1)]
+    segs += [(inp, "marker", False), (grid_to_text(test.input, fmt), "test_input", False), (outp, "marker", False)]
+    if answer:
+        segs.append((grid_to_text(test.output, fmt), "test_output", True))
+    return segs
+
+
+def _spans(segs: Sequence[tuple[str, str, bool]], start: int = 0) -> list[Span]:
+    spans, pos = [], start
+    for text, role, trained in segs:
+        spans.append(Span(pos, pos + len(text), role, trained))
+        pos += len(text)
+    return spans
+
+
+def encode_task(task: Task, cfg: EncodingConfig | None = None, tokenizer: Any = None, test_index: int = 0,
+                answer: bool = True) -> EncodedText:
+    """The prompt text of ``task`` with labelled spans.
+
+    ``answer=True`` appends the test output (and the end-of-sequence text of ``tokenizer``; ``</s>`` for the embedded
+    tokenizer when ``tokenizer`` is None) for training; ``answer=False`` stops after the test output marker, ready
+    for generation. ``cfg.chat_template`` uses ``tokenizer.apply_chat_template`` when the tokenizer has a chat
+    template and falls back to the plain prompt otherwise (``EncodedText.template`` says which was used)."""
+    cfg = (cfg or EncodingConfig()).validate()
+    segs = _segments(task, cfg, test_index, answer)
+    if cfg.chat_template and getattr(tokenizer, "chat_template", None):
+        return _encode_chat(task, segs, answer, tokenizer)
+    if answer:
+        eos = _eos_text(tokenizer)
+        if eos:
+            segs.append((eos, "eos", True))
+    return EncodedText("".join(s[0] for s in segs), tuple(_spans(segs)), "plain")
+
+
+def _encode_chat(task: Task, segs: list[tuple[str, str, bool]], answer: bool, tokenizer: Any) -> EncodedText:
+    user_segs = segs[:-1] if answer else segs
+    user = "".join(s[0] for s in user_segs)
+    messages = [{"role": "user", "content": user}]
+    prefix = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    if answer:
+        reply = segs[-1][0]
+        text = tokenizer.apply_chat_template(messages + [{"role": "assistant", "content": reply}], tokenize=False)
+    else:
+        text = prefix
+    u = text.find(user)
+    if u < 0:
+        raise ValueError(f"task {task.id}: the chat template of tokenizer {tokenizer_name(tokenizer)} changes the user "
+                         "message, so its spans cannot be located; use chat_template=False")
+    spans = [Span(0, u, "prompt", False)] + _spans(user_segs, u)
+    pos = u + len(user)
+    if answer:
+        a = text.find(reply, len(prefix) if text.startswith(prefix) else pos)
+        if a < 0:
+            raise ValueError(f"task {task.id}: the chat template of tokenizer {tokenizer_name(tokenizer)} changes the "
+                             "assistant message, so its spans cannot be located; use chat_template=False")
+        end = len(text.rstrip())
+        spans += [Span(pos, a, "prompt", False), Span(a, a + len(reply), "test_output", True),
+                  Span(a + len(reply), end, "eos", True)]
+        pos = end
+    spans.append(Span(pos, len(text), "prompt", False))
+    return EncodedText(text, tuple(s for s in spans if s.end > s.start), "chat")
+
+
+# --------------------------------------------------------------------------- tokenisation
+
+
+@dataclass(frozen=True)
+class TokenizedTask:
+    """Token ids of an encoded task with its loss mask (int64 arrays of equal length)."""
+
+    input_ids: np.ndarray
+    labels: np.ndarray
+    attention_mask: np.ndarray
+    encoded: EncodedText
+    max_seq_len: int
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.input_ids.shape[0])
+
+    @property
+    def n_trained(self) -> int:
+        """Tokens that carry the loss."""
+        return int(np.count_nonzero(self.labels != IGNORE_INDEX))
+
+    @property
+    def fits(self) -> bool:
+        """Whether the task fits in ``max_seq_len`` tokens."""
+        return self.n_tokens <= self.max_seq_len
+
+    def to_features(self) -> dict[str, list[int]]:
+        """``input_ids`` / ``labels`` / ``attention_mask`` as lists, for a dataset or a collator."""
+        return {"input_ids": self.input_ids.tolist(), "labels": self.labels.tolist(),
+                "attention_mask": self.attention_mask.tolist()}
+
+
+def _fast_ids(encoded: EncodedText) -> tuple[np.ndarray, np.ndarray]:
+    enc = fast_encoder()
+    text = encoded.text
+    pieces = [enc.encode(text[s.start:s.end]) for s in encoded.spans]
+    ids = np.concatenate(pieces)
+    trained = np.repeat([s.trained for s in encoded.spans], [len(p) for p in pieces])
+    return ids, np.where(trained, ids, IGNORE_INDEX)
+
+
+def _generic_ids(encoded: EncodedText, tokenizer: Any) -> tuple[np.ndarray, np.ndarray]:
+    add_special = encoded.template == "plain"  # a chat template writes its own special tokens
+    try:
+        enc = tokenizer(encoded.text, add_special_tokens=add_special, return_offsets_mapping=True)
+    except NotImplementedError:
+        raise TypeError(f"tokenizer {tokenizer_name(tokenizer)} cannot return character offsets; use a fast "
+                        "(tokenizers-backed) tokenizer") from None
+    ids = np.asarray(enc["input_ids"], dtype=np.int64)
+    offsets = np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2)
+    mask = np.zeros(len(encoded.text) + 1, dtype=np.int64)
+    for a, b in encoded.ranges(True):
+        mask[a + 1:b + 1] = 1
+    covered = np.cumsum(mask)
+    trained = covered[offsets[:, 1]] - covered[offsets[:, 0]] > 0  # a token carries the loss if it overlaps
+    return ids, np.where(trained, ids, IGNORE_INDEX)
+
+
+def tokenize_task(task: Task, cfg: EncodingConfig | None = None, tokenizer: Any = None, test_index: int = 0,
+                  answer: bool = True, fast: bool = True) -> TokenizedTask:
+    """Encode and tokenise ``task``. A token carries the loss (label = its id, otherwise -100) when it overlaps a
+    trained span of :func:`encode_task`.
+
+    ``tokenizer=None`` means the embedded tokenizer. For it (or any tokenizer :func:`ttft.tokenizer.is_embedded`
+    recognises) and a plain prompt, ``fast=True`` uses the exact lookup-table encoder instead of calling the
+    tokenizer; ``fast=False`` always calls the real tokenizer."""
+    cfg = (cfg or EncodingConfig()).validate()
+    if tokenizer is None and not fast:
+        from ttft.tokenizer import load_tokenizer
+
+        tokenizer = load_tokenizer()
+    encoded = encode_task(task, cfg, tokenizer, test_index, answer)
+    if fast and encoded.template == "plain" and (tokenizer is None or is_embedded(tokenizer)):
+        ids, labels = _fast_ids(encoded)
+    else:
+        ids, labels = _generic_ids(encoded, tokenizer)
+    return TokenizedTask(ids, labels, np.ones_like(ids), encoded, cfg.max_seq_len)
+
+
+def count_tokens(task: Task, cfg: EncodingConfig | None = None, tokenizer: Any = None, answer: bool = True) -> int:
+    """Number of tokens of the encoded task (fast for the embedded tokenizer)."""
+    return tokenize_task(task, cfg, tokenizer, answer=answer).n_tokens
+
+
+# --------------------------------------------------------------------------- one token per cell
+
+
+class OneTokenPerCellError(ValueError):
+    """A tokenizer that does not give exactly one token per grid cell in some format."""
+
+
+def _probe_grids() -> list[np.ndarray]:
+    """Grids holding every ordered pair of adjacent digits, and long runs of one digit."""
+    pairs = np.array([[a if k % 2 == 0 else k // 2 for k in range(20)] for a in range(10)], dtype=np.uint8)
+    runs = np.repeat(np.arange(10, dtype=np.uint8)[:, None], MAX_SIDE, axis=1)
+    return [pairs, pairs.T.copy(), runs]
+
+
+def _offsets(tokenizer: Any, text: str) -> tuple[list[str], np.ndarray]:
+    from tokenizers import Tokenizer
+
+    if isinstance(tokenizer, Tokenizer):
+        enc = tokenizer.encode(text, add_special_tokens=False)
+        return list(enc.tokens), np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2)
+    try:
+        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    except NotImplementedError:
+        raise TypeError(f"tokenizer {tokenizer_name(tokenizer)} cannot return character offsets; use a fast "
+                        "(tokenizers-backed) tokenizer") from None
+    tokens = tokenizer.convert_ids_to_tokens(enc["input_ids"])
+    return list(tokens), np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2)
+
+
+def check_one_token_per_cell(tokenizer: Any, fmt: str = "minimal", cfg: EncodingConfig | None = None) -> None:
+    """Raise :class:`OneTokenPerCellError` unless every cell of probe grids written in ``fmt`` (after an output
+    marker) is covered by exactly one token that covers no other digit. The message names the format, the tokenizer
+    and an example of what merged. Accepts a transformers tokenizer or a raw ``tokenizers.Tokenizer``."""
+    _check_format(fmt)
+    cfg = cfg or EncodingConfig()
+    name = tokenizer_name(tokenizer)
+    for grid in _probe_grids():
+        prefix = cfg.output_marker + "\n"
+        body = grid_to_text(grid, fmt)
+        text = prefix + body
+        cells = cell_offsets(grid.shape, fmt).ravel() + len(prefix)
+        is_digit = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+        is_digit = ((is_digit >= 48) & (is_digit <= 57)).astype(np.int64)
+        digits_before = np.concatenate([[0], np.cumsum(is_digit)])
+        tokens, offsets = _offsets(tokenizer, text)
+        coverage = np.zeros(len(text), dtype=np.int64)
+        for tok, (a, b) in zip(tokens, offsets):
+            if b <= a:
+                continue
+            coverage[a:b] += 1
+            n_digits = digits_before[b] - digits_before[a]
+            if n_digits > 1 and np.any((cells >= a) & (cells < b)):
+                line = text[text.rfind("\n", 0, a) + 1:text.find("\n", b - 1)]
+                raise OneTokenPerCellError(
+                    f"tokenizer {name} does not give one token per cell in format {fmt!r}: token {tok!r} covers "
+                    f"{text[a:b]!r} ({n_digits} digits) in the line {_clip(line)!r}")
+        bad = cells[coverage[cells] != 1]
+        if bad.size:
+            c = int(bad[0])
+            raise OneTokenPerCellError(
+                f"tokenizer {name} does not give one token per cell in format {fmt!r}: the cell at character {c} "
+                f"({text[max(0, c - 3):c + 4]!r}) is covered by {int(coverage[c])} tokens")
