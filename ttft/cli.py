@@ -78,7 +78,7 @@ def _register_extras() -> None:
     # Imported lazily so `python -m ttft tasks` stays fast and light.
     import importlib
 
-    for mod in ("ttft.cli_augment",):
+    for mod in ("ttft.cli_augment", "ttft.cli_train"):
         try:
             m = importlib.import_module(mod)
         except ModuleNotFoundError as e:

@@ -1,0 +1,283 @@
+"""Base models and tokenizers: the embedded default model, local folders, hub ids; LoRA; device choice.
+
+Nothing here downloads by default: ``default`` is the model shipped in ``ttft/assets/model``; a local folder is
+read as is; a hub id is fetched only because the user named it, with a clear message when that cannot work offline.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, ClassVar
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+EMBEDDED_MODEL_DIR = ASSETS / "model"
+DEFAULT_MODEL = "default"
+
+
+class ModelError(ValueError):
+    """A base model, adapter or option that cannot be used."""
+
+
+# --------------------------------------------------------------------------- embedded model
+
+
+def embedded_model_config(**overrides: Any):
+    """The transformers config of the embedded default model (a small Llama over the embedded vocabulary)."""
+    from transformers import LlamaConfig
+
+    from ttft.tokenizer import VOCAB
+
+    kw = dict(
+        vocab_size=len(VOCAB),
+        hidden_size=256,
+        intermediate_size=704,
+        num_hidden_layers=6,
+        num_attention_heads=8,
+        num_key_value_heads=8,
+        max_position_embeddings=8192,
+        rope_theta=10000.0,
+        tie_word_embeddings=True,
+        pad_token_id=VOCAB["<pad>"],
+        bos_token_id=VOCAB["<s>"],
+        eos_token_id=VOCAB["</s>"],
+        attention_dropout=0.0,
+    )
+    kw.update(overrides)
+    return LlamaConfig(**kw)
+
+
+def tiny_model_config(**overrides: Any):
+    """A very small Llama for tests (builds in milliseconds)."""
+    kw = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+              num_key_value_heads=4, max_position_embeddings=4096)
+    kw.update(overrides)
+    return embedded_model_config(**kw)
+
+
+def embedded_model_available() -> bool:
+    return (EMBEDDED_MODEL_DIR / "config.json").exists() and any(EMBEDDED_MODEL_DIR.glob("*.safetensors"))
+
+
+# --------------------------------------------------------------------------- config
+
+
+@dataclass
+class ModelConfig:
+    """Which base model to train, and how (LoRA or full fine-tuning)."""
+
+    base_model: str = DEFAULT_MODEL
+    adapter: str | None = None
+    full_finetune: bool = False
+    lora_r: int = 32
+    lora_alpha: int = 64
+    lora_dropout: float = 0.0
+    target_modules: str = "all-linear"
+    trust_remote_code: bool = False
+    init: str = "pretrained"
+
+    HELP: ClassVar[dict[str, str]] = {
+        "base_model": "'default' (the embedded model shipped with ttft), a local model folder, or a hub id "
+                      "(downloaded only because you named it)",
+        "adapter": "continue from this peft adapter folder (a run's adapter/) instead of a fresh LoRA",
+        "full_finetune": "train every weight instead of a LoRA adapter (used to pretrain the embedded model)",
+        "lora_r": "LoRA rank",
+        "lora_alpha": "LoRA alpha (scaling = alpha / r)",
+        "lora_dropout": "dropout on the LoRA branch",
+        "target_modules": "'all-linear' or a comma-separated list of module names, e.g. q_proj,k_proj,v_proj,o_proj",
+        "trust_remote_code": "allow model code from the model folder or hub (only when you trust it)",
+        "init": "'pretrained' loads the weights; 'random' builds the architecture from its config with random "
+                "weights (to pretrain the embedded model, or to benchmark)",
+    }
+
+    def validate(self) -> "ModelConfig":
+        if not isinstance(self.base_model, str) or not self.base_model.strip():
+            raise ModelError(f"base_model must be 'default', a folder or a hub id, got {self.base_model!r}")
+        for name in ("lora_r", "lora_alpha"):
+            v = getattr(self, name)
+            if type(v) is not int or v < 1:
+                raise ModelError(f"{name} must be a positive integer, got {v!r}")
+        if not 0.0 <= float(self.lora_dropout) < 1.0:
+            raise ModelError(f"lora_dropout must be in [0, 1), got {self.lora_dropout!r}")
+        if self.init not in ("pretrained", "random"):
+            raise ModelError(f"init must be 'pretrained' or 'random', got {self.init!r}")
+        if self.adapter and not Path(self.adapter).is_dir():
+            raise ModelError(f"adapter folder {self.adapter!r} does not exist")
+        if self.adapter and self.full_finetune:
+            raise ModelError("adapter and full_finetune exclude each other")
+        if self.base_model != DEFAULT_MODEL and _looks_like_path(self.base_model) and not Path(
+                self.base_model).expanduser().is_dir():
+            raise ModelError(f"model folder {self.base_model!r} does not exist")
+        return self
+
+    def to_json(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "ModelConfig":
+        extra = set(d) - {f.name for f in fields(cls)}
+        if extra:
+            raise ModelError(f"unknown model option(s): {', '.join(sorted(extra))}")
+        return cls(**d)
+
+
+def _looks_like_path(s: str) -> bool:
+    return s.startswith((".", "/", "~")) or os.sep in s and Path(s).expanduser().exists() or Path(s).exists()
+
+
+# --------------------------------------------------------------------------- device
+
+
+def choose_device(requested: str = "auto") -> str:
+    """'cuda', 'mps' or 'cpu' ('auto' picks the best available)."""
+    import torch
+
+    if requested not in ("auto", "cpu", "cuda", "mps") and not requested.startswith("cuda:"):
+        raise ModelError(f"device must be auto, cpu, cuda, cuda:N or mps, got {requested!r}")
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError(f"device {requested!r} asked for, but CUDA is not available on this machine")
+    if requested == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ModelError("device 'mps' asked for, but MPS is not available on this machine")
+    return requested
+
+
+def use_bf16(device: str) -> bool:
+    import torch
+
+    return device.startswith("cuda") and torch.cuda.is_bf16_supported()
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def resolve_base(base_model: str) -> str:
+    """The folder or hub id to load for ``base_model``."""
+    if base_model == DEFAULT_MODEL:
+        return str(EMBEDDED_MODEL_DIR)
+    p = Path(base_model).expanduser()
+    return str(p) if p.is_dir() else base_model
+
+
+def load_tokenizer_for(cfg: ModelConfig):
+    from transformers import AutoTokenizer
+
+    from ttft.tokenizer import load_tokenizer
+
+    if cfg.base_model == DEFAULT_MODEL:
+        return load_tokenizer()
+    src = resolve_base(cfg.base_model)
+    try:
+        tok = AutoTokenizer.from_pretrained(src, trust_remote_code=cfg.trust_remote_code,
+                                            local_files_only=Path(src).is_dir())
+    except OSError as e:
+        raise ModelError(_offline_message(cfg.base_model, e)) from None
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def _offline_message(name: str, err: Exception) -> str:
+    return (f"cannot load model {name!r}: it is not a local folder and could not be fetched from the hub "
+            f"(offline? set HF_HUB_OFFLINE=0 and check the network, or pass a local folder). Details: "
+            f"{str(err).splitlines()[0] if str(err) else type(err).__name__}")
+
+
+def load_model(cfg: ModelConfig, device: str = "cpu", dtype=None):
+    """The base model (pretrained or randomly initialised), on ``device``."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, LlamaForCausalLM
+
+    dtype = dtype or torch.float32
+    if cfg.base_model == DEFAULT_MODEL:
+        if cfg.init == "random" or not embedded_model_available():
+            if cfg.init != "random":
+                raise ModelError(f"the embedded model is missing from {EMBEDDED_MODEL_DIR} (reinstall ttft, or "
+                                 "pass --init random to train one from scratch)")
+            torch.manual_seed(0)
+            model = LlamaForCausalLM(embedded_model_config())
+        else:
+            model = LlamaForCausalLM.from_pretrained(str(EMBEDDED_MODEL_DIR), dtype=dtype)
+    else:
+        src = resolve_base(cfg.base_model)
+        local = Path(src).is_dir()
+        try:
+            if cfg.init == "random":
+                conf = AutoConfig.from_pretrained(src, trust_remote_code=cfg.trust_remote_code,
+                                                  local_files_only=local)
+                model = AutoModelForCausalLM.from_config(conf, trust_remote_code=cfg.trust_remote_code)
+            else:
+                model = AutoModelForCausalLM.from_pretrained(src, dtype=dtype, trust_remote_code=cfg.trust_remote_code,
+                                                             local_files_only=local)
+        except OSError as e:
+            raise ModelError(_offline_message(cfg.base_model, e)) from None
+    return model.to(device=device, dtype=dtype)
+
+
+def linear_module_names(model) -> list[str]:
+    """Leaf names of the Linear layers (excluding the LM head), e.g. q_proj, k_proj, ..."""
+    import torch
+
+    names = set()
+    for full, mod in model.named_modules():
+        if isinstance(mod, torch.nn.Linear) and not full.endswith("lm_head"):
+            names.add(full.split(".")[-1])
+    return sorted(names)
+
+
+def attach_lora(model, cfg: ModelConfig, is_trainable: bool = True):
+    """Wrap ``model`` with a fresh LoRA, or the adapter ``cfg.adapter`` to continue from."""
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    if cfg.adapter:
+        return PeftModel.from_pretrained(model, cfg.adapter, is_trainable=is_trainable)
+    available = linear_module_names(model)
+    if cfg.target_modules == "all-linear":
+        targets: Any = "all-linear"
+    else:
+        targets = [t.strip() for t in cfg.target_modules.split(",") if t.strip()]
+        unknown = [t for t in targets if t not in available]
+        if unknown or not targets:
+            raise ModelError(f"unknown target module(s) {', '.join(unknown) or repr(cfg.target_modules)} for "
+                             f"{cfg.base_model}; its linear layers are: {', '.join(available)}")
+    lc = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, target_modules=targets,
+                    task_type="CAUSAL_LM")
+    return get_peft_model(model, lc)
+
+
+def check_target_modules(cfg: ModelConfig) -> None:
+    """Validate target modules against the base model's config without loading weights (cheap for big models)."""
+    if cfg.full_finetune or cfg.adapter or cfg.target_modules == "all-linear":
+        return
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    if cfg.base_model == DEFAULT_MODEL:
+        conf = embedded_model_config()
+    else:
+        src = resolve_base(cfg.base_model)
+        try:
+            conf = AutoConfig.from_pretrained(src, trust_remote_code=cfg.trust_remote_code,
+                                              local_files_only=Path(src).is_dir())
+        except OSError as e:
+            raise ModelError(_offline_message(cfg.base_model, e)) from None
+    with torch.device("meta"):
+        m = AutoModelForCausalLM.from_config(conf, trust_remote_code=cfg.trust_remote_code)
+    available = linear_module_names(m)
+    targets = [t.strip() for t in cfg.target_modules.split(",") if t.strip()]
+    unknown = [t for t in targets if t not in available]
+    if unknown or not targets:
+        raise ModelError(f"unknown target module(s) {', '.join(unknown) or repr(cfg.target_modules)} for "
+                         f"{cfg.base_model}; its linear layers are: {', '.join(available)}")
+
+
+def count_parameters(model) -> tuple[int, int]:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return total, trainable
