@@ -146,6 +146,10 @@ def cmd_train(args) -> int:
         result = train(cfg, run_dir=run_dir, resume=resume)
     except (ConfigError, ModelError, ValueError) as e:
         raise CliError(str(e)) from None
+    import os
+
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # under torchrun only rank 0 reports
     if args.json:
         out = result.to_json()
         _print_json({k: out[k] for k in ("run_dir", "status", "steps", "train_tokens", "train_tokens_per_second",

@@ -437,6 +437,8 @@ def prepare_run_dir(cfg: TrainConfig, run_dir: str | None, resume: bool) -> RunD
         run = RunDir(runs_root() / new_run_id(cfg.mode))
     else:
         run = RunDir(Path(run_dir).expanduser())
+    if _rank() != 0:
+        return run  # rank 0 checks and writes; the other ranks only train
     if run.exists():
         old = run.config()
         if old != cfg.to_json():

@@ -1,0 +1,218 @@
+"""Training engine: tiny models built in the tests, real Trainer runs on CPU."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ttft.data import Pair, Task
+from ttft.runs import RunDir, read_jsonl
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+
+SMALL_TASKS = "00576224,0c786b71"  # arc-agi-1/evaluation, small grids
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> str:
+    """A tiny Llama + the embedded tokenizer saved as a local model folder."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    from ttft.models import tiny_model_config
+    from ttft.tokenizer import build_embedded_tokenizer
+
+    d = tmp_path_factory.mktemp("tiny_model")
+    torch.manual_seed(0)
+    LlamaForCausalLM(tiny_model_config()).save_pretrained(d)
+    build_embedded_tokenizer().save_pretrained(d)
+    return str(d)
+
+
+def run_train(*args, timeout=300, env=None):
+    return subprocess.run([sys.executable, "-m", "ttft", "train", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=timeout, env=env or ENV)
+
+
+def last_json(stdout: str) -> dict:
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def base_args(model, run_dir, *extra):
+    return ["--base-model", model, "--dataset", "arc-agi-1/evaluation", "--tasks", SMALL_TASKS,
+            "--run-dir", str(run_dir), "--threads", "1", "--json", *extra]
+
+
+def test_loss_falls_on_a_repeated_task(tiny_model, tmp_path):
+    """Full fine-tuning, no augmentation, one task: the loss must fall clearly."""
+    r = run_train(*base_args(tiny_model, tmp_path / "r", "--mode", "ttft", "--tasks", "00576224", "--full-finetune",
+                             "--steps", "40", "--lr", "3e-3", "--transforms", "identity", "--colors", "none",
+                             "--no-shuffle", "--val", "none"))
+    assert r.returncode == 0, r.stderr
+    out = last_json(r.stdout)
+    assert out["status"] == "finished" and out["steps"] == 40
+    losses = [m["loss"] for m in read_jsonl(tmp_path / "r" / "metrics.jsonl") if "loss" in m]
+    assert len(losses) == 40
+    assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5, losses
+    assert (tmp_path / "r" / "model" / "config.json").exists()
+
+
+def test_lora_run_writes_the_run_directory_contract(tiny_model, tmp_path):
+    run_dir = tmp_path / "lora"
+    r = run_train(*base_args(tiny_model, run_dir, "--mode", "ttft", "--steps", "4", "--lora-r", "4",
+                             "--lora-alpha", "8", "--target-modules", "q_proj,v_proj", "--eval-steps", "2"))
+    assert r.returncode == 0, r.stderr
+    out = last_json(r.stdout)
+    for k in ("run_dir", "status", "steps", "train_tokens", "train_tokens_per_second", "final_loss", "val_loss"):
+        assert k in out
+    assert out["status"] == "finished" and out["steps"] == 4 and out["train_tokens"] > 0
+    assert out["val_loss"] is not None and out["val_loss"] > 0
+    run = RunDir(run_dir)
+    cfg = run.config()
+    assert cfg["model"]["lora_r"] == 4 and cfg["tasks"] == SMALL_TASKS.split(",")
+    man = run.manifest()
+    for k in ("ttft_version", "ttft_commit", "python", "torch", "transformers", "peft", "dataset",
+              "dataset_version", "seed", "device"):
+        assert k in man, k
+    assert man["device"] == "cpu" and "arcagi_aa922be" in man["dataset_version"]
+    assert run.status()["status"] == "finished"
+    steps = [m for m in run.metrics() if "loss" in m]
+    assert [m["step"] for m in steps] == [1, 2, 3, 4]
+    for m in steps:
+        for k in ("step", "loss", "lr", "grad_norm", "tokens_per_second", "elapsed"):
+            assert k in m, (k, m)
+    assert any("eval_loss" in m for m in run.metrics())
+    assert (run_dir / "adapter" / "adapter_config.json").exists()
+    acfg = json.loads((run_dir / "adapter" / "adapter_config.json").read_text())
+    assert set(acfg["target_modules"]) == {"q_proj", "v_proj"}
+    assert "step 4/4" in run.log_file.read_text()
+
+
+def test_per_task_writes_one_adapter_per_task(tiny_model, tmp_path):
+    r = run_train(*base_args(tiny_model, tmp_path / "pt", "--mode", "ttft", "--per-task", "--steps", "2",
+                             "--lora-r", "2"))
+    assert r.returncode == 0, r.stderr
+    adapters = sorted(p.name for p in (tmp_path / "pt" / "adapters").iterdir())
+    assert adapters == sorted(SMALL_TASKS.split(","))
+    out = last_json(r.stdout)
+    assert out["steps"] == 4
+    tasks_logged = {m.get("task") for m in read_jsonl(tmp_path / "pt" / "metrics.jsonl") if "loss" in m}
+    assert tasks_logged == set(SMALL_TASKS.split(","))
+
+
+def test_sigterm_stops_with_checkpoint_and_resume_reaches_same_steps(tiny_model, tmp_path):
+    run_dir = tmp_path / "stop"
+    args = base_args(tiny_model, run_dir, "--mode", "ttft", "--steps", "400", "--lora-r", "2", "--save-steps", "1000",
+                     "--val", "none")
+    p = subprocess.Popen([sys.executable, "-m", "ttft", "train", *args], cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if any("loss" in m for m in read_jsonl(run_dir / "metrics.jsonl")):
+            break
+        time.sleep(0.2)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    res = last_json(out)
+    assert res["status"] == "stopped" and 0 < res["steps"] < 400
+    run = RunDir(run_dir)
+    assert run.status()["status"] == "stopped"
+    ckpt = run.last_checkpoint()
+    assert ckpt is not None and int(ckpt.name.split("-")[1]) == res["steps"]
+    assert (ckpt / "optimizer.pt").exists() and (ckpt / "scheduler.pt").exists()
+    # resume: the same run, continued from the checkpoint, ends at the configured step count
+    r = run_train("--resume", str(run_dir), "--json", "--threads", "1", timeout=600)
+    assert r.returncode == 0, r.stderr
+    res2 = last_json(r.stdout)
+    assert res2["status"] == "finished" and res2["steps"] == 400
+    steps = [m["step"] for m in run.metrics() if "loss" in m]
+    assert steps[-1] == 400 and min(s for s in steps if s > res["steps"]) == res["steps"] + 1
+
+
+def test_torchrun_two_cpu_processes(tiny_model, tmp_path):
+    run_dir = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "ttft", "train", *base_args(tiny_model, run_dir, "--mode", "ttft", "--steps", "3", "--lora-r", "2",
+                                              "--val", "none", "--device", "cpu")]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = last_json(r.stdout)
+    assert out["status"] == "finished" and out["steps"] == 3
+    assert RunDir(run_dir).manifest()["world_size"] == 2
+    assert (run_dir / "adapter" / "adapter_config.json").exists()
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--dataset", "arc-agi-9/training"], "arc-agi-9/training"),
+    (["--tasks", "nosuchtask"], "unknown task id(s) nosuchtask"),
+    (["--lr", "-1"], "lr: must be a positive number, got -1.0"),
+    (["--lr", "0"], "lr: must be a positive number, got 0.0"),
+    (["--steps", "0"], "steps: must be a positive integer, got 0"),
+    (["--steps", "-5"], "steps: must be a positive integer, got -5"),
+    (["--target-modules", "q_proj,nope_proj"], "unknown target module(s) nope_proj"),
+    (["--base-model", "/no/such/model/folder"], "model folder '/no/such/model/folder' does not exist"),
+    (["--device", "tpu"], "device must be auto, cpu, cuda, cuda:N or mps, got 'tpu'"),
+])
+def test_bad_options_rejected_before_any_work(tiny_model, tmp_path, extra, message):
+    args = base_args(tiny_model, tmp_path / "bad", "--mode", "ttft", "--steps", "2") + extra
+    r = run_train(*args, timeout=120)
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    assert message in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "bad").exists()
+
+
+def test_run_dir_holding_a_different_run_is_refused(tiny_model, tmp_path):
+    run_dir = tmp_path / "same"
+    r = run_train(*base_args(tiny_model, run_dir, "--mode", "ttft", "--steps", "1", "--lora-r", "2", "--val", "none"))
+    assert r.returncode == 0, r.stderr
+    before = (run_dir / "config.json").read_text()
+    r = run_train(*base_args(tiny_model, run_dir, "--mode", "ttft", "--steps", "2", "--lora-r", "2", "--val", "none"))
+    assert r.returncode == 2 and "already holds a different run" in r.stderr and "steps" in r.stderr
+    assert (run_dir / "config.json").read_text() == before
+
+
+def test_sample_stream_is_deterministic_and_never_uses_test_outputs():
+    from ttft.train import SampleStream, TrainConfig
+    from ttft.augment import leave_one_out
+    import numpy as np
+
+    a, b, c = (np.full((2, 2), k, np.uint8) for k in (1, 2, 3))
+    secret = np.full((2, 2), 9, np.uint8)
+    task = Task("t", (Pair(a, b), Pair(b, c), Pair(c, a)), (Pair(a, secret),))
+    cfg = TrainConfig(tasks=("t",))
+    s1 = SampleStream(leave_one_out(task), "ttft", 30, cfg, None)
+    s2 = SampleStream(leave_one_out(task), "ttft", 30, cfg, None)
+    for i in range(30):
+        f = s1[i]
+        assert f == s2[i]
+        assert f["input_ids"] and any(x != -100 for x in f["labels"])
+    # 9 never appears (colour permutations keep 0 fixed and map 9 to some colour, so check the raw stream without
+    # colours): with identity augmentation no sample contains the secret test output colour
+    from ttft.augment import AugmentOptions
+
+    cfg2 = TrainConfig(tasks=("t",), augment=AugmentOptions(transforms=("identity",), colors="none", shuffle=False))
+    from ttft.tokenizer import VOCAB
+
+    nine = VOCAB["9"]
+    s3 = SampleStream(leave_one_out(task), "ttft", 20, cfg2, None)
+    assert all(nine not in s3[i]["input_ids"] for i in range(20))
+
+
+def test_embedded_model_and_tokenizer_load_offline_from_the_package():
+    from ttft.models import EMBEDDED_MODEL_DIR, ModelConfig, embedded_model_available, load_model, load_tokenizer_for
+
+    if not embedded_model_available():
+        pytest.fail(f"the embedded model is missing from {EMBEDDED_MODEL_DIR}")
+    tok = load_tokenizer_for(ModelConfig())
+    model = load_model(ModelConfig())
+    assert model.config.vocab_size == len(tok)
+    size = sum(f.stat().st_size for f in EMBEDDED_MODEL_DIR.rglob("*") if f.is_file())
+    assert size <= 16 * 1024 * 1024, size
