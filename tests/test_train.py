@@ -35,9 +35,21 @@ def tiny_model(tmp_path_factory) -> str:
     return str(d)
 
 
+def run_group(cmd, timeout=300, env=None) -> subprocess.CompletedProcess:
+    """Run a command in its own process group; on timeout kill the whole group (torchrun's children too)."""
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env or ENV,
+                         start_new_session=True)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        out, err = p.communicate()
+        pytest.fail(f"{cmd[:6]} timed out after {timeout}s:\n{err[-3000:]}")
+    return subprocess.CompletedProcess(cmd, p.returncode, out, err)
+
+
 def run_train(*args, timeout=300, env=None):
-    return subprocess.run([sys.executable, "-m", "ttft", "train", *args], capture_output=True, text=True, cwd=ROOT,
-                          timeout=timeout, env=env or ENV)
+    return run_group([sys.executable, "-m", "ttft", "train", *args], timeout=timeout, env=env)
 
 
 def last_json(stdout: str) -> dict:
@@ -141,7 +153,7 @@ def test_torchrun_two_cpu_processes(tiny_model, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
            "-m", "ttft", "train", *base_args(tiny_model, run_dir, "--mode", "ttft", "--steps", "3", "--lora-r", "2",
                                               "--val", "none", "--device", "cpu")]
-    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=300)
+    r = run_group(cmd, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     out = last_json(r.stdout)
     assert out["status"] == "finished" and out["steps"] == 3

@@ -69,6 +69,7 @@ def register(sub) -> None:
     p.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=cmd_train)
+    register_export(sub)
 
 
 _TOP = {"mode": "mode", "dataset": "dataset", "max_task_tokens": "max_task_tokens", "per_task": "per_task",
@@ -158,4 +159,42 @@ def cmd_train(args) -> int:
         print(f"{result.status}: {result.steps} steps, {result.train_tokens} tokens "
               f"({result.train_tokens_per_second:.0f}/s), final loss {result.final_loss}, val loss {result.val_loss}"
               f"\nrun: {result.run_dir}", file=sys.stderr)
+    return 0
+
+
+def register_export(sub) -> None:
+    p = sub.add_parser("export-model", help="copy a full fine-tune's model/ folder (weights + tokenizer) to a "
+                                            "folder, optionally in bfloat16 (how the embedded model is shipped)")
+    p.add_argument("source", help="a model folder, e.g. runs/<id>/model")
+    p.add_argument("--out", required=True, help="destination folder (e.g. ttft/assets/model)")
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="bfloat16")
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_export(args) -> int:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ttft.cli import CliError
+
+    src = Path(args.source)
+    if not (src / "config.json").exists():
+        raise CliError(f"{src}: not a model folder (no config.json)")
+    model = AutoModelForCausalLM.from_pretrained(str(src), dtype=getattr(torch, args.dtype))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out))
+    if (src / "tokenizer.json").exists() or (src / "tokenizer_config.json").exists():
+        tok = AutoTokenizer.from_pretrained(str(src))
+    else:  # a Trainer checkpoint of the embedded architecture: its tokenizer is the embedded one
+        from ttft.tokenizer import VOCAB, build_embedded_tokenizer
+
+        if model.config.vocab_size != len(VOCAB):
+            raise CliError(f"{src}: no tokenizer files, and the vocabulary ({model.config.vocab_size}) is not the "
+                           "embedded tokenizer's")
+        tok = build_embedded_tokenizer()
+    tok.save_pretrained(str(out))
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    print(f"exported {sum(p.numel() for p in model.parameters()):,} parameters as {args.dtype} to {out} "
+          f"({size / 1e6:.1f} MB)", file=sys.stderr)
     return 0

@@ -634,7 +634,7 @@ def _train_inner(cfg, run, ds, tasks, val_tasks, device, resume, stop, log) -> T
         args = _training_args(cfg, out_dir, device, has_eval=val is not None and len(val) > 0)
         cb = _make_callback(run, stop, label, steps_done, cfg.steps * len(groups), stream)
         trainer = Trainer(model=model, args=args, train_dataset=stream, eval_dataset=val if val and len(val) else None,
-                          data_collator=make_collator(pad_id), callbacks=[cb])
+                          data_collator=make_collator(pad_id), callbacks=[cb], processing_class=tokenizer)
         from transformers.trainer_callback import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)  # our callback writes metrics.jsonl, log.txt and a stderr line
