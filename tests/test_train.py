@@ -171,6 +171,7 @@ def test_torchrun_two_cpu_processes(tiny_model, tmp_path):
     (["--target-modules", "q_proj,nope_proj"], "unknown target module(s) nope_proj"),
     (["--base-model", "/no/such/model/folder"], "model folder '/no/such/model/folder' does not exist"),
     (["--device", "tpu"], "device must be auto, cpu, cuda, cuda:N or mps, got 'tpu'"),
+    (["--base-model", "no-such-org/no-such-model"], "cannot load model 'no-such-org/no-such-model'"),
 ])
 def test_bad_options_rejected_before_any_work(tiny_model, tmp_path, extra, message):
     args = base_args(tiny_model, tmp_path / "bad", "--mode", "ttft", "--steps", "2") + extra

@@ -251,6 +251,25 @@ def attach_lora(model, cfg: ModelConfig, is_trainable: bool = True):
     return get_peft_model(model, lc)
 
 
+def check_model_source(cfg: ModelConfig) -> None:
+    """Fail early (before a run directory is made) when the base model cannot be loaded: the embedded model is
+    missing, a folder has no config, or a hub id cannot be fetched (offline)."""
+    from transformers import AutoConfig
+
+    if cfg.base_model == DEFAULT_MODEL:
+        if cfg.init != "random" and not embedded_model_available():
+            raise ModelError(f"the embedded model is missing from {EMBEDDED_MODEL_DIR} (reinstall ttft, or pass "
+                             "--init random to train one from scratch)")
+        return
+    src = resolve_base(cfg.base_model)
+    if Path(src).is_dir() and not (Path(src) / "config.json").exists():
+        raise ModelError(f"model folder {cfg.base_model!r} has no config.json (not a transformers model folder)")
+    try:
+        AutoConfig.from_pretrained(src, trust_remote_code=cfg.trust_remote_code, local_files_only=Path(src).is_dir())
+    except (OSError, ValueError) as e:
+        raise ModelError(_offline_message(cfg.base_model, e)) from None
+
+
 def check_target_modules(cfg: ModelConfig) -> None:
     """Validate target modules against the base model's config without loading weights (cheap for big models)."""
     if cfg.full_finetune or cfg.adapter or cfg.target_modules == "all-linear":

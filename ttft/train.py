@@ -31,7 +31,8 @@ from ttft import __version__
 from ttft.augment import AugmentOptions, AugmentSkipped, leave_one_out, random_spec, try_apply_task
 from ttft.data import Task, load_dataset
 from ttft.encoding import IGNORE_INDEX, EncodingConfig, tokenize_task
-from ttft.models import (DEFAULT_MODEL, ModelConfig, ModelError, attach_lora, check_target_modules, choose_device,
+from ttft.models import (DEFAULT_MODEL, ModelConfig, ModelError, attach_lora, check_model_source,
+                         check_target_modules, choose_device,
                          count_parameters, load_model, load_tokenizer_for, use_bf16)
 from ttft.runs import RunDir, new_run_id, runs_root, safe_name, write_json_atomic
 
@@ -522,6 +523,7 @@ def train(cfg: TrainConfig, run_dir: str | None = None, resume: bool = False, lo
 
         torch.set_num_threads(cfg.threads)
     ds, tasks = select_tasks(cfg.dataset, cfg.tasks, cfg.max_task_tokens)
+    check_model_source(cfg.model)
     check_target_modules(cfg.model)
     val_tasks: list[Task] = []
     if cfg.val != "none":
