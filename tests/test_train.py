@@ -229,3 +229,28 @@ def test_embedded_model_and_tokenizer_load_offline_from_the_package():
     assert model.config.vocab_size == len(tok)
     size = sum(f.stat().st_size for f in EMBEDDED_MODEL_DIR.rglob("*") if f.is_file())
     assert size <= 16 * 1024 * 1024, size
+
+
+def test_leave_two_out_and_keep_original_colors_streams():
+    import numpy as np
+
+    from ttft.augment import AugmentOptions, leave_two_out
+    from ttft.train import SampleStream, TrainConfig
+    from ttft.tokenizer import VOCAB
+
+    grids = [np.full((2, 2), k, np.uint8) for k in (1, 2, 3, 4)]
+    task = Task("t", tuple(Pair(grids[i], grids[(i + 1) % 4]) for i in range(3)), (Pair(grids[3], None),))
+    n2 = leave_two_out(task)
+    assert len(n2) == 3 and all(len(t.train) == 1 and len(t.test) == 2 for t in n2)
+    cfg = TrainConfig(leave_out=2, augment=AugmentOptions(transforms=("identity",), colors="all", shuffle=False),
+                      keep_original_colors=1.0)
+    s = SampleStream(n2, "ttft", 10, cfg, None)
+    out_marker = VOCAB["<output>"]
+    for i in range(10):
+        ids = s[i]["input_ids"]
+        assert ids.count(out_marker) == 2  # one example + the test
+        # keep_original_colors=1.0: colours never permuted, so only colours 1-4 occur
+        digits = {t - VOCAB["0"] for t in ids if VOCAB["0"] <= t <= VOCAB["9"]}
+        assert digits <= {1, 2, 3, 4}
+    with pytest.raises(Exception, match="leave_out: must be 1"):
+        TrainConfig(leave_out=3).validate()

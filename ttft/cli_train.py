@@ -26,6 +26,8 @@ def register(sub) -> None:
     p.add_argument("--tasks", help="comma-separated task ids, or @FILE with one id per line (default: all)")
     p.add_argument("--max-task-tokens", type=int, help=h["max_task_tokens"])
     p.add_argument("--per-task", action=argparse.BooleanOptionalAction, default=None, help=h["per_task"])
+    p.add_argument("--leave-out", type=int, choices=[1, 2], help=h["leave_out"])
+    p.add_argument("--keep-original-colors", type=float, help=h["keep_original_colors"])
     p.add_argument("--base-model", help=mh["base_model"])
     p.add_argument("--adapter", help=mh["adapter"])
     p.add_argument("--full-finetune", action=argparse.BooleanOptionalAction, default=None, help=mh["full_finetune"])
@@ -73,6 +75,7 @@ def register(sub) -> None:
 
 
 _TOP = {"mode": "mode", "dataset": "dataset", "max_task_tokens": "max_task_tokens", "per_task": "per_task",
+        "leave_out": "leave_out", "keep_original_colors": "keep_original_colors",
         "steps": "steps", "lr": "lr", "batch_size": "batch_size", "grad_accum": "grad_accum",
         "scheduler": "scheduler", "warmup_steps": "warmup_steps", "weight_decay": "weight_decay",
         "too_long": "too_long", "seed": "seed", "device": "device", "val": "val", "val_max_tokens": "val_max_tokens",

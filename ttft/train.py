@@ -13,6 +13,7 @@ The run directory (:mod:`ttft.runs`) is written by callbacks. SIGTERM saves a ch
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import platform
@@ -28,7 +29,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ttft import __version__
-from ttft.augment import AugmentOptions, AugmentSkipped, leave_one_out, random_spec, try_apply_task
+from ttft.augment import (IDENTITY_COLORS, AugmentOptions, AugmentSkipped, leave_one_out, leave_two_out, random_spec,
+                          try_apply_task)
 from ttft.data import Task, load_dataset
 from ttft.encoding import IGNORE_INDEX, EncodingConfig, tokenize_task
 from ttft.models import (DEFAULT_MODEL, ModelConfig, ModelError, attach_lora, check_model_source,
@@ -56,6 +58,8 @@ class TrainConfig:
     tasks: tuple[str, ...] = ()
     max_task_tokens: int | None = None
     per_task: bool = False
+    leave_out: int = 1
+    keep_original_colors: float = 0.0
     steps: int = 100
     lr: float = 1e-4
     batch_size: int = 1
@@ -85,6 +89,9 @@ class TrainConfig:
         "tasks": "task ids to use (empty: all tasks of the dataset)",
         "max_task_tokens": "use only tasks whose token estimate (1 per cell + 1 per row) is at most this",
         "per_task": "ttft mode: one adapter per task (trained from the same base) instead of one for all",
+        "leave_out": "ttft mode: build tasks by leaving out 1 (n-1) or 2 (n-2) train pairs as the test",
+        "keep_original_colors": "probability that a sample keeps the original colours (the seed experiment's "
+                                "'preserve original colours' variant)",
         "steps": "optimizer steps (per task with per_task)",
         "lr": "peak learning rate",
         "batch_size": "samples per device per step (before gradient accumulation)",
@@ -132,6 +139,11 @@ class TrainConfig:
             bad("too_long", "must be 'trim' or 'drop'")
         if self.per_task and self.mode != "ttft":
             bad("per_task", "is only for mode 'ttft'")
+        if self.leave_out not in (1, 2):
+            bad("leave_out", "must be 1 (n-1) or 2 (n-2)")
+        if isinstance(self.keep_original_colors, bool) or not isinstance(self.keep_original_colors, (int, float)) \
+                or not 0 <= self.keep_original_colors <= 1:
+            bad("keep_original_colors", "must be a probability between 0 and 1")
         for name in ("max_task_tokens", "val_max_tokens"):
             v = getattr(self, name)
             if v is not None and (type(v) is not int or v < 1):
@@ -239,17 +251,21 @@ class SampleStream:
             rng = np.random.default_rng([self.cfg.seed, int(i), attempt])
             task = self._base_task(rng, int(i) + attempt * 7919)
             spec = random_spec(rng, self.cfg.augment, task)
+            if self.cfg.keep_original_colors and rng.random() < self.cfg.keep_original_colors:
+                spec = dataclasses.replace(spec, colors=IDENTITY_COLORS)
             res = try_apply_task(task, spec)
             if res.task is None:
                 self.counts["augment_skipped"] += 1
                 continue
             task = res.task
-            tt = tokenize_task(task, self.cfg.encoding, self.tokenizer)
+            k = int(rng.integers(len(task.test)))  # n-2 tasks have two test pairs: train on one of them
+            tt = tokenize_task(task, self.cfg.encoding, self.tokenizer, test_index=k)
             if not tt.fits and self.cfg.too_long == "trim":
                 train = list(task.train)
                 while not tt.fits and len(train) > 1:
                     train.pop(0)
-                    tt = tokenize_task(Task(task.id, tuple(train), task.test), self.cfg.encoding, self.tokenizer)
+                    tt = tokenize_task(Task(task.id, tuple(train), task.test), self.cfg.encoding, self.tokenizer,
+                                       test_index=k)
                 if tt.fits:
                     self.counts["trimmed"] += 1
             if not tt.fits:
@@ -589,7 +605,7 @@ def _train_inner(cfg, run, ds, tasks, val_tasks, device, resume, stop, log) -> T
                 cands = [t] if len(t.train) >= 2 else []
             else:
                 try:
-                    cands = leave_one_out(t)
+                    cands = leave_one_out(t) if cfg.leave_out == 1 else leave_two_out(t)
                 except AugmentSkipped:
                     cands = []
             keep = [c for c in cands if fits_at_all(c, cfg.mode, cfg, tokenizer)]
