@@ -72,6 +72,11 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=cmd_train)
     register_export(sub)
+    m = sub.add_parser("merge-shards", help="merge the shard-*/ runs of a task-parallel per-task run (torchrun "
+                                            "--nproc-per-node N … train --per-task) into the run directory")
+    m.add_argument("run_dir")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(func=cmd_merge)
 
 
 _TOP = {"mode": "mode", "dataset": "dataset", "max_task_tokens": "max_task_tokens", "per_task": "per_task",
@@ -147,12 +152,23 @@ def cmd_train(args) -> int:
         if args.print_config:
             _print_json(cfg.to_json())
             return 0
-        result = train(cfg, run_dir=run_dir, resume=resume)
+        import os
+
+        if cfg.per_task and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            from ttft.train import shard_for_rank
+
+            # task-parallel: each torchrun process trains its own share of the tasks into <run_dir>/shard-<rank>
+            shard_cfg, shard_dir, rank, world = shard_for_rank(cfg, run_dir)
+            result = train(shard_cfg, run_dir=shard_dir, resume=resume and Path(shard_dir).exists())
+            print(f"shard {rank}/{world}: {result.status}; merge with: python -m ttft merge-shards {run_dir}",
+                  file=sys.stderr)
+        else:
+            result = train(cfg, run_dir=run_dir, resume=resume)
     except (ConfigError, ModelError, ValueError) as e:
         raise CliError(str(e)) from None
     import os
 
-    if int(os.environ.get("RANK", "0")) != 0:
+    if int(os.environ.get("RANK", "0")) != 0 or os.environ.get("TTFT_SHARD", "0/1").split("/")[0] != "0":
         return 0  # under torchrun only rank 0 reports
     if args.json:
         out = result.to_json()
@@ -200,4 +216,24 @@ def cmd_export(args) -> int:
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(f"exported {sum(p.numel() for p in model.parameters()):,} parameters as {args.dtype} to {out} "
           f"({size / 1e6:.1f} MB)", file=sys.stderr)
+    return 0
+
+
+def cmd_merge(args) -> int:
+    from ttft.cli import CliError, _print_json
+    from ttft.train import ConfigError, TrainConfig, merge_shards
+
+    shard0 = read_json(Path(args.run_dir) / "shard-0" / "config.json")
+    if shard0 is None:
+        raise CliError(f"{args.run_dir}: no shard-0/config.json (not a sharded per-task run)")
+    full = read_json(Path(args.run_dir) / "config.json") or {}
+    try:
+        cfg = TrainConfig.from_json({**shard0, **{k: v for k, v in full.items() if k != "shards"}})
+        res = merge_shards(args.run_dir, cfg)
+    except ConfigError as e:
+        raise CliError(str(e)) from None
+    if args.json:
+        _print_json(res.to_json())
+    else:
+        print(f"{res.status}: merged into {res.run_dir}", file=sys.stderr)
     return 0
