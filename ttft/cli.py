@@ -78,7 +78,7 @@ def _register_extras() -> None:
     # Imported lazily so `python -m ttft tasks` stays fast and light.
     import importlib
 
-    for mod in ("ttft.cli_augment", "ttft.cli_train"):
+    for mod in ("ttft.cli_augment", "ttft.cli_train", "ttft.cli_experiment", "ttft.cli_jobs", "ttft.cli_predict"):
         try:
             m = importlib.import_module(mod)
         except ModuleNotFoundError as e:

@@ -1,0 +1,231 @@
+"""The seed experiment as a built-in: a TTFT ablation, end to end.
+
+Rows (the seed experiment, arc24 iteration 4): ``baseline`` (no TTFT), ``n-1`` (leave-one-out tasks only),
+``n-1 + geometric`` (+ the 8 dihedral transforms), ``n-1 + geometric + colour`` (+ colour permutations keeping 0),
+and the variants ``preserve original colours`` (half the samples keep the original colours) and ``n-2``
+(leave-two-out tasks). Every TTFT row is a per-task LoRA TTFT run with the same seed, steps and task subset; every
+row is then predicted with the same views. Each stage runs as its own ``python -m ttft …`` process (``torchrun``
+with ``gpus > 1``: one process per device or CPU core, each training its share of the tasks), and the table is
+collected into ``<out>/results.json`` (+ ``results.md``) which the app reads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+from ttft.augment import DIHEDRAL, AugmentOptions
+from ttft.runs import RunDir, read_json, runs_root, write_json_atomic
+
+ROWS: dict[str, dict | None] = {
+    "baseline": None,
+    "n-1": {"augment": {"transforms": ["identity"], "colors": "none"}},
+    "n-1 + geometric": {"augment": {"transforms": list(DIHEDRAL), "colors": "none"}},
+    "n-1 + geometric + colour": {"augment": {"transforms": list(DIHEDRAL), "colors": "keep-bg"}},
+    "preserve original colours": {"augment": {"transforms": list(DIHEDRAL), "colors": "keep-bg"},
+                                  "keep_original_colors": 0.5},
+    "n-2": {"augment": {"transforms": list(DIHEDRAL), "colors": "keep-bg"}, "leave_out": 2},
+}
+
+
+def slug(row: str) -> str:
+    return row.replace(" + ", "+").replace(" ", "-")
+
+
+@dataclass
+class AblationConfig:
+    """Options of ``python -m ttft experiment seed-ablation`` (saved as the experiment's config.json)."""
+
+    dataset: str = "arc-agi-1/evaluation"
+    tasks: tuple[str, ...] = ()
+    max_task_tokens: int | None = 1200
+    limit: int | None = None
+    rows: tuple[str, ...] = tuple(ROWS)
+    base_model: str = "default"
+    steps: int = 30
+    lr: float = 1e-3
+    lora_r: int = 16
+    lora_alpha: int = 32
+    max_seq_len: int = 2048
+    views: int = 4
+    seed: int = 0
+    gpus: int = 1
+    device: str = "auto"
+
+    HELP: ClassVar[dict[str, str]] = {
+        "dataset": "dataset of the tasks to solve (test outputs must be known to score)",
+        "tasks": "task ids (empty: every task under max_task_tokens)",
+        "max_task_tokens": "use only tasks whose token estimate is at most this (the default subset: ARC-AGI-1 "
+                           "evaluation tasks under 1,200 tokens, about 170)",
+        "limit": "use only the first N selected tasks (sorted by id)",
+        "rows": "which rows to run: " + ", ".join(ROWS),
+        "base_model": "the model every row starts from",
+        "steps": "TTFT optimizer steps per task",
+        "lr": "TTFT learning rate",
+        "lora_r": "LoRA rank",
+        "lora_alpha": "LoRA alpha",
+        "max_seq_len": "longest training sample",
+        "views": "augmented views per test input at prediction (voted)",
+        "seed": "seed of every row (same samples where rows agree)",
+        "gpus": "processes for the TTFT stage: N devices, or N CPU processes (torchrun, task-parallel)",
+        "device": "auto, cpu, cuda, mps",
+    }
+
+    def validate(self) -> "AblationConfig":
+        unknown = [r for r in self.rows if r not in ROWS]
+        if unknown or not self.rows:
+            raise ValueError(f"rows: unknown row(s) {', '.join(unknown) or '(none given)'}; choose from "
+                             f"{', '.join(ROWS)}")
+        for name in ("steps", "views", "gpus", "lora_r", "lora_alpha", "max_seq_len"):
+            v = getattr(self, name)
+            if type(v) is not int or v < 1:
+                raise ValueError(f"{name}: must be a positive integer, got {v!r}")
+        if not isinstance(self.lr, (int, float)) or self.lr <= 0:
+            raise ValueError(f"lr: must be a positive number, got {self.lr!r}")
+        if self.limit is not None and (type(self.limit) is not int or self.limit < 1):
+            raise ValueError(f"limit: must be a positive integer, got {self.limit!r}")
+        return self
+
+    def to_json(self) -> dict:
+        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in fields(self)}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "AblationConfig":
+        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in {f.name for f in fields(cls)}}
+        return cls(**kw)
+
+
+def select_ids(cfg: AblationConfig) -> list[str]:
+    from ttft.train import select_tasks
+
+    _, tasks = select_tasks(cfg.dataset, cfg.tasks, cfg.max_task_tokens)
+    tasks = [t for t in tasks if t.test_outputs_known]
+    ids = sorted(t.id for t in tasks)
+    return ids[: cfg.limit] if cfg.limit else ids
+
+
+def train_config_for(row: str, cfg: AblationConfig, ids: list[str]):
+    from ttft.encoding import EncodingConfig
+    from ttft.models import ModelConfig
+    from ttft.train import TrainConfig
+
+    over = ROWS[row] or {}
+    aug = AugmentOptions.from_json({**AugmentOptions(seed=cfg.seed).to_json(), **over.get("augment", {})})
+    return TrainConfig(
+        mode="ttft", dataset=cfg.dataset, tasks=tuple(ids), per_task=True, steps=cfg.steps, lr=cfg.lr,
+        seed=cfg.seed, device=cfg.device, save_steps=max(cfg.steps, 1000), logging_steps=max(1, cfg.steps // 10),
+        leave_out=over.get("leave_out", 1), keep_original_colors=over.get("keep_original_colors", 0.0),
+        model=ModelConfig(base_model=cfg.base_model, lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha),
+        encoding=EncodingConfig(max_seq_len=cfg.max_seq_len), augment=aug,
+    ).validate()
+
+
+def _run(cmd: list[str], log: Path, env: dict | None = None) -> dict:
+    """Run one stage as its own process; its output goes to ``log``; returns the JSON of its last stdout line."""
+    with open(log, "a") as lf:
+        lf.write(f"$ {' '.join(cmd)}\n")
+        lf.flush()
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=lf, text=True, env=env)
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:6])} … exited {p.returncode}; see {log}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def run_ablation(cfg: AblationConfig, out: Path, progress: Callable[[str], None] = print) -> dict:
+    """Run every row (skipping rows already done in ``out``), collect and save the table."""
+    cfg.validate()
+    out.mkdir(parents=True, exist_ok=True)
+    exp = RunDir(out)
+    ids = select_ids(cfg)
+    if not exp.config_file.exists():
+        write_json_atomic(exp.config_file, {"experiment": "seed-ablation", **cfg.to_json(), "task_ids": ids})
+    exp.update_status(status="running", pid=os.getpid(), rows_done=0, n_rows=len(cfg.rows), n_tasks=len(ids),
+                      started=time.time())
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    py = sys.executable
+    results = (read_json(out / "results.json") or {}).get("rows", {})
+    log = out / "log.txt"
+    try:
+        for k, row in enumerate(cfg.rows):
+            if row in results and results[row].get("status") == "finished":
+                continue
+            rdir = out / "rows" / slug(row)
+            rdir.mkdir(parents=True, exist_ok=True)
+            t0 = time.time()
+            train_s = 0.0
+            if ROWS[row] is None:
+                pred_src = ["--base-model", cfg.base_model]
+            else:
+                tcfg = train_config_for(row, cfg, ids)
+                cfile = rdir / "train-config.json"
+                write_json_atomic(cfile, tcfg.to_json())
+                run_dir = rdir / "run"
+                progress(f"[{row}] TTFT on {len(ids)} tasks × {cfg.steps} steps ({cfg.gpus} process(es))")
+                if cfg.gpus > 1:
+                    _run([py, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(cfg.gpus),
+                          "-m", "ttft", "train", "--config", str(cfile), "--run-dir", str(run_dir), "--json"],
+                         log, env)
+                    _run([py, "-m", "ttft", "merge-shards", str(run_dir), "--json"], log, env)
+                else:
+                    _run([py, "-m", "ttft", "train", "--config", str(cfile), "--run-dir", str(run_dir), "--json"],
+                         log, env)
+                train_s = time.time() - t0
+                pred_src = ["--run", str(run_dir)]
+            progress(f"[{row}] predicting {len(ids)} tasks × {cfg.views} views")
+            t1 = time.time()
+            pred = _run([py, "-m", "ttft", "predict", *pred_src, "--dataset", cfg.dataset, "--tasks", ",".join(ids),
+                         "--views", str(cfg.views), "--out", str(rdir / "predictions"), "--json"], log, env)
+            results[row] = {
+                "experiment": row, "status": "finished", "val_loss": pred.get("val_loss"),
+                "accuracy": pred.get("accuracy"), "pass_at_2": pred.get("pass_at_2"), "vote_1": pred.get("vote_1"),
+                "correct_pixels": pred.get("correct_pixels"), "unanswered": pred.get("unanswered"),
+                "train_seconds": train_s, "predict_seconds": time.time() - t1, "wall_seconds": time.time() - t0,
+                "ttft_seconds_per_task_per_100_steps": (train_s / len(ids) * 100 / cfg.steps) if train_s else None,
+                "n_tasks": pred.get("n_tasks"), "predictions": str(rdir / "predictions"),
+                "run_dir": str(rdir / "run") if ROWS[row] is not None else None,
+            }
+            write_json_atomic(out / "results.json", {"config": cfg.to_json(), "rows": results})
+            (out / "results.md").write_text(results_markdown(cfg, results))
+            exp.update_status(rows_done=k + 1)
+            progress(f"[{row}] val loss {results[row]['val_loss']}, accuracy {results[row]['accuracy']}")
+    except BaseException as e:
+        exp.update_status(status="failed", error=f"{type(e).__name__}: {e}", ended=time.time())
+        raise
+    exp.update_status(status="finished", ended=time.time())
+    return {"config": cfg.to_json(), "rows": results}
+
+
+def _fmt(v: Any, pct: bool = False) -> str:
+    if v is None:
+        return "—"
+    return f"{100 * v:.1f}%" if pct else (f"{v:.4f}" if isinstance(v, float) else str(v))
+
+
+def results_markdown(cfg: AblationConfig, rows: dict) -> str:
+    lines = ["| experiment | val loss | val accuracy | pass@2 | TTFT time (s) | total time (s) |",
+             "|---|---|---|---|---|---|"]
+    for name in cfg.rows:
+        r = rows.get(name)
+        if not r:
+            continue
+        lines.append(f"| {name} | {_fmt(r['val_loss'])} | {_fmt(r['accuracy'], True)} | {_fmt(r['pass_at_2'], True)} "
+                     f"| {r['train_seconds']:.0f} | {r['wall_seconds']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def experiments_root() -> Path:
+    return runs_root() / "experiments"
+
+
+def list_experiments(root: Path | None = None) -> list[Path]:
+    root = root or experiments_root()
+    if not root.is_dir():
+        return []
+    return sorted((p for p in root.iterdir() if (p / "config.json").exists()), key=lambda p: p.stat().st_mtime,
+                  reverse=True)
