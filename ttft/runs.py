@@ -171,7 +171,10 @@ class RunDir:
 
     def checkpoints(self, sub: str | None = None) -> list[Path]:
         d = self.checkpoints_dir / sub if sub else self.checkpoints_dir
-        cps = [p for p in d.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+        # complete ones only: Trainer writes trainer_state.json last, so a checkpoint killed mid-save (SIGKILL, OOM)
+        # lacks it and must not be resumed from
+        cps = [p for p in d.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()
+               and (p / "trainer_state.json").exists()]
         return sorted(cps, key=lambda p: int(p.name.split("-")[-1]))
 
     def last_checkpoint(self, sub: str | None = None) -> Path | None:
