@@ -1,0 +1,168 @@
+"""``python -m ttft jobs …``: background jobs (list, launch, stop, resume, delete) over the runs folder.
+
+    python -m ttft jobs list [--json]
+    python -m ttft jobs launch [--cpu-slots N] [--gpu-slots N] -- train --config cfg.json --steps 500
+    python -m ttft jobs stop RUN [--timeout S] [--no-wait]
+    python -m ttft jobs resume RUN
+    python -m ttft jobs delete RUN --yes
+
+RUN is a run id (a folder name in the runs folder) or a path. ``wait-and-run RUN`` is the supervisor a launch
+starts (detached); it is not meant to be typed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+
+def register(sub) -> None:
+    from ttft.jobs import JobConfig
+
+    h = JobConfig.HELP
+    p = sub.add_parser("jobs", help="background jobs: list, launch (queued: one GPU job at a time), stop, resume, "
+                                    "delete; the app's Fine-tune page shows the same runs")
+    p.add_argument("--runs-dir", help=h["runs_dir"])
+    js = p.add_subparsers(dest="jobs_command", required=True)
+
+    ls = js.add_parser("list", help="the runs in the runs folder with their status and queue position")
+    ls.add_argument("--json", action="store_true", help="print one JSON array as the last line")
+    ls.set_defaults(func=cmd_list)
+
+    la = js.add_parser("launch", help="queue `python -m ttft <args>` as a background job (its own process session)",
+                       description="Queue `python -m ttft <args>` as a background job: e.g. `jobs launch -- train "
+                                   "--config cfg.json`. It starts when its turn comes and a slot is free, and goes on "
+                                   "after this command, the app or the browser go away.")
+    la.add_argument("--cpu-slots", type=int, help=h["cpu_slots"])
+    la.add_argument("--gpu-slots", type=int, help=h["gpu_slots"])
+    la.add_argument("--stop-timeout", type=float, help=h["stop_timeout_s"])
+    la.add_argument("--kind", choices=["cpu", "gpu"], help="which slot the job takes (default: from its device)")
+    la.add_argument("--name", help="run folder name suffix (default: the mode or command)")
+    la.add_argument("--json", action="store_true", help="print the queued job as one JSON object")
+    la.add_argument("args", nargs=argparse.REMAINDER, help="the ttft command and its options, after --")
+    la.set_defaults(func=cmd_launch)
+
+    st = js.add_parser("stop", help="stop a job: SIGTERM (it saves a checkpoint and ends 'stopped'), SIGKILL after "
+                                    "the timeout; a queued job is just marked stopped")
+    st.add_argument("run")
+    st.add_argument("--timeout", type=float, help=h["stop_timeout_s"] + " (default: the job's, 30)")
+    st.add_argument("--no-wait", action="store_true", help="return at once (a detached watchdog escalates)")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=cmd_stop)
+
+    rs = js.add_parser("resume", help="queue a stopped, failed or lost run again (train --resume: from its last "
+                                      "checkpoint, with optimizer and scheduler state)")
+    rs.add_argument("run")
+    rs.add_argument("--json", action="store_true")
+    rs.set_defaults(func=cmd_resume)
+
+    de = js.add_parser("delete", help="delete a run folder (refused while the job runs)")
+    de.add_argument("run")
+    de.add_argument("--yes", action="store_true", help="really delete (required)")
+    de.set_defaults(func=cmd_delete)
+
+    wr = js.add_parser("wait-and-run", help=argparse.SUPPRESS)
+    wr.add_argument("run_dir")
+    wr.set_defaults(func=cmd_wait_and_run)
+
+
+def _cfg(args, **kw):
+    from ttft.cli import CliError
+    from ttft.jobs import JobConfig, JobError
+
+    try:
+        return JobConfig.from_env(runs_dir=args.runs_dir, **kw)
+    except JobError as e:
+        raise CliError(str(e)) from None
+
+
+def _describe(j) -> str:
+    prog = f"{j.step}/{j.max_steps}" if j.max_steps else (str(j.step) if j.step else "")
+    pos = f"#{j.position}" if j.position else ""
+    return f"{j.id:<40} {j.status:<9} {pos:>4} {j.kind:<4} {prog:>11}  {j.note or j.raw.get('error') or ''}"
+
+
+def cmd_list(args) -> int:
+    from ttft.cli import _print_json
+    from ttft.jobs import list_jobs
+
+    cfg = _cfg(args)
+    jobs = list_jobs(cfg.root)
+    if args.json:
+        _print_json([j.to_json() for j in jobs])
+        return 0
+    print(f"{len(jobs)} run(s) in {cfg.root}")
+    if jobs:
+        print(f"{'run':<40} {'status':<9} {'queue':>4} {'kind':<4} {'step':>11}")
+        for j in jobs:
+            print(_describe(j))
+    return 0
+
+
+def _wrap(fn):
+    from ttft.cli import CliError
+    from ttft.jobs import JobError
+
+    try:
+        return fn()
+    except JobError as e:
+        raise CliError(str(e)) from None
+
+
+def cmd_launch(args) -> int:
+    from ttft.cli import _print_json
+    from ttft.jobs import launch
+
+    cfg = _cfg(args, cpu_slots=args.cpu_slots, gpu_slots=args.gpu_slots, stop_timeout_s=args.stop_timeout)
+    job = _wrap(lambda: launch(args.args, cfg, name=args.name, kind=args.kind))
+    if args.json:
+        _print_json(job.to_json())
+    else:
+        pos = f" (position {job.position} in the {job.kind} queue)" if job.position else ""
+        print(f"{job.status}{pos}: {job.path}\n  {job.command()}\nwatch: python -m ttft jobs list, or the app's "
+              "Fine-tune page", file=sys.stderr)
+    return 0
+
+
+def cmd_stop(args) -> int:
+    from ttft.cli import _print_json
+    from ttft.jobs import stop
+
+    cfg = _cfg(args)
+    t0 = time.monotonic()
+    job = _wrap(lambda: stop(args.run, cfg, wait=not args.no_wait, timeout=args.timeout))
+    if args.json:
+        _print_json(job.to_json() | {"seconds": round(time.monotonic() - t0, 3)})
+    else:
+        print(f"{job.id}: {job.status}" + (f" ({job.note})" if job.note else ""), file=sys.stderr)
+    return 0
+
+
+def cmd_resume(args) -> int:
+    from ttft.cli import _print_json
+    from ttft.jobs import resume
+
+    job = _wrap(lambda: resume(args.run, _cfg(args)))
+    if args.json:
+        _print_json(job.to_json())
+    else:
+        print(f"{job.id}: {job.status}\n  {job.command()}", file=sys.stderr)
+    return 0
+
+
+def cmd_delete(args) -> int:
+    from ttft.cli import CliError
+    from ttft.jobs import delete
+
+    if not args.yes:
+        raise CliError(f"delete {args.run}: pass --yes to delete the run folder and everything in it")
+    path = _wrap(lambda: delete(args.run, _cfg(args)))
+    print(f"deleted {path}", file=sys.stderr)
+    return 0
+
+
+def cmd_wait_and_run(args) -> int:
+    from ttft.jobs import wait_and_run
+
+    return wait_and_run(args.run_dir)
