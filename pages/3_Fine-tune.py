@@ -1,0 +1,59 @@
+"""Fine-tune: launch background training jobs, watch them live, stop, resume, clone or delete them.
+
+Jobs run as `python -m ttft …` in their own process sessions (ttft.jobs); this page only reads run directories.
+"""
+
+import streamlit as st
+
+from ttft import jobs
+from ttft.ui import jobs_widgets as jw
+from ttft.ui import widgets as w
+
+w.page_frame("Fine-tune")
+st.session_state["_ft_full_run"] = True  # fragments' timed reruns see False (set at the end)
+cfg = jw.job_config()
+root = cfg.root
+
+st.title("Fine-tune")
+st.caption(f"Runs folder `{root}` (set `TTFT_RUNS_DIR` to change) · {cfg.gpu_slots} GPU job(s) and "
+           f"{cfg.cpu_slots} CPU job(s) at a time, more wait in the queue · jobs keep running when this page, the "
+           "browser or the app goes away")
+jw.show_message()
+
+# ---------------------------------------------------------------- runs
+all_jobs = jobs.list_jobs(root)
+st.session_state["_ft_sig"] = jw.signature(all_jobs)
+st.subheader("Runs")
+jw.runs_list(root)
+job = jw.run_picker(all_jobs)
+if job is not None:
+    with st.container(border=True):
+        jw.run_panel(job)
+
+# ---------------------------------------------------------------- new run
+st.subheader("New run")
+form = jw.options_form()
+ok = form.error is None
+st.caption(form.selected)
+if not ok:
+    st.error(form.error)
+else:
+    jw.command_block(form.cfg)
+c = st.columns([2, 1], vertical_alignment="bottom")
+name = c[0].text_input("Run name (optional)", key="ft_name", max_chars=60,
+                       help="the run folder is <date>-<time>-<name> (default: the mode)")
+if c[1].button("Launch", type="primary", disabled=not ok, key="ft_launch", icon=":material/rocket_launch:",
+               width="stretch"):
+    try:
+        launched = jobs.launch_train(form.cfg, cfg, name=name.strip() or None)
+    except (jobs.JobError, ValueError, OSError) as e:
+        st.session_state["_ft_msg"] = ("error", f"Not launched: {e}")
+    else:
+        st.session_state["_ft_select_next"] = launched.id
+        where = f", position {launched.position} in the queue" if launched.status == "queued" else ""
+        st.session_state["_ft_msg"] = ("success", f"Launched {launched.id} ({launched.status}{where}).")
+    st.session_state["_ft_full_run"] = False
+    st.rerun()
+with st.expander("Config files"):
+    jw.config_files(form.cfg)
+st.session_state["_ft_full_run"] = False
