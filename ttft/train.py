@@ -359,6 +359,12 @@ class StopFlag:
         signal.signal(signal.SIGINT, handler)
 
 
+def _cuda_in_use() -> bool:
+    import torch
+
+    return torch.cuda.is_available() and torch.cuda.is_initialized()
+
+
 def _make_callback(run: RunDir | None, stop: StopFlag, task_label: str | None, step_offset: int, total_steps: int,
                    stream: SampleStream | None):
     from transformers import TrainerCallback
@@ -391,6 +397,10 @@ def _make_callback(run: RunDir | None, stop: StopFlag, task_label: str | None, s
             for k in ("loss", "learning_rate", "grad_norm", "eval_loss", "epoch"):
                 if k in logs:
                     rec["lr" if k == "learning_rate" else k] = logs[k]
+            if "loss" in logs and _cuda_in_use():
+                import torch
+
+                rec["gpu_mem_gb"] = torch.cuda.max_memory_allocated() / 2**30
             if "loss" in logs:
                 dt = now - self.last_t
                 rec["tokens"] = tokens
