@@ -468,6 +468,10 @@ def prepare_run_dir(cfg: TrainConfig, run_dir: str | None, resume: bool) -> RunD
         return run  # rank 0 checks and writes; the other ranks only train
     if run.exists():
         old = run.config()
+        try:  # a run made by an older ttft lacks newer options: compare with their defaults filled in
+            old = TrainConfig.from_json({k: v for k, v in old.items() if k != "shards"}).to_json()
+        except (ValueError, TypeError):
+            pass
         if old != cfg.to_json():
             diff = sorted(k for k in set(old) | set(cfg.to_json()) if old.get(k) != cfg.to_json().get(k))
             raise ConfigError(f"run_dir: {run.path} already holds a different run (options differ: "
