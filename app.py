@@ -21,6 +21,7 @@ PAGE_BLURBS = {
                      "and loss mask a model sees.",
     "Fine-tune": "Launch, watch, stop and resume background LoRA fine-tunes.",
     "Predictions": "Per-task predictions against the truth, votes, metrics and run comparisons.",
+    "Experiments": "The seed ablation (baseline vs TTFT with n-1, geometric, colour): launch it, read its table.",
 }
 pages = [p for p in w.available_pages() if p[1] != "Home"]
 c = st.columns(max(3, len(pages)))

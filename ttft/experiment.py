@@ -229,3 +229,39 @@ def list_experiments(root: Path | None = None) -> list[Path]:
         return []
     return sorted((p for p in root.iterdir() if (p / "config.json").exists()), key=lambda p: p.stat().st_mtime,
                   reverse=True)
+
+
+def results_frame(results: dict):
+    """The ablation table as a DataFrame in the seed experiment's form (rows in the configured order)."""
+    import pandas as pd
+
+    order = list((results.get("config") or {}).get("rows") or ROWS)
+    rows = results.get("rows") or {}
+    recs = []
+    for name in order + [n for n in rows if n not in order]:
+        r = rows.get(name)
+        if not r:
+            continue
+        recs.append({"experiment": name, "val loss": r.get("val_loss"), "val accuracy": r.get("accuracy"),
+                     "pass@2": r.get("pass_at_2"), "vote@1": r.get("vote_1"), "pixels": r.get("correct_pixels"),
+                     "TTFT s": r.get("train_seconds"), "total s": r.get("wall_seconds"),
+                     "s/task/100 steps": r.get("ttft_seconds_per_task_per_100_steps")})
+    return pd.DataFrame(recs)
+
+
+def ablation_figure(results: dict):
+    """Val loss (bars) and accuracy / pass@2 (markers, second axis) per row."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    df = results_frame(results)
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    if len(df):
+        fig.add_trace(go.Bar(x=df["experiment"], y=df["val loss"], name="val loss", marker_color="#0074D9"))
+        for col, colour in (("val accuracy", "#FF4136"), ("pass@2", "#2ECC40")):
+            fig.add_trace(go.Scatter(x=df["experiment"], y=df[col], name=col, mode="markers+lines",
+                                     marker={"size": 10, "color": colour}), secondary_y=True)
+    fig.update_yaxes(title_text="val loss (test outputs)", secondary_y=False)
+    fig.update_yaxes(title_text="share of test outputs", tickformat=".0%", secondary_y=True, rangemode="tozero")
+    fig.update_layout(height=380, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h"})
+    return fig

@@ -27,6 +27,7 @@ PAGES = [
     ("pages/2_Augmentations.py", "Augmentations", ":material/shuffle:"),
     ("pages/3_Fine-tune.py", "Fine-tune", ":material/tune:"),
     ("pages/4_Predictions.py", "Predictions", ":material/target:"),
+    ("pages/5_Experiments.py", "Experiments", ":material/science:"),
 ]
 _APP_DIR = Path(__file__).resolve().parents[2]
 

@@ -1,0 +1,63 @@
+"""AppTest of the Experiments page over a synthesised seed-ablation folder."""
+
+import json
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from ttft.experiment import ablation_figure, results_frame
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def fake_experiment(root: Path) -> Path:
+    exp = root / "experiments" / "seed-ablation-test"
+    exp.mkdir(parents=True)
+    cfg = {"experiment": "seed-ablation", "dataset": "arc-agi-1/evaluation", "rows": ["baseline", "n-1"], "steps": 3,
+           "views": 2, "seed": 0, "gpus": 1}
+    (exp / "config.json").write_text(json.dumps(cfg))
+    (exp / "status.json").write_text(json.dumps({"status": "finished", "rows_done": 2, "n_rows": 2, "n_tasks": 2}))
+    rows = {
+        "baseline": {"experiment": "baseline", "status": "finished", "val_loss": 1.5, "accuracy": 0.0,
+                     "pass_at_2": 0.0, "vote_1": 0.0, "correct_pixels": 0.4, "train_seconds": 0.0,
+                     "wall_seconds": 10.0, "ttft_seconds_per_task_per_100_steps": None},
+        "n-1": {"experiment": "n-1", "status": "finished", "val_loss": 1.1, "accuracy": 0.5, "pass_at_2": 0.5,
+                "vote_1": 0.5, "correct_pixels": 0.7, "train_seconds": 30.0, "wall_seconds": 40.0,
+                "ttft_seconds_per_task_per_100_steps": 500.0},
+    }
+    (exp / "results.json").write_text(json.dumps({"config": cfg, "rows": rows}))
+    return exp
+
+
+def test_results_frame_and_figure(tmp_path):
+    exp = fake_experiment(tmp_path)
+    res = json.loads((exp / "results.json").read_text())
+    df = results_frame(res)
+    assert df["experiment"].tolist() == ["baseline", "n-1"]
+    assert df["val loss"].tolist() == [1.5, 1.1]
+    fig = ablation_figure(res)
+    assert [t.name for t in fig.data] == ["val loss", "val accuracy", "pass@2"]
+    assert list(fig.data[0].y) == [1.5, 1.1]
+
+
+def test_experiments_page_shows_table_chart_and_launch_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("TTFT_RUNS_DIR", str(tmp_path))
+    fake_experiment(tmp_path)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.switch_page("pages/5_Experiments.py")
+    at.run()
+    assert not at.exception, at.exception
+    df = at.dataframe[0].value
+    assert df["experiment"].tolist() == ["baseline", "n-1"]
+    assert any("lower val loss than the baseline: n-1" in c.value for c in at.caption)
+    assert any("experiment seed-ablation" in c.value and "--steps" in c.value for c in at.code)
+    assert at.query_params["experiment"] in ("seed-ablation-test", ["seed-ablation-test"])
+
+
+def test_experiments_page_without_experiments(tmp_path, monkeypatch):
+    monkeypatch.setenv("TTFT_RUNS_DIR", str(tmp_path))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.switch_page("pages/5_Experiments.py")
+    at.run()
+    assert not at.exception
+    assert any("No experiment" in i.value for i in at.info)
