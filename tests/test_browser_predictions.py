@@ -1,0 +1,45 @@
+"""Real-browser test of the Predictions page: a cold deep link to a task view over a temporary runs folder."""
+
+import pytest
+
+from _predfake import TASKS, fake_run, make_prediction, tiny_model_dir
+from conftest import start_streamlit, stop
+
+pytestmark = pytest.mark.browser
+
+TIMEOUT = 60_000
+RUN = "20261125-ttft-demo"
+
+
+@pytest.fixture(scope="module")
+def pred_url(tmp_path_factory):
+    root = tmp_path_factory.mktemp("browser_pred_runs")
+    model = tiny_model_dir(tmp_path_factory.mktemp("browser_pred_tiny"))
+    run = fake_run(root / RUN, model)
+    with pytest.MonkeyPatch.context() as mp:
+        make_prediction(mp, run / "predictions" / "ttft-4v", run=str(run))
+    proc, url = start_streamlit(env_extra={"TTFT_RUNS_DIR": str(root)})
+    yield url
+    stop(proc)
+
+
+def test_cold_deep_link_to_a_task_view(page, pred_url):
+    tid = TASKS[1]  # right in 2 of 4 views: attempt 1 right, attempt 2 wrong (with a diff image)
+    page.goto(f"{pred_url}/Predictions?run={RUN}&task={tid}", timeout=TIMEOUT)
+    page.get_by_text(f"Task {tid}").first.wait_for(timeout=TIMEOUT)
+    for label in ("Test input", "Truth", "Attempt 1", "Attempt 2"):
+        page.get_by_text(label, exact=True).first.wait_for(state="visible", timeout=TIMEOUT)
+    # input, truth, attempt 1, attempt 2 and attempt 2's diff
+    page.wait_for_function("document.querySelectorAll(\"[data-testid='stImage'] img\").length >= 5",
+                           timeout=TIMEOUT)
+    imgs = page.locator("[data-testid='stImage'] img")
+    for i in range(5):
+        img = imgs.nth(i)
+        img.wait_for(state="visible", timeout=TIMEOUT)
+        page.wait_for_function("img => img.complete && img.naturalWidth > 50", arg=img.element_handle(),
+                               timeout=TIMEOUT)
+    page.get_by_text("wrong cells crossed").first.wait_for(state="visible", timeout=TIMEOUT)
+    assert "task=" + tid in page.url and "run=" + RUN in page.url
+    assert page.locator("[data-testid='stException']").count() == 0, page.locator(
+        "[data-testid='stException']").first.inner_text()
+    assert not page.js_errors, page.js_errors

@@ -1,0 +1,320 @@
+"""Pictures and tables of predictions: cell-diff PNGs, per-task tables, before/after flips, run comparisons and plotly
+figures. Pure functions (data in, bytes/frames/figures out); nothing here imports streamlit."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from ttft import viz
+from ttft.metrics import as_grid, same_grid
+from ttft.runs import read_jsonl
+
+BLUE, ORANGE, GREEN, RED, GREY = "#0074D9", "#FF851B", "#2ECC40", "#FF4136", "#AAAAAA"
+
+# --------------------------------------------------------------------------- diff images
+
+
+def wrong_cells(pred: Any, truth: Any) -> np.ndarray:
+    """Boolean mask over ``pred``'s cells: True where the cell is wrong (a different colour, or outside the truth's
+    shape)."""
+    p, t = as_grid(pred), as_grid(truth)
+    if p is None:
+        return np.zeros((0, 0), dtype=bool)
+    wrong = np.ones(p.shape, dtype=bool)
+    if t is None:
+        return wrong
+    h, w = min(p.shape[0], t.shape[0]), min(p.shape[1], t.shape[1])
+    wrong[:h, :w] = p[:h, :w] != t[:h, :w]
+    return wrong
+
+
+def diff_png(pred: Any, truth: Any, cell: int | None = None) -> bytes:
+    """PNG of ``pred`` with every wrong cell (see :func:`wrong_cells`) outlined and crossed: white marks on dark
+    colours, near-black marks on light ones, so the mark shows on every ARC colour."""
+    p = as_grid(pred)
+    if p is None:
+        raise ValueError("diff_png needs a predicted grid")
+    cell = cell or viz.cell_size_for(p.shape)
+    img = viz.grid_index_image(p, cell, line=1)
+    wrong = wrong_cells(p, truth)
+    t = max(1, cell // 8)
+    d = np.arange(cell - 1)
+    for i, j in zip(*np.nonzero(wrong)):
+        y0, x0 = i * cell + 1, j * cell + 1
+        box = img[y0:y0 + cell - 1, x0:x0 + cell - 1]
+        ink = viz.TEXT_LIGHT if viz._DARK_COLOURS[p[i, j]] else viz.TEXT_DARK
+        box[:t, :] = box[-t:, :] = box[:, :t] = box[:, -t:] = ink
+        n = cell - 1
+        for k in range(t):  # both diagonals, t pixels thick
+            ok = d + k < n
+            box[d[ok], (d + k)[ok]] = ink
+            box[d[ok], (n - 1 - d - k)[ok].clip(0)] = ink
+    return viz.encode_png(img)
+
+
+def shape_text(g: Any) -> str:
+    a = as_grid(g)
+    return "—" if a is None else f"{a.shape[0]}×{a.shape[1]}"
+
+
+# --------------------------------------------------------------------------- tables
+
+TASK_COLUMNS = ["task", "solved", "pass_at_2", "vote_1", "accuracy", "correct_pixels", "correct_size", "size_match",
+                "unanswered", "val_loss", "n_test", "candidates", "top_votes", "adapter"]
+
+
+def task_frame(tasks: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per task of a prediction's tasks.jsonl. ``size_match``: attempt 1 has the truth's shape on every
+    test output (None when no truth is known); ``candidates``: distinct grids over the test outputs; ``top_votes``:
+    votes of attempt 1 (first test output)."""
+    rows = []
+    for r in tasks:
+        m = r.get("metrics", {})
+        tests = r.get("tests", [])
+        known = [t for t in tests if t.get("truth") is not None]
+        size = None
+        if known:
+            size = all(as_grid(t["attempts"][0]) is not None and as_grid(t["attempts"][0]).shape
+                       == as_grid(t["truth"]).shape for t in known)
+        cands = [c for t in tests for c in t.get("candidates", [])]
+        first = tests[0].get("candidates", []) if tests else []
+        solved = m.get("solved")
+        rows.append({"task": r["task"], "solved": None if solved is None else bool(solved),
+                     **{k: m.get(k) for k in ("pass_at_2", "vote_1", "accuracy", "correct_pixels", "correct_size")},
+                     "size_match": size, "unanswered": m.get("unanswered"), "val_loss": m.get("val_loss"),
+                     "n_test": len(tests), "candidates": len(cands), "top_votes": first[0]["votes"] if first else 0,
+                     "adapter": r.get("adapter")})
+    return pd.DataFrame(rows, columns=TASK_COLUMNS)
+
+
+def filter_tasks(df: pd.DataFrame, solved: str = "all", min_pixels: float = 0.0,
+                 loss: tuple[float, float] | None = None, size: str = "all", text: str = "") -> pd.DataFrame:
+    """Rows of :func:`task_frame` matching: ``solved`` all/solved/unsolved, pixel accuracy at least ``min_pixels``,
+    val loss within ``loss`` (rows without a loss are kept only when ``loss`` is None), ``size`` all/match/mismatch
+    (of attempt 1), and task id containing ``text``."""
+    keep = pd.Series(True, index=df.index)
+    if solved == "solved":
+        keep &= df["solved"].eq(True)
+    elif solved == "unsolved":
+        keep &= ~df["solved"].eq(True)
+    if min_pixels > 0:
+        keep &= df["correct_pixels"].fillna(0) >= min_pixels
+    if loss is not None:
+        keep &= df["val_loss"].between(loss[0], loss[1])
+    if size == "match":
+        keep &= df["size_match"].eq(True)
+    elif size == "mismatch":
+        keep &= df["size_match"].eq(False)
+    if text:
+        keep &= df["task"].str.contains(text, case=False, regex=False)
+    return df[keep]
+
+
+def describe_spec(spec: Mapping[str, Any] | None) -> str:
+    """One short line for a view's augmentation spec (JSON), e.g. ``rot90 · colours 0325416789``."""
+    if not spec:
+        return "?"
+    parts = [spec.get("geometric", "identity")]
+    colors = spec.get("colors") or list(range(10))
+    if list(colors) != list(range(10)):
+        parts.append("colours " + "".join(map(str, colors)))
+    if spec.get("order") is not None:
+        parts.append("order " + " ".join(map(str, spec["order"])))
+    return " · ".join(parts)
+
+
+def candidate_frame(test: Mapping[str, Any], views: Sequence[Mapping[str, Any]] = ()) -> pd.DataFrame:
+    """The candidates of one test output, best first: rank, votes, mean log-prob, shape, right (when the truth is
+    known) and the augmentations that voted for it."""
+    by_view = {v["view"]: v for v in views}
+    truth = test.get("truth")
+    rows = []
+    for k, c in enumerate(test.get("candidates", []), 1):
+        rows.append({"rank": k, "votes": c["votes"], "mean_logprob": c.get("mean_logprob"),
+                     "shape": shape_text(c["grid"]), "right": None if truth is None else same_grid(c["grid"], truth),
+                     "views": ", ".join(f"{i}: {describe_spec(by_view.get(i, {}).get('spec'))}" for i in c["views"])})
+    return pd.DataFrame(rows, columns=["rank", "votes", "mean_logprob", "shape", "right", "views"])
+
+
+def view_frame(views: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Every view of one test output: its augmentation, tokens, mean log-prob, parsed shape or why unanswered."""
+    rows = [{"view": v["view"], "augmentation": describe_spec(v.get("spec")), "tokens": v.get("tokens"),
+             "mean_logprob": v.get("mean_logprob"), "shape": shape_text(v.get("grid")), "right": v.get("correct"),
+             "unanswered": v.get("reason") if v.get("unanswered") else ""}
+            for v in sorted(views, key=lambda v: v["view"])]
+    return pd.DataFrame(rows, columns=["view", "augmentation", "tokens", "mean_logprob", "shape", "right",
+                                       "unanswered"])
+
+
+# --------------------------------------------------------------------------- before / after
+
+FLIP_LABELS = {(False, True): "unsolved → solved", (True, False): "solved → unsolved", (True, True): "solved both",
+               (False, False): "unsolved both"}
+
+
+def flip_frame(before: Sequence[Mapping[str, Any]], after: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Tasks in both predictions (tasks.jsonl lines): solved before/after, the flip, and val loss before/after."""
+    b = {r["task"]: r.get("metrics", {}) for r in before}
+    rows = []
+    for r in after:
+        if r["task"] not in b:
+            continue
+        mb, ma = b[r["task"]], r.get("metrics", {})
+        sb, sa = bool(mb.get("solved")), bool(ma.get("solved"))
+        lb, la = mb.get("val_loss"), ma.get("val_loss")
+        rows.append({"task": r["task"], "solved_before": sb, "solved_after": sa, "flip": FLIP_LABELS[(sb, sa)],
+                     "loss_before": lb, "loss_after": la,
+                     "loss_change": None if lb is None or la is None else la - lb,
+                     "pixels_before": mb.get("correct_pixels"), "pixels_after": ma.get("correct_pixels")})
+    return pd.DataFrame(rows, columns=["task", "solved_before", "solved_after", "flip", "loss_before", "loss_after",
+                                       "loss_change", "pixels_before", "pixels_after"])
+
+
+def loss_scatter_figure(flips: pd.DataFrame, height: int = 380) -> go.Figure:
+    """Val loss per task before (x) against after (y), coloured by flip; below the diagonal = the loss fell."""
+    colors = {"unsolved → solved": GREEN, "solved → unsolved": RED, "solved both": BLUE, "unsolved both": GREY}
+    d = flips.dropna(subset=["loss_before", "loss_after"])
+    fig = go.Figure()
+    for label, color in colors.items():
+        s = d[d["flip"] == label]
+        if len(s):
+            fig.add_trace(go.Scatter(x=s["loss_before"], y=s["loss_after"], mode="markers", name=label,
+                                     text=s["task"], marker=dict(color=color, size=9),
+                                     hovertemplate="%{text}<br>before %{x:.4f}<br>after %{y:.4f}<extra></extra>"))
+    if len(d):
+        lo = float(min(d["loss_before"].min(), d["loss_after"].min()))
+        hi = float(max(d["loss_before"].max(), d["loss_after"].max()))
+        fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="no change",
+                                 line=dict(color=GREY, dash="dot"), hoverinfo="skip"))
+    else:
+        fig.add_annotation(text="no task has a val loss in both", showarrow=False, xref="paper", yref="paper",
+                           x=0.5, y=0.5)
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), plot_bgcolor="white",
+                      xaxis_title="val loss before", yaxis_title="val loss after",
+                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
+    fig.update_xaxes(gridcolor="#EEE")
+    fig.update_yaxes(gridcolor="#EEE")
+    return fig
+
+
+# --------------------------------------------------------------------------- training curves
+
+
+def loss_curve(run_path) -> dict[str, np.ndarray]:
+    """A training run's metrics.jsonl as arrays: ``step``/``loss`` (training lines) and ``eval_step``/``eval_loss``
+    (evaluation lines). Missing file: empty arrays."""
+    from pathlib import Path
+
+    lines = read_jsonl(Path(run_path) / "metrics.jsonl") if run_path else []
+    tr = [m for m in lines if isinstance(m.get("loss"), (int, float)) and "step" in m]
+    ev = [m for m in lines if isinstance(m.get("eval_loss"), (int, float)) and "step" in m]
+    return {"step": np.array([m["step"] for m in tr], dtype=float), "loss": np.array([m["loss"] for m in tr]),
+            "eval_step": np.array([m["step"] for m in ev], dtype=float),
+            "eval_loss": np.array([m["eval_loss"] for m in ev])}
+
+
+_COLORS = [BLUE, ORANGE, GREEN, RED, "#B10DC9", "#39CCCC", "#85144b", "#3D9970", "#111111", "#FFDC00"]
+
+
+def loss_curves_figure(curves: Mapping[str, Mapping[str, np.ndarray]], log_y: bool = False,
+                       height: int = 360) -> go.Figure:
+    """Training loss of one or more runs over their whole length (every logged step), eval loss as diamonds."""
+    fig = go.Figure()
+    n = 0
+    for i, (label, c) in enumerate(curves.items()):
+        color = _COLORS[i % len(_COLORS)]
+        if len(c["step"]):
+            n += len(c["step"])
+            fig.add_trace(go.Scatter(x=c["step"], y=c["loss"], mode="lines+markers" if len(c["step"]) <= 200
+                                     else "lines", name=f"{label} train" if len(curves) > 1 else "train loss",
+                                     line=dict(color=color, width=1.5), marker=dict(size=4),
+                                     hovertemplate="step %{x}<br>loss %{y:.4g}<extra></extra>"))
+        if len(c["eval_step"]):
+            n += len(c["eval_step"])
+            fig.add_trace(go.Scatter(x=c["eval_step"], y=c["eval_loss"], mode="markers",
+                                     name=f"{label} eval" if len(curves) > 1 else "eval loss",
+                                     marker=dict(color=color if len(curves) > 1 else ORANGE, size=9,
+                                                 symbol="diamond"),
+                                     hovertemplate="step %{x}<br>eval loss %{y:.4g}<extra></extra>"))
+    if not n:
+        fig.add_annotation(text="no training loss logged (a bare base model has none)", showarrow=False,
+                           xref="paper", yref="paper", x=0.5, y=0.5)
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), plot_bgcolor="white",
+                      xaxis_title="step", yaxis=dict(title="loss", type="log" if log_y else "linear"),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0), hovermode="closest")
+    fig.update_xaxes(gridcolor="#EEE")
+    fig.update_yaxes(gridcolor="#EEE")
+    return fig
+
+
+def runs_figure(rows: pd.DataFrame, height: int = 380) -> go.Figure:
+    """Accuracy and pass@2 (bars, left axis, %) and val loss (diamonds, right axis) per prediction; ``rows`` has
+    columns experiment, accuracy, pass_at_2, val_loss (as :func:`compare_frame`)."""
+    x = rows["experiment"].tolist()
+    pct = lambda col: [None if v is None or (isinstance(v, float) and math.isnan(v)) else 100 * v  # noqa: E731
+                       for v in rows[col]]
+    fig = go.Figure([
+        go.Bar(x=x, y=pct("accuracy"), name="accuracy", marker_color=BLUE,
+               hovertemplate="%{x}<br>accuracy %{y:.1f}%<extra></extra>"),
+        go.Bar(x=x, y=pct("pass_at_2"), name="pass@2", marker_color=GREEN,
+               hovertemplate="%{x}<br>pass@2 %{y:.1f}%<extra></extra>"),
+        go.Scatter(x=x, y=rows["val_loss"].tolist(), name="val loss", yaxis="y2", mode="markers+lines",
+                   marker=dict(color=ORANGE, size=11, symbol="diamond"), line=dict(color=ORANGE, dash="dot"),
+                   hovertemplate="%{x}<br>val loss %{y:.4f}<extra></extra>"),
+    ])
+    fig.update_layout(height=height, barmode="group", margin=dict(l=10, r=10, t=30, b=10), plot_bgcolor="white",
+                      yaxis=dict(title="%", rangemode="tozero", gridcolor="#EEE"),
+                      yaxis2=dict(title="val loss", overlaying="y", side="right", showgrid=False,
+                                  rangemode="tozero"),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
+    return fig
+
+
+# --------------------------------------------------------------------------- comparing runs
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as dotted keys; lists as comma-joined text."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten(v, key + "."))
+        elif isinstance(v, (list, tuple)):
+            out[key] = ",".join(map(str, v))
+        else:
+            out[key] = v
+    return out
+
+
+def config_diff(configs: Mapping[str, Mapping[str, Any]], ignore: Sequence[str] = ()) -> pd.DataFrame:
+    """The options whose values differ between configs: one row per option, one column per config label."""
+    flat = {label: flatten(c) for label, c in configs.items()}
+    keys = sorted({k for f in flat.values() for k in f})
+    rows = []
+    for k in keys:
+        if any(k == i or k.startswith(i + ".") for i in ignore):
+            continue
+        vals = [f.get(k) for f in flat.values()]
+        if len({repr(v) for v in vals}) > 1:
+            rows.append({"option": k, **{label: "—" if v is None else str(v) for label, v in zip(flat, vals)}})
+    return pd.DataFrame(rows, columns=["option", *configs])
+
+
+def compare_frame(entries: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """The seed experiment's table: experiment, val loss, val accuracy, pass@2 (+ vote_1, tasks, time). Each entry
+    has ``label``, ``summary`` (metrics.json summary), ``metrics`` (metrics.json) and ``train_seconds`` (the
+    training run's wall time, None for a bare model)."""
+    rows = []
+    for e in entries:
+        s, m, train_s = e.get("summary") or {}, e.get("metrics") or {}, e.get("train_seconds")
+        rows.append({"experiment": e["label"], "val loss": s.get("val_loss"), "val accuracy": s.get("accuracy"),
+                     "pass@2": s.get("pass_at_2"), "vote_1": s.get("vote_1"), "tasks": s.get("n_tasks"),
+                     "train time (s)": train_s, "predict time (s)": m.get("wall_seconds")})
+    return pd.DataFrame(rows, columns=["experiment", "val loss", "val accuracy", "pass@2", "vote_1", "tasks",
+                                       "train time (s)", "predict time (s)"])
