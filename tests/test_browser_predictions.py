@@ -38,7 +38,7 @@ def test_cold_deep_link_to_a_task_view(page, pred_url):
         img.wait_for(state="visible", timeout=TIMEOUT)
         page.wait_for_function("img => img.complete && img.naturalWidth > 50", arg=img.element_handle(),
                                timeout=TIMEOUT)
-    page.get_by_text("wrong cells crossed").first.wait_for(state="visible", timeout=TIMEOUT)
+    page.get_by_text("wrong or missing cells crossed").first.wait_for(state="visible", timeout=TIMEOUT)
     assert "task=" + tid in page.url and "run=" + RUN in page.url
     assert page.locator("[data-testid='stException']").count() == 0, page.locator(
         "[data-testid='stException']").first.inner_text()

@@ -354,3 +354,27 @@ def test_launch_prediction_in_the_background(tiny, tmp_path, monkeypatch):
         time.sleep(0.3)
     assert read_json(out / "status.json")["status"] == "finished"
     assert read_json(out / "metrics.json")["summary"]["n_tasks"] == 1
+
+
+def test_diff_image_marks_wrong_and_missing_cells():
+    import io
+
+    from PIL import Image
+
+    from ttft import viz
+    from ttft.predviz import diff_png, wrong_cells
+
+    truth = np.array([[1, 2, 3], [4, 5, 6], [7, 8, 9]], dtype=np.uint8)
+    pred = np.array([[1, 2, 3, 3], [4, 0, 6, 6]], dtype=np.uint8)  # one wrong cell, a column too many, a row short
+    assert wrong_cells(pred, truth).tolist() == [[False, False, False, True], [False, True, False, True]]
+    cell = 20
+    im = np.array(Image.open(io.BytesIO(diff_png(pred, truth, cell=cell))))
+    assert im.shape == (3 * cell + 1, 4 * cell + 1)  # the union of both shapes
+
+    def marked(i, j):
+        box = im[i * cell + 1:(i + 1) * cell, j * cell + 1:(j + 1) * cell]
+        return bool(np.isin(box, [viz.TEXT_LIGHT, viz.TEXT_DARK]).any())
+
+    assert {(i, j) for i in range(3) for j in range(4) if marked(i, j)} == {(0, 3), (1, 1), (1, 3), (2, 0), (2, 1),
+                                                                              (2, 2)}
+    assert not marked(2, 3)  # in neither grid

@@ -541,6 +541,49 @@ def _prealloc_cache(model, capacity: int):
     return cache
 
 
+def _prefill(model, cache, prompts: Sequence[np.ndarray], L: int) -> None:
+    """Fill ``cache`` (a :func:`_prealloc_cache`) with every prompt but its last token, left-padded to ``L``: prompts
+    of equal length go through the model together without padding (no prefill compute is spent on pad tokens), and
+    their keys/values land at positions ``[L - len, L - 1)`` of their rows; pad positions hold zeros and are masked.
+    ``generate`` then runs only the last prompt token of every row and decodes the batch together."""
+    import torch
+
+    n = len(prompts)
+    groups: dict[int, list[int]] = {}
+    for i, p in enumerate(prompts):
+        groups.setdefault(len(p), []).append(i)
+    big = cache.layers
+    allocated = False
+    dev = model.device
+    for length, rows in sorted(groups.items(), reverse=True):
+        if length < 2:
+            continue
+        sub = _prealloc_cache(model, length - 1)
+        ids = torch.as_tensor(np.stack([np.asarray(prompts[i][:-1], dtype=np.int64) for i in rows]), device=dev)
+        with torch.no_grad():
+            try:
+                model(input_ids=ids, cache=sub, use_cache=True, logits_to_keep=1)
+            except TypeError:  # a model without logits_to_keep
+                model(input_ids=ids, cache=sub, use_cache=True)
+        if not allocated:
+            for layer, s in zip(big, sub.layers):
+                k, v = s.keys, s.values
+                layer._k = k.new_zeros((n, k.shape[1], layer.cap, k.shape[-1]))
+                layer._v = v.new_zeros((n, v.shape[1], layer.cap, v.shape[-1]))
+                layer.device = k.device
+            allocated = True
+        idx = torch.as_tensor(rows, device=dev)
+        for layer, s in zip(big, sub.layers):
+            layer._k[idx, :, L - length:L - 1] = s.keys
+            layer._v[idx, :, L - length:L - 1] = s.values
+    if not allocated:
+        return
+    for layer in big:
+        layer._n = L - 1
+        layer.is_initialized = True
+        layer.keys, layer.values = layer._k[:, :, :L - 1], layer._v[:, :, :L - 1]
+
+
 def generate(pred: Predictor, prompts: Sequence[np.ndarray], max_new: Sequence[int], sample: bool = False,
              temperature: float = 1.0, top_p: float = 1.0, seed: int = 0) -> list[Generated]:
     """One ``model.generate`` call for a batch of prompts (token id arrays): left padding with an attention mask
@@ -568,6 +611,8 @@ def generate(pred: Predictor, prompts: Sequence[np.ndarray], max_new: Sequence[i
     kw = {}
     cache = _prealloc_cache(pred.model, L + mx + 1)
     if cache is not None:
+        if n > 1:
+            _prefill(pred.model, cache, prompts, L)
         kw["cache"] = cache
     out = pred.model.generate(input_ids=ids, attention_mask=mask, generation_config=gc,
                               logits_processor=LogitsProcessorList([rec]), **kw)

@@ -35,22 +35,37 @@ def wrong_cells(pred: Any, truth: Any) -> np.ndarray:
 
 def diff_png(pred: Any, truth: Any, cell: int | None = None) -> bytes:
     """PNG of ``pred`` with every wrong cell (see :func:`wrong_cells`) outlined and crossed: white marks on dark
-    colours, near-black marks on light ones, so the mark shows on every ARC colour."""
+    colours, near-black marks on light ones, so the mark shows on every ARC colour. When ``pred`` is smaller than
+    the truth, the truth's cells it lacks are drawn as empty (backdrop) cells, crossed too."""
     p = as_grid(pred)
     if p is None:
         raise ValueError("diff_png needs a predicted grid")
-    cell = cell or viz.cell_size_for(p.shape)
-    img = viz.grid_index_image(p, cell, line=1)
-    wrong = wrong_cells(p, truth)
-    t = max(1, cell // 8)
-    d = np.arange(cell - 1)
-    for i, j in zip(*np.nonzero(wrong)):
+    t = as_grid(truth)
+    h, w = p.shape if t is None else (max(p.shape[0], t.shape[0]), max(p.shape[1], t.shape[1]))
+    canvas = np.zeros((h, w), dtype=np.uint8)
+    canvas[:p.shape[0], :p.shape[1]] = p
+    missing = np.zeros((h, w), dtype=bool)
+    if t is not None:
+        missing[:t.shape[0], :t.shape[1]] = True
+        missing[:p.shape[0], :p.shape[1]] = False
+    wrong = np.zeros((h, w), dtype=bool)
+    wrong[:p.shape[0], :p.shape[1]] = wrong_cells(p, truth)
+    cell = cell or viz.cell_size_for((h, w))
+    img = viz.grid_index_image(canvas, cell, line=1)
+    outside = np.ones((h, w), dtype=bool)  # cells of neither grid (an L-shaped corner): plain backdrop
+    outside[:p.shape[0], :p.shape[1]] = False
+    outside |= missing
+    for i, j in zip(*np.nonzero(outside)):
+        img[i * cell + 1:(i + 1) * cell, j * cell + 1:(j + 1) * cell] = viz.BACKDROP
+    th = max(1, cell // 8)
+    n = cell - 1
+    d = np.arange(n)
+    for i, j in zip(*np.nonzero(wrong | missing)):
         y0, x0 = i * cell + 1, j * cell + 1
-        box = img[y0:y0 + cell - 1, x0:x0 + cell - 1]
-        ink = viz.TEXT_LIGHT if viz._DARK_COLOURS[p[i, j]] else viz.TEXT_DARK
-        box[:t, :] = box[-t:, :] = box[:, :t] = box[:, -t:] = ink
-        n = cell - 1
-        for k in range(t):  # both diagonals, t pixels thick
+        box = img[y0:y0 + n, x0:x0 + n]
+        ink = viz.TEXT_DARK if missing[i, j] or not viz._DARK_COLOURS[canvas[i, j]] else viz.TEXT_LIGHT
+        box[:th, :] = box[-th:, :] = box[:, :th] = box[:, -th:] = ink
+        for k in range(th):  # both diagonals, th pixels thick
             ok = d + k < n
             box[d[ok], (d + k)[ok]] = ink
             box[d[ok], (n - 1 - d - k)[ok].clip(0)] = ink

@@ -20,6 +20,7 @@ from ttft.ui import widgets as w
 
 PCT = st.column_config.NumberColumn(format="percent")
 LOSS = st.column_config.NumberColumn(format="%.4f")
+SECS = st.column_config.NumberColumn(format="%.1f")
 _pct = lambda label, help: st.column_config.NumberColumn(label, format="percent", help=help)  # noqa: E731
 TASK_COLUMNS = {
     "pass_at_2": _pct("pass@2", "right within the two voted attempts"),
@@ -155,7 +156,7 @@ def summary(ref: PredictionRef) -> None:
                    help="mean loss on the test-output tokens")
     if m.get("predictions_per_second"):
         st.caption(f"{m.get('n_predictions')} view predictions at {m['predictions_per_second']:.1f}/s · "
-                   f"{m.get('wall_seconds', 0):.0f} s in all")
+                   f"{m.get('wall_seconds', 0):.1f} s in all")
     if ref.state in ("running", "lost", "failed", "stopped"):
         st.warning(f"This prediction is {ref.state}: {ref.status.get('done', 0)}/{ref.status.get('total', '?')} "
                    f"tasks done. {ref.status.get('error') or ''}")
@@ -265,7 +266,7 @@ def task_view(ref: PredictionRef, task_id: str, numbers: bool = False) -> None:
                     w.grid_image(as_grid(att), numbers=numbers)
                 _badges(att, truth)
                 if att is not None and truth is not None and not same_grid(att, truth):
-                    diff_image(att, truth, caption="wrong cells crossed")
+                    diff_image(att, truth, caption="wrong or missing cells crossed")
         st.markdown("**Candidates** (votes over the views, mean log-prob of the generated tokens)")
         st.dataframe(pv.candidate_frame(t, views.get((task_id, i), [])), hide_index=True, width="stretch",
                      column_config={"mean_logprob": st.column_config.NumberColumn(format="%.4f")})
@@ -331,7 +332,8 @@ def compare(ref: PredictionRef, refs: list[PredictionRef]) -> None:
         st.info("Pick predictions to compare.")
         return
     st.dataframe(pv.compare_frame([_entry(r) for r in sel]), hide_index=True, width="stretch",
-                 column_config={"val loss": LOSS, "val accuracy": PCT, "pass@2": PCT, "vote_1": PCT})
+                 column_config={"val loss": LOSS, "val accuracy": PCT, "pass@2": PCT, "vote_1": PCT,
+                                "train time (s)": SECS, "predict time (s)": SECS})
     cfgs = {}
     for r in sel:
         run = r.source_run
