@@ -97,8 +97,8 @@ class PredictConfig:
         "temperature": "sampling temperature (with sample)",
         "top_p": "nucleus sampling threshold (with sample)",
         "batch_size": "sequences per generate call (0: automatic, from free memory and sequence length)",
-        "max_new_tokens": "most tokens generated per view (0: estimated from the task's grid sizes, at most a "
-                          "30x30 grid)",
+        "max_new_tokens": "most tokens generated per view (0: estimated from the task's grid sizes); never more "
+                          "than a 30x30 grid needs",
         "max_seq_len": "longest prompt + output (0: the run's encoding.max_seq_len, or 8192 for a bare model, "
                        "capped by the model's context); longer views are unanswered",
         "val_loss": "compute the val loss (mean loss on the test-output tokens) where the test outputs are known",
@@ -699,11 +699,12 @@ def build_items(task: Task, cfg: PredictConfig, pred: Predictor, limit: int) -> 
     from ttft.tokenizer import is_embedded
 
     tok_arg = None if is_embedded(tok) else tok
+    most = max_output_tokens(enc.format, pred.count_tokens)
     items = []
     for spec_k, spec in enumerate(view_specs(task, cfg)):
         vt = apply_task(task, spec)
         for i in range(len(task.test)):
-            est = cfg.max_new_tokens or output_token_estimate(vt, i, enc.format, pred.count_tokens)
+            est = min(most, cfg.max_new_tokens or output_token_estimate(vt, i, enc.format, pred.count_tokens))
             tt = tokenize_task(vt, enc, tok_arg, test_index=i, answer=False)
             item = ViewItem(task.id, i, spec_k, spec, tt.input_ids, est)
             if tt.n_tokens + est > limit:
