@@ -82,7 +82,7 @@ if task_id is not None:
 
 # ---------------------------------------------------------------- gallery
 st.title("Tasks")
-per_page = 24
+per_page = int(st.sidebar.selectbox("Tasks per page", [24, 48, 96], key="tasks_per_page"))
 n_pages = page_count(len(ids), per_page)
 if st.session_state.get("tasks_page", 1) > n_pages:  # the filter shrank the list
     st.session_state["tasks_page"] = n_pages
