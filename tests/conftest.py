@@ -90,3 +90,11 @@ def page(chromium):
     pg.js_errors = errors  # type: ignore[attr-defined]
     yield pg
     ctx.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> str:
+    """A tiny Llama + the embedded tokenizer saved as a local model folder (built once per test session)."""
+    from _predfake import tiny_model_dir
+
+    return tiny_model_dir(tmp_path_factory.mktemp("tiny_model"))

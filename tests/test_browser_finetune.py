@@ -19,21 +19,6 @@ TASKS = "00576224,0c786b71"
 STEP = re.compile(r"step (\d+) / 3000")
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> str:
-    import torch
-    from transformers import LlamaForCausalLM
-
-    from ttft.models import tiny_model_config
-    from ttft.tokenizer import build_embedded_tokenizer
-
-    d = tmp_path_factory.mktemp("tiny_model")
-    torch.manual_seed(0)
-    LlamaForCausalLM(tiny_model_config()).save_pretrained(d)
-    build_embedded_tokenizer().save_pretrained(d)
-    return str(d)
-
-
 def _fill(page, label: str, value: str) -> None:
     box = page.get_by_label(label, exact=True)
     box.wait_for(timeout=TIMEOUT)

@@ -17,21 +17,6 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH"
 TASKS = "00576224,0c786b71"
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> str:
-    import torch
-    from transformers import LlamaForCausalLM
-
-    from ttft.models import tiny_model_config
-    from ttft.tokenizer import build_embedded_tokenizer
-
-    d = tmp_path_factory.mktemp("tiny_exp_model")
-    torch.manual_seed(0)
-    LlamaForCausalLM(tiny_model_config()).save_pretrained(d)
-    build_embedded_tokenizer().save_pretrained(d)
-    return str(d)
-
-
 def run(cmd, timeout=600):
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=ENV,
                          start_new_session=True)

@@ -21,22 +21,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SMALL_TASKS = "00576224,0c786b71"  # arc-agi-1/evaluation, small grids
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> str:
-    """A tiny Llama + the embedded tokenizer saved as a local model folder (as in test_train.py)."""
-    import torch
-    from transformers import LlamaForCausalLM
-
-    from ttft.models import tiny_model_config
-    from ttft.tokenizer import build_embedded_tokenizer
-
-    d = tmp_path_factory.mktemp("tiny_model")
-    torch.manual_seed(0)
-    LlamaForCausalLM(tiny_model_config()).save_pretrained(d)
-    build_embedded_tokenizer().save_pretrained(d)
-    return str(d)
-
-
 @pytest.fixture
 def runs(tmp_path, monkeypatch) -> jobs.JobConfig:
     monkeypatch.setenv("TTFT_RUNS_DIR", str(tmp_path / "runs"))

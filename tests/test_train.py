@@ -19,22 +19,6 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH"
 SMALL_TASKS = "00576224,0c786b71"  # arc-agi-1/evaluation, small grids
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> str:
-    """A tiny Llama + the embedded tokenizer saved as a local model folder."""
-    import torch
-    from transformers import LlamaForCausalLM
-
-    from ttft.models import tiny_model_config
-    from ttft.tokenizer import build_embedded_tokenizer
-
-    d = tmp_path_factory.mktemp("tiny_model")
-    torch.manual_seed(0)
-    LlamaForCausalLM(tiny_model_config()).save_pretrained(d)
-    build_embedded_tokenizer().save_pretrained(d)
-    return str(d)
-
-
 def run_group(cmd, timeout=300, env=None) -> subprocess.CompletedProcess:
     """Run a command in its own process group; on timeout kill the whole group (torchrun's children too)."""
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env or ENV,

@@ -21,6 +21,7 @@ An inverse applied to a grid of the wrong shape (a malformed prediction) raises 
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 import itertools
 import re
 from dataclasses import dataclass, fields
@@ -220,7 +221,7 @@ def _shape(g: Grid) -> str:
     return f"{g.shape[0]}x{g.shape[1]}" if g.ndim == 2 else f"{g.ndim}-D array of shape {g.shape}"
 
 
-class _StepBase:
+class _StepBase(ABC):
     """Shared behaviour of composition steps (subclasses are frozen dataclasses with a ``target``)."""
 
     kind: ClassVar[str]
@@ -229,14 +230,17 @@ class _StepBase:
     def applies_to(self, role: str) -> bool:
         return self.target == "both" or self.target == role
 
-    def out_shape(self, h: int, w: int) -> tuple[int, int]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def out_shape(self, h: int, w: int) -> tuple[int, int]:
+        """See the subclasses."""
 
-    def apply(self, g: Grid) -> Grid:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def apply(self, g: Grid) -> Grid:
+        """See the subclasses."""
 
-    def invert(self, g: Grid, strict: bool = True) -> Grid:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def invert(self, g: Grid, strict: bool = True) -> Grid:
+        """See the subclasses."""
 
     def to_json(self) -> dict:
         return {"kind": self.kind, **{f.name: getattr(self, f.name) for f in fields(self)}}  # type: ignore[arg-type]
