@@ -1,0 +1,89 @@
+"""Seed-ablation scale-out benchmark (issue 7): the TTFT stage with 1 process against N processes (torchrun).
+
+Runs the same per-task TTFT stage of one ablation row (default ``n-1 + geometric + colour``) on the first
+``--limit`` tasks of the default subset, first as one process (the CPU's threads all in it), then as
+``--gpus`` processes via ``torchrun --standalone`` (task-parallel shards, one thread each), alternating
+``--repeats`` times, each timed from launch to the merged run directory. Prints ``name: value`` lines:
+seconds of each, seconds per task per 100 steps, and the speed-up (target >= 1.7 with 2 processes on 2 cores).
+Also checks both produce one adapter per task.
+
+    .venv/bin/python bench/bench_ablation_scale.py [--limit 8] [--steps 30] [--gpus 2] [--repeats 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def stage(cfile: Path, run_dir: Path, nproc: int) -> float:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    py = sys.executable
+    t0 = time.perf_counter()
+    if nproc > 1:
+        cmd = [py, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc), "-m", "ttft",
+               "train", "--config", str(cfile), "--run-dir", str(run_dir), "--json"]
+        subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run([py, "-m", "ttft", "merge-shards", str(run_dir), "--json"], check=True, env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    else:
+        subprocess.run([py, "-m", "ttft", "train", "--config", str(cfile), "--run-dir", str(run_dir), "--json"],
+                       check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    from ttft.experiment import AblationConfig, select_ids, train_config_for
+    from ttft.runs import write_json_atomic
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--limit", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--gpus", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--row", default="n-1 + geometric + colour")
+    a = ap.parse_args()
+
+    cfg = AblationConfig(steps=a.steps, limit=a.limit, device="cpu").validate()
+    ids = select_ids(cfg)
+    tcfg = train_config_for(a.row, cfg, ids)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-abl-"))
+    cfile = tmp / "train-config.json"
+    write_json_atomic(cfile, tcfg.to_json())
+    one, many = [], []
+    try:
+        for r in range(a.repeats):
+            for n, acc in ((1, one), (a.gpus, many)):
+                d = tmp / f"run-{n}-{r}"
+                acc.append(stage(cfile, d, n))
+                adapters = sorted(p.name for p in (d / "adapters").iterdir()) if (d / "adapters").is_dir() else []
+                if len(adapters) != len(ids):
+                    print(f"warning: {n} process(es) produced {len(adapters)} adapters for {len(ids)} tasks",
+                          file=sys.stderr)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    s1, sn = statistics.median(one), statistics.median(many)
+    print(f"row: {a.row}")
+    print(f"tasks: {len(ids)}")
+    print(f"steps: {a.steps}")
+    print(f"cpu_cores: {os.cpu_count()}")
+    print(f"one_process_s: {s1:.1f}")
+    print(f"processes_{a.gpus}_s: {sn:.1f}")
+    print(f"one_process_s_per_task_per_100_steps: {s1 / len(ids) * 100 / a.steps:.2f}")
+    print(f"processes_{a.gpus}_s_per_task_per_100_steps: {sn / len(ids) * 100 / a.steps:.2f}")
+    print(f"speedup: {s1 / sn:.2f}")
+
+
+if __name__ == "__main__":
+    main()
