@@ -36,9 +36,20 @@ def available_pages() -> list[tuple[str, str, str]]:
     return [p for p in PAGES if (_APP_DIR / p[0]).exists()]
 
 
+@st.cache_resource
+def _icon():
+    """The favicon as an image (Streamlit inlines it): a ``:material/...:`` icon would make every browser fetch it
+    from fonts.gstatic.com, which an offline machine cannot reach."""
+    import io
+
+    from PIL import Image
+
+    return Image.open(io.BytesIO(viz.icon_png()))
+
+
 def page_frame(title: str) -> None:
     """Page config and the sidebar navigation (Streamlit's own nav is off: it would label Home 'app')."""
-    st.set_page_config(page_title=f"{title} · ttft", page_icon=":material/apps:", layout="wide")
+    st.set_page_config(page_title=f"{title} · ttft", page_icon=_icon(), layout="wide")
     with st.sidebar:
         for path, label, icon in available_pages():
             st.page_link(path, label=label, icon=icon)
