@@ -13,7 +13,11 @@ Model: the embedded default model when ``ttft/assets/model/config.json`` exists,
 of the embedded architecture (``ttft.models.embedded_model_config()``). Target: speed-up >= 3 with identical greedy
 outputs.
 
-    .venv/bin/python bench/bench_predict.py [--tasks 4] [--views 8] [--repeats 3] [--threads 1]
+Threads: by default torch's own default (every core), as ``python -m ttft predict`` runs; ``--threads 1`` pins one.
+The batched path's prompt prefill time is printed too: prefill is the same arithmetic in both paths (every view's
+prompt must go through the model once), so it bounds the speed-up on one thread.
+
+    .venv/bin/python bench/bench_predict.py [--tasks 4] [--views 8] [--repeats 3] [--threads 0]
 """
 
 from __future__ import annotations
@@ -37,13 +41,14 @@ def main() -> None:
     ap.add_argument("--max-task-tokens", type=int, default=400)
     ap.add_argument("--views", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=0, help="0: torch's default (all cores), as ttft predict")
     ap.add_argument("--batch-size", type=int, default=0, help="0: automatic")
     args = ap.parse_args()
 
     import torch
 
-    torch.set_num_threads(args.threads)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     from ttft.data import load_dataset
     from ttft.models import EMBEDDED_MODEL_DIR, ModelConfig, embedded_model_available
     from ttft.encoding import EncodingConfig
@@ -57,6 +62,18 @@ def main() -> None:
     cfg = PredictConfig(base_model="default", dataset="arc-agi-1/evaluation", views=args.views)
     items = [it for t in tasks for it in build_items(t, cfg, pred, 8192)]
     n_gen_max = sum(it.max_new for it in items)
+
+    import ttft.predict as P
+
+    prefill_s = [0.0]
+    _orig_prefill = P._prefill
+
+    def timed_prefill(*a, **k):
+        t = time.perf_counter()
+        _orig_prefill(*a, **k)
+        prefill_s[0] += time.perf_counter() - t
+
+    P._prefill = timed_prefill
 
     def run(bs: int):
         its = copy.deepcopy(items)
@@ -83,9 +100,12 @@ def main() -> None:
     run(args.batch_size)  # warm-up
     plain()
     tb, tp, tu, same_plain, same_own = [], [], [], True, True
+    pf = []
     for _ in range(args.repeats):
+        prefill_s[0] = 0.0
         t, b_items, b_calls = run(args.batch_size)
         tb.append(t)
+        pf.append(prefill_s[0])
         t, p_items = plain()
         tp.append(t)
         t, u_items, u_calls = run(1)
@@ -95,7 +115,7 @@ def main() -> None:
     gen_tokens = sum(len(it.out.tokens) for it in b_items)
     mb, mp, mu = statistics.median(tb), statistics.median(tp), statistics.median(tu)
     print(f"model: {'embedded default (trained)' if trained else 'embedded architecture, random init'}")
-    print(f"threads: {args.threads}")
+    print(f"threads: {torch.get_num_threads()}")
     print(f"tasks: {len(tasks)} ({', '.join(t.id for t in tasks)})")
     print(f"views_per_test_input: {args.views}")
     print(f"view_predictions: {len(items)}")
@@ -104,6 +124,7 @@ def main() -> None:
     print(f"batched_generate_calls: {b_calls}")
     print(f"baseline_generate_calls: {len(items)}")
     print(f"batched_seconds_median: {mb:.3f}")
+    print(f"batched_prompt_prefill_seconds_median: {statistics.median(pf):.3f}")
     print(f"baseline_one_generate_per_view_seconds_median: {mp:.3f}")
     print(f"own_path_batch_size_1_seconds_median: {mu:.3f}")
     print(f"batched_predictions_per_second: {len(items) / mb:.2f}")

@@ -742,8 +742,9 @@ def run_items(pred: Predictor, items: list[ViewItem], batch_size: int, cfg: Pred
         longest = len(todo[k].prompt)
         bs = batch_size or auto_batch_size(pred.model, longest + todo[k].max_new, pred.device, len(todo) - k)
         batch = todo[k:k + bs]
-        if not batch_size:  # automatic: keep padding (wasted prefill) under about 40% of the longest prompt
-            batch = [it for it in batch if len(it.prompt) >= 0.6 * longest]  # a prefix: sorted longest first
+        if not batch_size:  # automatic: prompts are prefilled without padding (``_prefill``), so padding only costs
+            # decode attention over masked positions and cache memory: allow prompts down to 30% of the longest
+            batch = [it for it in batch if len(it.prompt) >= 0.3 * longest]  # a prefix: sorted longest first
         bs = len(batch)
         outs = generate(pred, [it.prompt for it in batch], [it.max_new for it in batch], cfg.sample,
                         cfg.temperature, cfg.top_p, seed=cfg.seed + k)
