@@ -238,3 +238,25 @@ def test_leave_two_out_and_keep_original_colors_streams():
         assert digits <= {1, 2, 3, 4}
     with pytest.raises(Exception, match="leave_out: must be 1"):
         TrainConfig(leave_out=3).validate()
+
+
+def test_balanced_shards_cover_every_task_once_and_even_out_the_work():
+    from ttft.train import balanced_shards, select_tasks
+
+    _, tasks = select_tasks("arc-agi-1/evaluation", (), 1200)
+    cost = {t.id: t.stats().tokens + 300 for t in tasks}
+    for world in (1, 2, 3, 8):
+        shards = balanced_shards(tasks, world)
+        assert len(shards) == world
+        flat = [i for s in shards for i in s]
+        assert sorted(flat) == sorted(cost)  # every task exactly once
+        loads = [sum(cost[i] for i in s) for s in shards]
+        assert max(loads) - min(loads) <= max(cost.values())  # LPT bound: within one task's cost
+        assert balanced_shards(tasks, world) == shards  # every rank computes the same split
+    # round-robin by id would put the two long tasks of this set on one rank
+    small = [t for t in tasks if t.id in {"00576224", "0692e18c", "03560426", "0bb8deee"}]
+    ids = sorted(t.id for t in small)
+    rr = sorted(sum(cost[i] for i in ids[r::2]) for r in range(2))
+    assert rr[1] / rr[0] > 2
+    loads = sorted(sum(cost[i] for i in s) for s in balanced_shards(small, 2))
+    assert loads[1] / loads[0] < 1.2
