@@ -5,7 +5,8 @@ import time
 import streamlit as st
 
 from ttft import jobs
-from ttft.experiment import ROWS, AblationConfig, ablation_figure, experiments_root, list_experiments, results_frame
+from ttft.experiment import (ROWS, AblationConfig, ablation_figure, experiments_root, list_experiments,
+                             per_task_losses, results_frame)
 from ttft.runs import RunDir, read_json
 from ttft.ui import widgets as w
 
@@ -53,7 +54,7 @@ st.caption(f"status **{status.get('status', '?')}** · {status.get('rows_done', 
 if status.get("error"):
     st.error(status["error"])
 results = read_json(exp.path / "results.json") or {}
-df = results_frame(results)
+df = results_frame(results, exp.path)
 if df.empty:
     st.info("No row has finished yet.")
     st.stop()
@@ -66,12 +67,15 @@ st.dataframe(df, hide_index=True, column_config={
     "TTFT s": st.column_config.NumberColumn(format="%.0f"),
     "total s": st.column_config.NumberColumn(format="%.0f"),
     "s/task/100 steps": st.column_config.NumberColumn(format="%.1f"),
+    "mean loss change per task": st.column_config.NumberColumn(format="percent"),
 })
-st.plotly_chart(ablation_figure(results), key="ablation_chart")
+st.plotly_chart(ablation_figure(results, exp.path), key="ablation_chart")
 base_loss = df.loc[df["experiment"] == "baseline", "val loss"]
 if len(base_loss) and base_loss.iloc[0] is not None:
     better = df[(df["experiment"] != "baseline") & (df["val loss"] < base_loss.iloc[0])]["experiment"].tolist()
     st.caption(f"Rows with a lower val loss than the baseline: {', '.join(better) or 'none'}.")
+with st.expander("Val loss per task and row"):
+    st.dataframe(per_task_losses(results, exp.path), column_config={"_index": "task"})
 log = exp.path / "log.txt"
 if log.exists():
     with st.expander("Log"):

@@ -25,6 +25,13 @@ def fake_experiment(root: Path) -> Path:
                 "vote_1": 0.5, "correct_pixels": 0.7, "train_seconds": 30.0, "wall_seconds": 40.0,
                 "ttft_seconds_per_task_per_100_steps": 500.0},
     }
+    # per-task losses in each row's predictions (recorded paths are stale: found under rows/<row>/predictions)
+    per_task = {"baseline": {"t1": 2.0, "t2": 1.0, "t3": None}, "n-1": {"t1": 1.0, "t2": 1.5, "t3": 0.5}}
+    for name, losses in per_task.items():
+        rows[name]["predictions"] = f"/nonexistent/{name}/predictions"
+        d = exp / "rows" / name / "predictions"
+        d.mkdir(parents=True)
+        (d / "metrics.json").write_text(json.dumps({"per_task": {t: {"val_loss": v} for t, v in losses.items()}}))
     (exp / "results.json").write_text(json.dumps({"config": cfg, "rows": rows}))
     return exp
 
@@ -35,6 +42,12 @@ def test_results_frame_and_figure(tmp_path):
     df = results_frame(res)
     assert df["experiment"].tolist() == ["baseline", "n-1"]
     assert df["val loss"].tolist() == [1.5, 1.1]
+    assert df["tasks better than baseline"].isna().all()  # predictions not found without the folder
+    df = results_frame(res, exp)
+    # t1: 2.0 -> 1.0 (-50%), t2: 1.0 -> 1.5 (+50%), t3 has no baseline loss: 1 of 2 better, mean change 0
+    assert df["tasks better than baseline"].isna().tolist() == [True, False]
+    assert df["tasks better than baseline"].iloc[1] == "1/2"
+    assert df["mean loss change per task"].iloc[1] == 0.0
     fig = ablation_figure(res)
     assert [t.name for t in fig.data] == ["val loss", "val accuracy", "pass@2"]
     assert list(fig.data[0].y) == [1.5, 1.1]
@@ -50,6 +63,9 @@ def test_experiments_page_shows_table_chart_and_launch_command(tmp_path, monkeyp
     df = at.dataframe[0].value
     assert df["experiment"].tolist() == ["baseline", "n-1"]
     assert any("lower val loss than the baseline: n-1" in c.value for c in at.caption)
+    assert df["tasks better than baseline"].tolist()[1] == "1/2"
+    per_task = at.dataframe[1].value
+    assert set(per_task.columns) >= {"baseline", "n-1"} and len(per_task) == 3
     assert any("experiment seed-ablation" in c.value and "--steps" in c.value for c in at.code)
     assert at.query_params["experiment"] in ("seed-ablation-test", ["seed-ablation-test"])
 

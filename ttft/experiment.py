@@ -231,30 +231,77 @@ def list_experiments(root: Path | None = None) -> list[Path]:
                   reverse=True)
 
 
-def results_frame(results: dict):
-    """The ablation table as a DataFrame in the seed experiment's form (rows in the configured order)."""
+def _row_order(results: dict) -> list[str]:
+    order = list((results.get("config") or {}).get("rows") or ROWS)
+    return order + [n for n in (results.get("rows") or {}) if n not in order]
+
+
+def per_task_losses(results: dict, exp_dir: Path | None = None):
+    """Test-output val loss of every task (index) under every finished row (columns), read from each row's
+    ``predictions/metrics.json``; the recorded path first, else ``<exp_dir>/rows/<row>/predictions``."""
     import pandas as pd
 
-    order = list((results.get("config") or {}).get("rows") or ROWS)
+    cols = {}
+    for name in _row_order(results):
+        r = (results.get("rows") or {}).get(name)
+        if not r:
+            continue
+        cands = [Path(r["predictions"])] if r.get("predictions") else []
+        if exp_dir is not None:
+            cands.append(Path(exp_dir) / "rows" / slug(name) / "predictions")
+        m = next((read_json(c / "metrics.json") for c in cands if (c / "metrics.json").exists()), None)
+        if m:
+            cols[name] = {tid: v.get("val_loss") for tid, v in (m.get("per_task") or {}).items()}
+    return pd.DataFrame(cols, dtype=float)
+
+
+def vs_baseline(losses) -> dict[str, dict]:
+    """Per row: on how many tasks (with a loss in both) the val loss is below the baseline's, and the mean relative
+    change of the per-task loss (-0.3: 30% lower on average), as the outside reference states its result."""
+    if "baseline" not in losses.columns:
+        return {}
+    out = {}
+    for name in losses.columns:
+        if name == "baseline":
+            continue
+        both = losses[["baseline", name]].dropna()
+        both = both[both["baseline"] > 0]
+        if both.empty:
+            continue
+        rel = (both[name] - both["baseline"]) / both["baseline"]
+        out[name] = {"improved": int((both[name] < both["baseline"]).sum()), "n": int(len(both)),
+                     "mean_change": float(rel.mean()), "median_change": float(rel.median())}
+    return out
+
+
+def results_frame(results: dict, exp_dir: Path | None = None):
+    """The ablation table as a DataFrame in the seed experiment's form (rows in the configured order), with the
+    per-task comparison against the baseline where the rows' predictions can be read."""
+    import pandas as pd
+
     rows = results.get("rows") or {}
+    cmp = vs_baseline(per_task_losses(results, exp_dir)) if rows else {}
     recs = []
-    for name in order + [n for n in rows if n not in order]:
+    for name in _row_order(results):
         r = rows.get(name)
         if not r:
             continue
+        c = cmp.get(name)
         recs.append({"experiment": name, "val loss": r.get("val_loss"), "val accuracy": r.get("accuracy"),
                      "pass@2": r.get("pass_at_2"), "vote@1": r.get("vote_1"), "pixels": r.get("correct_pixels"),
+                     "tasks better than baseline": f"{c['improved']}/{c['n']}" if c else None,
+                     "mean loss change per task": c["mean_change"] if c else None,
                      "TTFT s": r.get("train_seconds"), "total s": r.get("wall_seconds"),
                      "s/task/100 steps": r.get("ttft_seconds_per_task_per_100_steps")})
     return pd.DataFrame(recs)
 
 
-def ablation_figure(results: dict):
+def ablation_figure(results: dict, exp_dir: Path | None = None):
     """Val loss (bars) and accuracy / pass@2 (markers, second axis) per row."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    df = results_frame(results)
+    df = results_frame(results, exp_dir)
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     if len(df):
         fig.add_trace(go.Bar(x=df["experiment"], y=df["val loss"], name="val loss", marker_color="#0074D9"))
