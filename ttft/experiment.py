@@ -310,6 +310,6 @@ def ablation_figure(results: dict, exp_dir: Path | None = None):
             fig.add_trace(go.Scatter(x=df["experiment"], y=df[col], name=col, mode="markers+lines",
                                      marker={"size": 10, "color": colour}), secondary_y=True)
     fig.update_yaxes(title_text="val loss (test outputs)", secondary_y=False)
-    fig.update_yaxes(title_text="share of test outputs", tickformat=".0%", secondary_y=True, rangemode="tozero")
+    fig.update_yaxes(title_text="share of test outputs", tickformat=".1%", secondary_y=True, rangemode="tozero")
     fig.update_layout(height=380, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h"})
     return fig
