@@ -326,3 +326,19 @@ def test_load_tokenizer_names_a_bad_path(tmp_path):
         load_tokenizer(tmp_path / "nothing")
     with pytest.raises(ValueError, match=re.escape(f"cannot load a tokenizer from '{tmp_path}'")):
         load_tokenizer(tmp_path)
+
+
+def test_slow_tokenizer_is_refused_with_its_name():
+    class SlowTokenizer:
+        is_fast = False
+        name_or_path = "some/slow-tokenizer"
+
+        def __call__(self, *a, **k):
+            raise AssertionError("must be refused before tokenising")
+
+    task = Task("t1", [Pair(np.zeros((2, 2), np.uint8), np.ones((2, 2), np.uint8))] * 2,
+                [Pair(np.zeros((2, 2), np.uint8), np.ones((2, 2), np.uint8))])
+    with pytest.raises(TypeError, match=r"some/slow-tokenizer \(SlowTokenizer\) cannot return character offsets"):
+        tokenize_task(task, EncodingConfig(), SlowTokenizer())
+    with pytest.raises(TypeError, match="cannot return character offsets"):
+        check_one_token_per_cell(SlowTokenizer())

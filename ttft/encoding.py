@@ -390,13 +390,17 @@ def _fast_ids(encoded: EncodedText) -> tuple[np.ndarray, np.ndarray]:
     return ids, np.where(trained, ids, IGNORE_INDEX)
 
 
+def _require_offsets(tokenizer: Any) -> None:
+    """Character offsets (for loss masks and highlighting) come only from fast (tokenizers-backed) tokenizers."""
+    if getattr(tokenizer, "is_fast", True) is False:
+        raise TypeError(f"tokenizer {tokenizer_name(tokenizer)} cannot return character offsets; use a fast "
+                        "(tokenizers-backed) tokenizer")
+
+
 def _generic_ids(encoded: EncodedText, tokenizer: Any) -> tuple[np.ndarray, np.ndarray]:
     add_special = encoded.template == "plain"  # a chat template writes its own special tokens
-    try:
-        enc = tokenizer(encoded.text, add_special_tokens=add_special, return_offsets_mapping=True)
-    except NotImplementedError:
-        raise TypeError(f"tokenizer {tokenizer_name(tokenizer)} cannot return character offsets; use a fast "
-                        "(tokenizers-backed) tokenizer") from None
+    _require_offsets(tokenizer)
+    enc = tokenizer(encoded.text, add_special_tokens=add_special, return_offsets_mapping=True)
     ids = np.asarray(enc["input_ids"], dtype=np.int64)
     offsets = np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2)
     mask = np.zeros(len(encoded.text) + 1, dtype=np.int64)
@@ -453,11 +457,8 @@ def _offsets(tokenizer: Any, text: str) -> tuple[list[str], np.ndarray]:
     if isinstance(tokenizer, Tokenizer):
         enc = tokenizer.encode(text, add_special_tokens=False)
         return list(enc.tokens), np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2)
-    try:
-        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    except NotImplementedError:
-        raise TypeError(f"tokenizer {tokenizer_name(tokenizer)} cannot return character offsets; use a fast "
-                        "(tokenizers-backed) tokenizer") from None
+    _require_offsets(tokenizer)
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     tokens = tokenizer.convert_ids_to_tokens(enc["input_ids"])
     return list(tokens), np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2)
 
