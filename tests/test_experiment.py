@@ -1,32 +1,19 @@
 """The seed ablation, in miniature: tiny model, 2 tasks, few steps, end to end (train + predict processes)."""
 
 import json
-import os
-import signal
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from conftest import run_group
 from ttft.experiment import ROWS, AblationConfig, train_config_for
-from ttft.runs import RunDir, read_jsonl
+from ttft.runs import RunDir
 
-ROOT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
 TASKS = "00576224,0c786b71"
 
 
 def run(cmd, timeout=600):
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=ENV,
-                         start_new_session=True)
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
-        out, err = p.communicate()
-        pytest.fail(f"timed out: {err[-3000:]}")
-    return subprocess.CompletedProcess(cmd, p.returncode, out, err)
+    return run_group(cmd, timeout=timeout)
 
 
 def test_row_configs_follow_the_seed_experiment():

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 
 from _predfake import TASKS, fake_run, make_prediction, tiny_model_dir
+from conftest import CLI_ENV as ENV
+from conftest import ROOT, run_group
 from ttft.augment import DIHEDRAL, AugmentSpec, apply_grid
 from ttft.data import load_dataset
 from ttft.encoding import EncodingConfig, grid_to_text
@@ -21,8 +23,6 @@ from ttft.predict import (Generated, PredictConfig, PredictError, Predictor, Sou
                           finish_item, find_predictions, predict_argv, run_items, submission, view_specs, vote)
 from ttft.runs import read_json, read_jsonl
 
-ROOT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
 
 
 @pytest.fixture(scope="module")
@@ -48,15 +48,7 @@ def text_predictor(tok) -> Predictor:
 
 
 def cli(*args, timeout=300):
-    p = subprocess.Popen([sys.executable, "-m", "ttft", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True, cwd=ROOT, env=ENV, start_new_session=True)
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
-        out, err = p.communicate()
-        pytest.fail(f"timed out: {err[-3000:]}")
-    return subprocess.CompletedProcess(args, p.returncode, out, err)
+    return run_group([sys.executable, "-m", "ttft", *args], timeout=timeout)
 
 
 # --------------------------------------------------------------------------- views and voting

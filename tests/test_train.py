@@ -1,35 +1,19 @@
 """Training engine: tiny models built in the tests, real Trainer runs on CPU."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
+from conftest import CLI_ENV as ENV
+from conftest import ROOT, run_group
 from ttft.data import Pair, Task
 from ttft.runs import RunDir, read_jsonl
 
-ROOT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-
 SMALL_TASKS = "00576224,0c786b71"  # arc-agi-1/evaluation, small grids
-
-
-def run_group(cmd, timeout=300, env=None) -> subprocess.CompletedProcess:
-    """Run a command in its own process group; on timeout kill the whole group (torchrun's children too)."""
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env or ENV,
-                         start_new_session=True)
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
-        out, err = p.communicate()
-        pytest.fail(f"{cmd[:6]} timed out after {timeout}s:\n{err[-3000:]}")
-    return subprocess.CompletedProcess(cmd, p.returncode, out, err)
 
 
 def run_train(*args, timeout=300, env=None):
