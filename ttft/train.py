@@ -720,12 +720,13 @@ def balanced_shards(tasks: Sequence[Task], world: int) -> list[list[str]]:
     steps, so its cost grows with its length (token estimate) plus a fixed per-task part (adapter set-up, eval);
     longest first, each to the least-loaded shard (LPT). Deterministic, so every rank computes the same split.
     Round-robin by id left one of two CPU processes idle for most of a small run (7.7 s against 21.2 s)."""
-    loads = [0.0] * world
+    cost = {t.id: t.stats().tokens + 300 for t in tasks}
+    loads = [0] * world
     shards: list[list[str]] = [[] for _ in range(world)]
-    for t in sorted(tasks, key=lambda t: (-t.stats().tokens, t.id)):
+    for tid in sorted(cost, key=lambda i: (-cost[i], i)):
         k = min(range(world), key=lambda i: (loads[i], i))
-        shards[k].append(t.id)
-        loads[k] += t.stats().tokens + 300
+        shards[k].append(tid)
+        loads[k] += cost[tid]
     return [sorted(s) for s in shards]
 
 
