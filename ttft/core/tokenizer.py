@@ -43,7 +43,7 @@ CHARS: str = "0123456789\n :abcdefghijklmnopqrstuvwxyz"
 VOCAB: dict[str, int] = {t: i for i, t in enumerate(SPECIALS + MARKERS + tuple(CHARS))}
 
 #: the shipped copy of the embedded tokenizer
-ASSET_DIR = Path(__file__).resolve().parent / "assets" / "tokenizer"
+ASSET_DIR = Path(__file__).resolve().parents[1] / "assets" / "tokenizer"
 #: the name that :func:`load_tokenizer` resolves to the shipped copy
 EMBEDDED = "embedded"
 

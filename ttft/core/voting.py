@@ -1,0 +1,64 @@
+"""TODO docstring."""
+
+from __future__ import annotations
+import math
+import os
+import signal
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Sequence
+import numpy as np
+from ttft import metrics as M
+from ttft.augment import DIHEDRAL, IDENTITY_COLORS, AugmentSpec, InverseError, apply_task, invert_grid, \
+    random_color_map
+from ttft.data import MAX_SIDE, Task
+from ttft.encoding import IGNORE_INDEX, EncodingConfig, grid_to_text, parse_output, tokenize_task
+from ttft.runs import (RunDir, append_jsonl, process_start_time, read_json, runs_root, safe_name,
+                       write_json_atomic)
+
+
+@dataclass
+class Candidate:
+    """A distinct predicted grid of one test output: how many views voted for it, and their mean log-prob."""
+
+    grid: np.ndarray
+    votes: int
+    mean_logprob: float | None
+    views: list[int] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"grid": self.grid.tolist(), "votes": self.votes, "mean_logprob": self.mean_logprob,
+                "views": list(self.views)}
+
+
+def vote(grids: Sequence[Any], logprobs: Sequence[float | None] | None = None) -> list[Candidate]:
+    """Group identical grids (``None`` = unanswered, skipped) and rank them: most votes first, ties broken by the
+    higher mean log-probability (a candidate without log-probs ranks below one with), then by the first view."""
+    logprobs = list(logprobs) if logprobs is not None else [None] * len(grids)
+    groups: dict[tuple, Candidate] = {}
+    lps: dict[tuple, list[float]] = {}
+    for k, (g, lp) in enumerate(zip(grids, logprobs)):
+        a = M.as_grid(g)
+        if a is None:
+            continue
+        key = (a.shape, a.tobytes())
+        if key not in groups:
+            groups[key] = Candidate(a, 0, None, [])
+            lps[key] = []
+        c = groups[key]
+        c.votes += 1
+        c.views.append(k)
+        if lp is not None and math.isfinite(lp):
+            lps[key].append(float(lp))
+    for key, c in groups.items():
+        c.mean_logprob = float(np.mean(lps[key])) if lps[key] else None
+    return sorted(groups.values(), key=lambda c: (-c.votes, -(c.mean_logprob if c.mean_logprob is not None
+                                                              else -math.inf), c.views[0]))
+
+
+def attempts_of(cands: Sequence[Candidate]) -> list[np.ndarray | None]:
+    """Attempt 1 and 2 (``None`` where there are fewer candidates)."""
+    return [cands[i].grid if i < len(cands) else None for i in range(2)]

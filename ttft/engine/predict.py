@@ -1,0 +1,515 @@
+"""Augmented, batched prediction with voting: from a run (base model + adapter, per-task adapters, or a full
+fine-tune's ``model/``) or a bare base model, on a dataset's tasks.
+
+For each test input, K augmented views (:func:`view_specs`: view 0 is the identity, then the dihedral transforms in
+turn, with a colour permutation each when ``colors`` allows) are encoded as prompts (``encode_task(answer=False)``),
+generated in batches with a KV cache (left padding, one ``model.generate`` call per batch, stop at end-of-sequence),
+parsed, and mapped back with the view's inverse (``invert_grid(role='output')``). Identical grids are counted as
+votes; ties are broken by the mean log-probability of the generated tokens (then by the first view): the top two are
+attempt 1 and attempt 2 (:func:`vote`).
+
+:func:`run_prediction` writes a prediction folder (docs/predictions.md): ``config.json``, ``status.json``,
+``predictions.jsonl`` (one line per view), ``tasks.jsonl`` (one line per task: attempts, candidates, metrics),
+``metrics.json`` and a Kaggle ``submission.json``. SIGTERM/SIGINT stop it between batches with status ``stopped``
+(what is done is kept and scored). Nothing here imports streamlit.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Sequence
+
+import numpy as np
+
+from ttft import metrics as M
+from ttft.augment import DIHEDRAL, IDENTITY_COLORS, AugmentSpec, InverseError, apply_task, invert_grid, \
+    random_color_map
+from ttft.data import MAX_SIDE, Task
+from ttft.encoding import IGNORE_INDEX, EncodingConfig, grid_to_text, parse_output, tokenize_task
+from ttft.runs import (RunDir, append_jsonl, process_start_time, read_json, runs_root, safe_name,
+                       write_json_atomic)
+
+#: folder (under the runs folder) of predictions of bare base models made without --out
+BASELINES_DIR = "baselines"
+
+
+# --------------------------------------------------------------------------- config
+
+
+# --------------------------------------------------------------------------- views
+
+
+# --------------------------------------------------------------------------- voting
+
+
+# --------------------------------------------------------------------------- the model source
+
+
+@dataclass
+class Source:
+    """What to load: a base model (ModelConfig), optionally one adapter or per-task adapters, or a full fine-tune's
+    model folder; the encoding; the run's dataset and tasks."""
+
+    kind: str  # "base", "adapter", "per-task", "full"
+    model: Any  # ModelConfig of the base (for "full": base_model is the run's model/ folder)
+    encoding: EncodingConfig
+    adapter: str | None = None
+    adapters: dict[str, str] = field(default_factory=dict)
+    run: str | None = None
+    dataset: str | None = None
+    tasks: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        if self.kind == "base":
+            return f"base model {self.model.base_model}"
+        what = {"adapter": "adapter/", "per-task": f"{len(self.adapters)} per-task adapters",
+                "full": "full fine-tune model/"}[self.kind]
+        return f"run {self.run} ({what})"
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "model": self.model.to_json(), "encoding": self.encoding.to_json(),
+                "adapter": self.adapter, "n_adapters": len(self.adapters), "run": self.run,
+                "dataset": self.dataset}
+
+
+def resolve_source(cfg: PredictConfig) -> Source:
+    """The model to predict with, from ``cfg.run`` or ``cfg.base_model``. Raises PredictError naming what is wrong
+    (missing run, run without an adapter or model, missing model folder)."""
+    from ttft.models import ModelConfig, ModelError
+
+    if cfg.base_model:
+        mc = ModelConfig(base_model=cfg.base_model)
+        try:
+            mc.validate()
+        except ModelError as e:
+            raise PredictError(f"base model: {e}") from None
+        enc = EncodingConfig(format=cfg.format or "minimal", max_seq_len=8192)
+        return Source("base", mc, enc)
+    run = RunDir(Path(cfg.run).expanduser())
+    if not run.path.is_dir():
+        raise PredictError(f"run {cfg.run}: no such folder")
+    rc = run.config()
+    if not rc:
+        raise PredictError(f"run {cfg.run}: no config.json (not a run directory)")
+    try:
+        mc = ModelConfig.from_json({**rc.get("model", {}), "adapter": None})
+        enc = EncodingConfig.from_json(rc.get("encoding") or {"max_seq_len": 2048})
+    except (ValueError, TypeError) as e:
+        raise PredictError(f"run {cfg.run}: its config.json cannot be read ({e})") from None
+    if cfg.format and cfg.format != enc.format:
+        raise PredictError(f"format: the run was trained with format {enc.format!r}, got {cfg.format!r}")
+    common = dict(encoding=enc, run=str(run.path), dataset=rc.get("dataset"), tasks=tuple(rc.get("tasks") or ()))
+    status = run.status().get("status", "unknown")
+    model_dir = run.path / "model"
+    if (model_dir / "config.json").exists():
+        return Source("full", replace(mc, base_model=str(model_dir), full_finetune=False, init="pretrained"),
+                      **common)
+    if (run.adapter_dir / "adapter_config.json").exists():
+        return Source("adapter", mc, adapter=str(run.adapter_dir), **common)
+    adapters = {}
+    if run.adapters_dir.is_dir():
+        adapters = {p.name: str(p) for p in sorted(run.adapters_dir.iterdir())
+                    if (p / "adapter_config.json").exists()}
+    if adapters:
+        return Source("per-task", mc, adapters=adapters, **common)
+    raise PredictError(f"run {cfg.run} has no adapter/, adapters/<task>/ or model/ (status {status}: "
+                       f"{'still running' if status == 'running' else 'not finished'}?)")
+
+
+def select(cfg: PredictConfig, source: Source):
+    """(dataset spec, dataset, selected tasks)."""
+    from ttft.data import load_dataset
+
+    spec = cfg.dataset or source.dataset
+    if not spec:
+        raise PredictError("dataset: the run names no dataset; pass --dataset")
+    try:
+        ds = load_dataset(spec)
+    except (ValueError, OSError) as e:
+        raise PredictError(f"dataset: {e}") from None
+    ids = list(cfg.tasks) or ([t for t in source.tasks] if source.tasks and spec == source.dataset else [])
+    if ids:
+        unknown = [t for t in ids if t not in ds.tasks]
+        if unknown:
+            raise PredictError(f"tasks: unknown task id(s) {', '.join(unknown[:10])} in dataset {spec!r}")
+        tasks = [ds.tasks[t] for t in dict.fromkeys(ids)]
+    else:
+        tasks = list(ds)
+    if cfg.max_task_tokens is not None:
+        tasks = [t for t in tasks if t.stats().tokens <= cfg.max_task_tokens]
+    if not tasks:
+        raise PredictError(f"tasks: no task of {spec!r} is selected")
+    return spec, ds, tasks
+
+
+# --------------------------------------------------------------------------- loading
+
+
+# --------------------------------------------------------------------------- generation
+
+
+# --------------------------------------------------------------------------- items
+
+
+@dataclass
+class ViewItem:
+    """One view of one test input: its prompt and generation budget, then what came out."""
+
+    task: str
+    test_index: int
+    view: int
+    spec: AugmentSpec
+    prompt: np.ndarray | None
+    max_new: int
+    reason: str | None = None  # why it was not generated (too long)
+    out: Generated | None = None
+    grid: np.ndarray | None = None
+    parse_reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.grid is not None
+
+
+def build_items(task: Task, cfg: PredictConfig, pred: Predictor, limit: int) -> list[ViewItem]:
+    """The view items of every test input of ``task``, with prompts (``encode_task(answer=False)``)."""
+    enc = pred.source.encoding
+    tok = pred.tokenizer
+    from ttft.tokenizer import is_embedded
+
+    tok_arg = None if is_embedded(tok) else tok
+    most = max_output_tokens(enc.format, pred.count_tokens)
+    items = []
+    for spec_k, spec in enumerate(view_specs(task, cfg)):
+        vt = apply_task(task, spec)
+        for i in range(len(task.test)):
+            est = min(most, cfg.max_new_tokens or output_token_estimate(vt, i, enc.format, pred.count_tokens))
+            tt = tokenize_task(vt, enc, tok_arg, test_index=i, answer=False)
+            item = ViewItem(task.id, i, spec_k, spec, tt.input_ids, est)
+            if tt.n_tokens + est > limit:
+                item.reason = f"prompt ({tt.n_tokens} tokens) + output ({est}) exceed max_seq_len {limit}"
+                item.prompt = None
+            items.append(item)
+    return items
+
+
+def finish_item(item: ViewItem, pred: Predictor) -> None:
+    """Parse the generated text and map the grid back to the original frame."""
+    if item.out is None:
+        item.parse_reason = item.reason or "not generated"
+        return
+    res = parse_output(item.out.text, pred.source.encoding, pred.tokenizer)
+    if not res.ok:
+        item.parse_reason = res.reason
+        return
+    try:
+        item.grid = invert_grid(res.grid, item.spec, role="output")
+    except (InverseError, ValueError) as e:
+        item.parse_reason = f"cannot map back: {e}"
+
+
+def run_items(pred: Predictor, items: list[ViewItem], batch_size: int, cfg: PredictConfig,
+              should_stop: Callable[[], bool] = lambda: False) -> int:
+    """Generate every item that has a prompt, longest first, in batches; returns the number of generate calls.
+    Stops early (leaving items without output) when ``should_stop()`` turns true between batches."""
+    todo = sorted((it for it in items if it.prompt is not None), key=lambda it: (-len(it.prompt), -it.max_new))
+    calls = 0
+    k = 0
+    while k < len(todo):
+        if should_stop():
+            break
+        longest = len(todo[k].prompt)
+        bs = batch_size or auto_batch_size(pred.model, longest + todo[k].max_new, pred.device, len(todo) - k)
+        batch = todo[k:k + bs]
+        if not batch_size:  # automatic: prompts are prefilled without padding (``_prefill``), so padding only costs
+            # decode attention over masked positions and cache memory: allow prompts down to 30% of the longest
+            batch = [it for it in batch if len(it.prompt) >= 0.3 * longest]  # a prefix: sorted longest first
+        bs = len(batch)
+        outs = generate(pred, [it.prompt for it in batch], [it.max_new for it in batch], cfg.sample,
+                        cfg.temperature, cfg.top_p, seed=cfg.seed + k)
+        for it, o in zip(batch, outs):
+            it.out = o
+        calls += 1
+        k += bs
+    for it in items:
+        finish_item(it, pred)
+    return calls
+
+
+# --------------------------------------------------------------------------- val loss
+
+
+def val_losses(pred: Predictor, task: Task, limit: int) -> list[float | None]:
+    """Per test output, the mean loss on its tokens (test output + end of sequence; the training ValSet's
+    definition: no augmentation, loss on the test output only); None when unknown or longer than ``limit``."""
+    import torch
+
+    from ttft.tokenizer import is_embedded
+
+    enc = EncodingConfig(**{**pred.source.encoding.to_json(), "loss_on": "test"})
+    tok_arg = None if is_embedded(pred.tokenizer) else pred.tokenizer
+    out: list[float | None] = []
+    for k, p in enumerate(task.test):
+        if p.output is None:
+            out.append(None)
+            continue
+        tt = tokenize_task(task, enc, tok_arg, test_index=k, answer=True)
+        if tt.n_tokens > limit:
+            out.append(None)
+            continue
+        ids = torch.as_tensor(tt.input_ids[None], device=pred.device)
+        labels = torch.as_tensor(tt.labels[None], device=pred.device)
+        with torch.no_grad():
+            logits = pred.model(input_ids=ids).logits[:, :-1].float()
+            tgt = labels[:, 1:]
+            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1),
+                                                     ignore_index=IGNORE_INDEX)
+        out.append(float(loss))
+    return out
+
+
+# --------------------------------------------------------------------------- results of a task
+
+
+def task_result(task: Task, items: list[ViewItem], vloss: list[float | None], adapter: str | None) -> dict:
+    """The tasks.jsonl line of a task: per test input its attempts, candidates, input, truth and metrics."""
+    tests = []
+    for i, p in enumerate(task.test):
+        its = sorted((it for it in items if it.test_index == i), key=lambda it: it.view)
+        grids = [it.grid for it in its]
+        cands = vote(grids, [it.out.mean_logprob if it.out else None for it in its])
+        att = attempts_of(cands)
+        metrics = M.score_output(grids, att, p.output, vloss[i] if i < len(vloss) else None)
+        tests.append({
+            "test_index": i, "input": p.input.tolist(), "truth": None if p.output is None else p.output.tolist(),
+            "attempts": [None if a is None else a.tolist() for a in att],
+            "candidates": [c.to_json() for c in cands], "n_views": len(its), "metrics": metrics,
+        })
+    return {"task": task.id, "adapter": adapter, "tests": tests,
+            "metrics": M.task_metrics([t["metrics"] for t in tests])}
+
+
+def item_line(it: ViewItem, truth: np.ndarray | None) -> dict:
+    """The predictions.jsonl line of one view."""
+    return {
+        "task": it.task, "test_index": it.test_index, "view": it.view, "spec": it.spec.to_json(),
+        "text": it.out.text if it.out else None, "grid": None if it.grid is None else it.grid.tolist(),
+        "unanswered": it.grid is None, "reason": it.parse_reason, "mean_logprob": it.out.mean_logprob if it.out
+        else None, "tokens": len(it.out.tokens) if it.out else 0,
+        "prompt_tokens": None if it.prompt is None else int(len(it.prompt)),
+        "correct": None if truth is None else M.same_grid(it.grid, truth),
+    }
+
+
+def submission(task_ids: Sequence[str], results: dict[str, dict], n_tests: dict[str, int]) -> dict:
+    """Kaggle's submission: ``{task_id: [{"attempt_1": grid, "attempt_2": grid}, ...]}``, one dict per test input,
+    every task present; a missing attempt is ``[[0]]``."""
+    sub = {}
+    for tid in task_ids:
+        tests = {t["test_index"]: t for t in results.get(tid, {}).get("tests", [])}
+        rows = []
+        for i in range(n_tests[tid]):
+            att = tests.get(i, {}).get("attempts") or [None, None]
+            rows.append({"attempt_1": att[0] if att[0] is not None else [[0]],
+                         "attempt_2": att[1] if len(att) > 1 and att[1] is not None else [[0]]})
+        sub[tid] = rows
+    return sub
+
+
+# --------------------------------------------------------------------------- the whole prediction
+
+
+@dataclass
+class PredictResult:
+    out_dir: str
+    status: str
+    summary: dict
+    n_predictions: int
+    predictions_per_second: float
+    wall_seconds: float
+
+    def to_json(self) -> dict:
+        s = self.summary
+        return {"out_dir": self.out_dir, "status": self.status, "n_tasks": s.get("n_tasks"),
+                **{k: s.get(k) for k in ("accuracy", "pass_at_2", "vote_1", "pass_n", "correct_pixels",
+                                         "correct_size", "unanswered", "val_loss", "solved", "n_scored")},
+                "n_predictions": self.n_predictions, "predictions_per_second": self.predictions_per_second,
+                "wall_seconds": self.wall_seconds}
+
+
+def default_out_dir(cfg: PredictConfig, dataset: str) -> Path:
+    name = cfg.name or (time.strftime("%Y%m%d-%H%M%S") + f"-{cfg.views}v" + ("-sampled" if cfg.sample else ""))
+    if cfg.run:
+        return Path(cfg.run).expanduser() / "predictions" / name
+    model = safe_name(Path(cfg.base_model).name if cfg.base_model != "default" else "default")
+    return runs_root() / BASELINES_DIR / "predictions" / f"{model}-{name}"
+
+
+def write_json_compact(path: Path, obj: Any) -> None:
+    """Write JSON on one line (grids stay small), atomically (temp file + rename)."""
+    import json
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, separators=(",", ":"))
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class _Stop:
+    """SIGTERM/SIGINT set a flag checked between batches (installed only in the main thread)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: dict = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for s in (signal.SIGTERM, signal.SIGINT):
+            self._old[s] = signal.signal(s, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+
+    def restore(self) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)
+        self._old.clear()
+
+
+def run_prediction(cfg: PredictConfig, log: Callable[[str], None] = lambda m: None) -> PredictResult:
+    """Predict every selected task and write the prediction folder. Bad options, a missing run or model, or an
+    unknown task raise PredictError before the folder is written."""
+    import torch
+
+    from ttft.models import choose_device
+
+    cfg.validate()
+    source = resolve_source(cfg)
+    spec, ds, tasks = select(cfg, source)
+    if source.kind == "base":
+        from ttft.models import ModelError, check_model_source
+
+        try:
+            check_model_source(source.model)
+        except ModelError as e:
+            raise PredictError(str(e)) from None
+    out = Path(cfg.out).expanduser() if cfg.out else default_out_dir(cfg, spec)
+    out.mkdir(parents=True, exist_ok=True)
+    run = RunDir(out)
+    for f in ("predictions.jsonl", "tasks.jsonl", "metrics.json", "submission.json", "status.json"):
+        (out / f).unlink(missing_ok=True)
+    device = choose_device(cfg.device)
+    write_json_atomic(run.config_file, {"kind": "predict", **cfg.to_json(), "dataset": spec,
+                                        "tasks": [t.id for t in tasks], "source": source.to_json(),
+                                        "dataset_version": ds.version, "device": device})
+    stop = _Stop()
+    stop.install()
+    t0 = time.time()
+    run.update_status(status="running", pid=os.getpid(), pid_start=process_start_time(os.getpid()), started=t0,
+                      done=0, total=len(tasks), error=None)
+    try:
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        pred = load_predictor(source, device, cfg.dtype)
+        limit = min(cfg.max_seq_len or source.encoding.max_seq_len, pred.context)
+        log(f"predicting {len(tasks)} task(s) of {spec} with {source.describe()}, {cfg.views} views, on {device}")
+        results, gen_s, n_pred = _predict_tasks(cfg, pred, tasks, limit, run, stop, log)
+        status = "stopped" if stop.requested else "finished"
+        per_task = {tid: r["metrics"] for tid, r in results.items()}
+        summary = M.summarize(per_task)
+        outs = [t["metrics"] for r in results.values() for t in r["tests"]]
+        summary["val_loss_outputs"] = M.mean_metrics(outs, ["val_loss"])["val_loss"]
+        summary["n_test_outputs"] = len(outs)
+        pps = n_pred / gen_s if gen_s > 0 else 0.0
+        wall = time.time() - t0
+        write_json_atomic(out / "metrics.json", {
+            "summary": summary, "per_task": per_task, "n_predictions": n_pred, "predictions_per_second": pps,
+            "generate_seconds": gen_s, "wall_seconds": wall, "status": status,
+            "selected_tasks": len(tasks)})
+        write_json_compact(out / "submission.json", submission([t.id for t in tasks], results,
+                                                               {t.id: len(t.test) for t in tasks}))
+        run.update_status(status=status, ended=time.time(), done=len(results), summary=summary)
+        log(f"{status}: {len(results)} task(s), pass@2 {summary.get('pass_at_2')}, accuracy "
+            f"{summary.get('accuracy')}, val loss {summary.get('val_loss')}; {out}")
+        return PredictResult(str(out), status, summary, n_pred, pps, wall)
+    except BaseException as e:
+        run.update_status(status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc()[-4000:],
+                          ended=time.time())
+        raise
+    finally:
+        stop.restore()
+
+
+def _groups(tasks: list[Task], pred: Predictor, cfg: PredictConfig) -> list[list[Task]]:
+    """Tasks predicted together: one per adapter for per-task runs, else chunks of about 4 batches of views."""
+    if pred.source.kind == "per-task":
+        return [[t] for t in tasks]
+    per_chunk = max(1, (cfg.batch_size or 32) * 4 // max(1, cfg.views))
+    return [tasks[i:i + per_chunk] for i in range(0, len(tasks), per_chunk)]
+
+
+def _predict_tasks(cfg, pred: Predictor, tasks, limit, run: RunDir, stop: _Stop, log):
+    results: dict[str, dict] = {}
+    gen_s, n_pred = 0.0, 0
+    for group in _groups(tasks, pred, cfg):
+        if stop.requested:
+            break
+        adapter = pred.use(group[0].id)
+        if not pred.adapter_enabled(group[0].id):
+            log(f"task {group[0].id}: the run has no adapter for it; predicted with the base model")
+        ctx = _no_adapter(pred) if not pred.adapter_enabled(group[0].id) else _null()
+        with ctx:
+            items = [it for t in group for it in build_items(t, cfg, pred, limit)]
+            t1 = time.time()
+            run_items(pred, items, cfg.batch_size, cfg, lambda: stop.requested)
+            gen_s += time.time() - t1
+            if stop.requested and any(it.prompt is not None and it.out is None for it in items):
+                break  # this group was cut short: keep only whole tasks
+            vl = {t.id: val_losses(pred, t, limit) if cfg.val_loss else [None] * len(t.test) for t in group}
+        for t in group:
+            its = [it for it in items if it.task == t.id]
+            n_pred += sum(it.out is not None for it in its)
+            truth = {i: p.output for i, p in enumerate(t.test)}
+            for it in sorted(its, key=lambda it: (it.test_index, it.view)):
+                append_jsonl(run.path / "predictions.jsonl", item_line(it, truth[it.test_index]))
+            res = task_result(t, its, vl[t.id], adapter if pred.adapter_enabled(t.id) else None)
+            append_jsonl(run.path / "tasks.jsonl", res)
+            results[t.id] = res
+        run.update_status(done=len(results))
+        log(f"{len(results)}/{len(tasks)} tasks")
+    return results, gen_s, n_pred
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+def _no_adapter(pred: Predictor):
+    """The base model for a task without its own adapter in a per-task run."""
+    return pred.model.disable_adapter()
+
+
+# --------------------------------------------------------------------------- reading prediction folders
+
+
+# --------------------------------------------------------------------------- background launch
+
+

@@ -1,0 +1,61 @@
+"""TODO docstring."""
+
+from __future__ import annotations
+import math
+import os
+import signal
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Sequence
+import numpy as np
+from ttft import metrics as M
+from ttft.augment import DIHEDRAL, IDENTITY_COLORS, AugmentSpec, InverseError, apply_task, invert_grid, \
+    random_color_map
+from ttft.data import MAX_SIDE, Task
+from ttft.encoding import IGNORE_INDEX, EncodingConfig, grid_to_text, parse_output, tokenize_task
+from ttft.runs import (RunDir, append_jsonl, process_start_time, read_json, runs_root, safe_name,
+                       write_json_atomic)
+
+
+#: generated tokens past the estimated output size (end-of-sequence, end-of-turn texts)
+_SLACK_TOKENS = 4
+
+
+def view_specs(task: Task, cfg: PredictConfig) -> list[AugmentSpec]:
+    """The K views of a task: view 0 is the identity; view k cycles through ``cfg.transforms`` (identity first)
+    with a colour permutation (and train order with ``shuffle``) drawn from ``(seed, k)`` unless ``colors`` is
+    'none'. The same k gives the same colour map on every task."""
+    order = ["identity"] + [t for t in cfg.transforms if t != "identity"]
+    specs = [AugmentSpec()]
+    for k in range(1, cfg.views):
+        rng = np.random.default_rng([cfg.seed, k])
+        colors = IDENTITY_COLORS
+        if cfg.colors != "none":
+            colors = random_color_map(rng, move_bg=cfg.colors == "all")
+        perm = tuple(int(i) for i in rng.permutation(len(task.train))) if cfg.shuffle else None
+        specs.append(AugmentSpec(order[k % len(order)], colors, perm, seed=None))
+    return specs
+
+
+def output_token_estimate(view_task: Task, test_index: int, fmt: str, count: Callable[[str], int]) -> int:
+    """Most tokens the test output of ``view_task`` plausibly needs: a grid as large as the largest train output,
+    or the test input scaled by the largest train output/input ratio (per side), at most 30x30; plus slack for the
+    end-of-sequence text. ``count`` counts the tokens of a text."""
+    ins = [p.input.shape for p in view_task.train]
+    outs = [p.output.shape for p in view_task.train]
+    th, tw = view_task.test[test_index].input.shape
+    rh = max(o[0] / i[0] for i, o in zip(ins, outs))
+    rw = max(o[1] / i[1] for i, o in zip(ins, outs))
+    h = min(MAX_SIDE, max(max(o[0] for o in outs), math.ceil(th * rh), th))
+    w = min(MAX_SIDE, max(max(o[1] for o in outs), math.ceil(tw * rw), tw))
+    probe = ((np.arange(h)[:, None] * 7 + np.arange(w)[None, :] * 3) % 10).astype(np.uint8)
+    return count(grid_to_text(probe, fmt)) + _SLACK_TOKENS
+
+
+def max_output_tokens(fmt: str, count: Callable[[str], int]) -> int:
+    """Tokens of the largest possible output (a 30x30 grid) plus slack."""
+    probe = ((np.arange(MAX_SIDE)[:, None] * 7 + np.arange(MAX_SIDE)[None, :] * 3) % 10).astype(np.uint8)
+    return count(grid_to_text(probe, fmt)) + _SLACK_TOKENS
