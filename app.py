@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from ttft import __version__, data
+from ttft import __version__
+from ttft.core import data
 from ttft.ui import widgets as w
 
 w.page_frame("Home")

@@ -48,8 +48,8 @@ def stage(cfile: Path, run_dir: Path, nproc: int) -> float:
 
 
 def main() -> None:
-    from ttft.experiment import AblationConfig, select_ids, train_config_for
-    from ttft.runs import write_json_atomic
+    from ttft.engine.experiment import AblationConfig, select_ids, train_config_for
+    from ttft.runs.rundir import write_json_atomic
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--limit", type=int, default=8)

@@ -30,10 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from ttft.augment import AugmentOptions, apply_task, random_spec  # noqa: E402
-from ttft.data import Task, load_dataset  # noqa: E402
-from ttft.encoding import EncodingConfig, tokenize_task  # noqa: E402
-from ttft.tokenizer import VOCAB, load_tokenizer  # noqa: E402
+from ttft.core.augment import AugmentOptions, apply_task, random_spec
+from ttft.core.data import Task, load_dataset
+from ttft.core.encoding import EncodingConfig, tokenize_task
+from ttft.core.tokenizer import VOCAB, load_tokenizer
 
 TARGET = 2000.0
 

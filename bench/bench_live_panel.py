@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from ttft.runs import registry
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -38,7 +40,7 @@ def line(i: int, t0: float, rng: random.Random) -> str:
 
 
 def write_run(d: Path, n: int) -> Path:
-    from ttft.runs import write_json_atomic
+    from ttft.runs.rundir import write_json_atomic
 
     d.mkdir(parents=True, exist_ok=True)
     rng = random.Random(0)
@@ -67,12 +69,12 @@ def main() -> None:
 
     import pandas as pd
     import plotly.express as px
-
     import streamlit.logger
 
     streamlit.logger.set_log_level("error")  # "no runtime" warnings: the bench calls the page's code bare
-    from ttft import charts, jobs
+    from ttft.runs import metrics as runmetrics
     from ttft.ui import jobs_widgets as jw
+    from ttft.views import charts
 
     with tempfile.TemporaryDirectory() as tmp:
         run = write_run(Path(tmp) / "run", a.lines)
@@ -84,10 +86,10 @@ def main() -> None:
             px.line(df, x="step", y="loss", log_y=False).to_json()
 
         def cold():
-            m = jobs.MetricsReader(mfile).read()
+            m = runmetrics.MetricsReader(mfile).read()
             charts.loss_figure(m, uirevision="run").to_json()
 
-        job = jobs.read_job(run)
+        job = registry.read_job(run)
 
         def cached():
             m, p, fig = jw.panel_data(job)

@@ -49,10 +49,13 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from ttft.data import load_dataset
-    from ttft.models import EMBEDDED_MODEL_DIR, ModelConfig, embedded_model_available
-    from ttft.encoding import EncodingConfig
-    from ttft.predict import Generated, PredictConfig, Source, build_items, finish_item, load_predictor, run_items
+    from ttft.core.data import load_dataset
+    from ttft.core.encoding import EncodingConfig
+    from ttft.engine.generate import Generated, load_predictor
+    from ttft.engine.models import EMBEDDED_MODEL_DIR, ModelConfig, embedded_model_available
+    from ttft.engine.predict import build_items, finish_item, run_items
+    from ttft.engine.predict_config import PredictConfig
+    from ttft.engine.sources import Source
 
     trained = (EMBEDDED_MODEL_DIR / "config.json").exists() and embedded_model_available()
     mc = ModelConfig(base_model="default", init="pretrained" if trained else "random")
@@ -63,17 +66,17 @@ def main() -> None:
     items = [it for t in tasks for it in build_items(t, cfg, pred, 8192)]
     n_gen_max = sum(it.max_new for it in items)
 
-    import ttft.predict as P
+    from ttft.engine import generate
 
     prefill_s = [0.0]
-    _orig_prefill = P._prefill
+    _orig_prefill = generate._prefill
 
     def timed_prefill(*a, **k):
         t = time.perf_counter()
         _orig_prefill(*a, **k)
         prefill_s[0] += time.perf_counter() - t
 
-    P._prefill = timed_prefill
+    generate._prefill = timed_prefill
 
     def run(bs: int):
         its = copy.deepcopy(items)

@@ -18,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from PIL import Image, ImageDraw  # noqa: E402
 
-from ttft import viz  # noqa: E402
-from ttft.data import load_dataset  # noqa: E402
+from ttft.core.data import load_dataset
+from ttft.views import grids as viz
 
 if hasattr(os, "sched_setaffinity"):
     os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})

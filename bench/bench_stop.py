@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from ttft.runs import registry
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -35,8 +37,8 @@ def tiny_model(d: Path) -> str:
     import torch
     from transformers import LlamaForCausalLM
 
-    from ttft.models import tiny_model_config
-    from ttft.tokenizer import build_embedded_tokenizer
+    from ttft.core.tokenizer import build_embedded_tokenizer
+    from ttft.engine.models import tiny_model_config
 
     torch.manual_seed(0)
     LlamaForCausalLM(tiny_model_config()).save_pretrained(d)
@@ -63,8 +65,9 @@ def main() -> None:
 
     import numpy as np
 
-    from ttft import jobs
-    from ttft.models import embedded_model_available
+    from ttft.engine.models import embedded_model_available
+    from ttft.runs import jobs, process
+    from ttft.runs import metrics as runmetrics
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -75,15 +78,15 @@ def main() -> None:
         else:
             model, init, label = "default", ["--init", "random"], "embedded architecture, random init (weights not " \
                                                                   "installed yet)"
-        cfg = jobs.JobConfig(runs_dir=str(tmp / "runs"), poll_s=0.1, stop_timeout_s=30)
+        cfg = registry.JobConfig(runs_dir=str(tmp / "runs"), poll_s=0.1, stop_timeout_s=30)
         argv = ["train", "--base-model", model, "--dataset", "arc-agi-1/evaluation", "--tasks", "00576224,0c786b71",
                 "--steps", "100000", "--threads", str(a.threads), "--val", "none", "--save-steps", "100000",
                 "--device", "cpu", *init]
 
         def started_job(min_steps: int = 3):
             job = jobs.launch(argv, cfg)
-            wait(lambda: jobs.get_job(job.path).step >= min_steps, 300, "the job to train")
-            return jobs.get_job(job.path)
+            wait(lambda: registry.get_job(job.path).step >= min_steps, 300, "the job to train")
+            return registry.get_job(job.path)
 
         to_stopped, to_exit, step_s, ckpt = [], [], [], []
         for _ in range(a.repeats):
@@ -91,18 +94,18 @@ def main() -> None:
             pid, start = job.pid, job.raw["pid_start"]
             t0 = time.monotonic()
             jobs.stop(job, cfg, wait=False)
-            wait(lambda: jobs.get_job(job.path).raw.get("status") == "stopped", 120, "'stopped'")
+            wait(lambda: registry.get_job(job.path).raw.get("status") == "stopped", 120, "'stopped'")
             to_stopped.append(time.monotonic() - t0)
-            wait(lambda: not jobs.process_alive(pid, start), 120, "the process to exit")
+            wait(lambda: not process.process_alive(pid, start), 120, "the process to exit")
             to_exit.append(time.monotonic() - t0)
             ckpt.append(job.run.last_checkpoint() is not None)
-            t = jobs.read_metrics(job.path / "metrics.jsonl").col("time")
+            t = runmetrics.read_metrics(job.path / "metrics.jsonl").col("time")
             step_s.append(float(np.median(np.diff(t))) if len(t) > 2 else float("nan"))
 
         job = started_job()
         t0 = time.monotonic()
         os.kill(job.pid, signal.SIGKILL)
-        wait(lambda: {j.id: j for j in jobs.list_jobs(cfg.root)}[job.id].status == "lost", 60, "'lost'")
+        wait(lambda: {j.id: j for j in registry.list_jobs(cfg.root)}[job.id].status == "lost", 60, "'lost'")
         to_lost = time.monotonic() - t0
 
     print(f"model: {label}")

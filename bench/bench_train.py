@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -30,32 +29,32 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def run_ttft_train(steps: int, run_dir: Path, seed: int):
-    import ttft.train as T
-    from ttft.augment import AugmentOptions
-    from ttft.encoding import EncodingConfig
-    from ttft.models import ModelConfig
+    from ttft.core.augment import AugmentOptions
+    from ttft.core.encoding import EncodingConfig
+    from ttft.engine import samples, train, train_config
+    from ttft.engine.models import ModelConfig
 
     drawn: list[int] = []
-    orig = T.SampleStream.__getitem__
+    orig = samples.SampleStream.__getitem__
 
     def recording(self, i):
         drawn.append(int(i))
         return orig(self, i)
 
-    T.SampleStream.__getitem__ = recording
+    samples.SampleStream.__getitem__ = recording
     try:
-        cfg = T.TrainConfig(
+        cfg = train_config.TrainConfig(
             mode="finetune", dataset="arc-agi-1/training", steps=steps, lr=1e-3, seed=seed, val="none",
             save_steps=10_000, logging_steps=1, max_task_tokens=1500,
             model=ModelConfig(init="random", full_finetune=True),
             encoding=EncodingConfig(max_seq_len=2048, loss_on="outputs"), augment=AugmentOptions(),
         )
         t0 = time.perf_counter()
-        res = T.train(cfg, run_dir=str(run_dir), log=lambda *a: None)
+        res = train.train(cfg, run_dir=str(run_dir), log=lambda *a: None)
         wall = time.perf_counter() - t0
     finally:
-        T.SampleStream.__getitem__ = orig
-    from ttft.runs import read_jsonl
+        samples.SampleStream.__getitem__ = orig
+    from ttft.runs.rundir import read_jsonl
 
     steps_m = [m for m in read_jsonl(run_dir / "metrics.jsonl") if "loss" in m]
     # steady state: from the end of step 1 to the end of the last step
@@ -68,14 +67,14 @@ def run_plain_loop(cfg, drawn: list[int]):
     import torch
     from transformers import LlamaForCausalLM
 
-    import ttft.train as T
-    from ttft.data import load_dataset
-    from ttft.models import embedded_model_config
+    from ttft.core import selection
+    from ttft.engine import samples
+    from ttft.engine.models import embedded_model_config
 
-    _, tasks = T.select_tasks(cfg.dataset, cfg.tasks, cfg.max_task_tokens)
-    sources = [T.known_pairs_task(t) for t in tasks]
-    sources = [t for t in sources if len(t.train) >= 2 and T.fits_at_all(t, cfg.mode, cfg, None)]
-    stream = T.SampleStream(sources, cfg.mode, cfg.steps, cfg, None)
+    _, tasks = selection.select_tasks(cfg.dataset, cfg.tasks, cfg.max_task_tokens)
+    sources = [samples.known_pairs_task(t) for t in tasks]
+    sources = [t for t in sources if len(t.train) >= 2 and samples.fits_at_all(t, cfg.mode, cfg, None)]
+    stream = samples.SampleStream(sources, cfg.mode, cfg.steps, cfg, None)
     batches = [stream[i] for i in drawn]  # the same token stream the Trainer saw
     torch.manual_seed(cfg.seed)
     model = LlamaForCausalLM(embedded_model_config())
@@ -140,8 +139,8 @@ def main():
         print("target_ratio: 0.95")
         print(f"meets_target: {o / p >= 0.95}")
 
-    from ttft.data import load_dataset
-    from ttft.models import embedded_model_available
+    from ttft.core.data import load_dataset
+    from ttft.engine.models import embedded_model_available
 
     ev = load_dataset("arc-agi-1/evaluation")
     small = sorted((t for t in ev if t.stats().tokens <= 1200 and len(t.train) >= 2), key=lambda t: t.id)

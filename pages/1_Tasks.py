@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ttft.catalog import TaskFilter, neighbours, page_count, page_slice
+from ttft.core.catalog import TaskFilter, neighbours, page_count, page_slice
 from ttft.ui import widgets as w
 
 w.page_frame("Tasks")

@@ -4,9 +4,9 @@ and loss mask a model sees."""
 import pandas as pd
 import streamlit as st
 
-from ttft import augview
 from ttft.ui import augment_widgets as aw
 from ttft.ui import widgets as w
+from ttft.views import augview
 
 w.page_frame("Augmentations")
 

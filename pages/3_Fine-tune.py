@@ -5,7 +5,8 @@ Jobs run as `python -m ttft …` in their own process sessions (ttft.jobs); this
 
 import streamlit as st
 
-from ttft import jobs
+from ttft.engine import commands
+from ttft.runs import registry
 from ttft.ui import jobs_widgets as jw
 from ttft.ui import widgets as w
 
@@ -21,7 +22,7 @@ st.caption(f"Runs folder `{root}` (set `TTFT_RUNS_DIR` to change) · {cfg.gpu_sl
 jw.show_message()
 
 # ---------------------------------------------------------------- runs
-all_jobs = jobs.list_jobs(root)
+all_jobs = registry.list_jobs(root)
 st.session_state["_ft_sig"] = jw.signature(all_jobs)
 st.subheader("Runs")
 jw.runs_list(root)
@@ -45,8 +46,8 @@ name = c[0].text_input("Run name (optional)", key="ft_name", max_chars=60,
 if c[1].button("Launch", type="primary", disabled=not ok, key="ft_launch", icon=":material/rocket_launch:",
                width="stretch"):
     try:
-        launched = jobs.launch_train(form.cfg, cfg, name=name.strip() or None)
-    except (jobs.JobError, ValueError, OSError) as e:
+        launched = commands.launch_train(form.cfg, cfg, name=name.strip() or None)
+    except (registry.JobError, ValueError, OSError) as e:
         st.session_state["_ft_msg"] = ("error", f"Not launched: {e}")
     else:
         st.session_state["_ft_select_next"] = launched.id

@@ -4,10 +4,18 @@ import time
 
 import streamlit as st
 
-from ttft import jobs
-from ttft.experiment import (ROWS, AblationConfig, ablation_figure, experiments_root, list_experiments,
-                             per_task_losses, results_frame)
-from ttft.runs import RunDir, read_json
+from ttft.engine.experiment import (
+    ROWS,
+    AblationConfig,
+    ablation_figure,
+    experiments_root,
+    list_experiments,
+    per_task_losses,
+    results_frame,
+)
+from ttft.runs import jobs
+from ttft.runs import metrics as runmetrics
+from ttft.runs.rundir import RunDir, read_json
 from ttft.ui import widgets as w
 
 w.page_frame("Experiments")
@@ -79,4 +87,4 @@ with st.expander("Val loss per task and row"):
 log = exp.path / "log.txt"
 if log.exists():
     with st.expander("Log"):
-        st.code(jobs.tail_text(log, 60))
+        st.code(runmetrics.tail_text(log, 60))

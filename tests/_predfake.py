@@ -16,10 +16,12 @@ from typing import Callable
 
 import numpy as np
 
-from ttft.augment import apply_task
-from ttft.encoding import grid_to_text
-from ttft.predict import Generated, PredictConfig, view_specs
-from ttft.runs import write_json_atomic
+from ttft.core.augment import apply_task
+from ttft.core.encoding import grid_to_text
+from ttft.engine.generate import Generated
+from ttft.engine.predict_config import PredictConfig
+from ttft.engine.views import view_specs
+from ttft.runs.rundir import write_json_atomic
 
 TASKS = ("00576224", "0c786b71", "0692e18c")  # arc-agi-1/evaluation, small grids
 
@@ -28,8 +30,8 @@ def tiny_model_dir(path: Path) -> str:
     import torch
     from transformers import LlamaForCausalLM
 
-    from ttft.models import tiny_model_config
-    from ttft.tokenizer import build_embedded_tokenizer
+    from ttft.core.tokenizer import build_embedded_tokenizer
+    from ttft.engine.models import tiny_model_config
 
     path.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
@@ -41,8 +43,8 @@ def tiny_model_dir(path: Path) -> str:
 def fake_run(path: Path, model_dir: str, tasks=TASKS, steps: int = 12) -> Path:
     """A finished full-fine-tune run folder: config.json, status, result, metrics.jsonl and model/ (the tiny
     model)."""
-    from ttft.models import ModelConfig
-    from ttft.train import TrainConfig
+    from ttft.engine.models import ModelConfig
+    from ttft.engine.train_config import TrainConfig
 
     path.mkdir(parents=True, exist_ok=True)
     cfg = TrainConfig(mode="ttft", dataset="arc-agi-1/evaluation", tasks=tuple(tasks), steps=steps,
@@ -108,11 +110,11 @@ def default_policy(tid: str, view: int) -> str:
 def make_prediction(monkeypatch, out: Path, *, run: str | None = None, base_model: str | None = None,
                     views: int = 4, policy=default_policy, tasks=TASKS):
     """Run the real ``run_prediction`` with the oracle in place of generation; returns its PredictResult."""
-    import ttft.predict as P
-    from ttft.data import load_dataset
+    from ttft.core.data import load_dataset
+    from ttft.engine import predict
 
     cfg = PredictConfig(run=run, base_model=base_model, dataset="arc-agi-1/evaluation", tasks=tuple(tasks),
                         views=views, out=str(out), device="cpu", val_loss=True)
     ds = load_dataset("arc-agi-1/evaluation")
-    monkeypatch.setattr(P, "generate", oracle(answers_for(ds, cfg, tasks), policy))
-    return P.run_prediction(cfg)
+    monkeypatch.setattr(predict, "generate", oracle(answers_for(ds, cfg, tasks), policy))
+    return predict.run_prediction(cfg)

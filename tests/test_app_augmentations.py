@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from ttft import augment, augview
-from ttft.augment import DIHEDRAL, AugmentSkipped, AugmentSpec, Pad, Tile, Upscale, apply_grid, apply_task
-from ttft.data import Pair, Task, load_dataset
-from ttft.encoding import EncodingConfig, encode_task, tokenize_task
+from ttft.core import augment
+from ttft.core.augment import DIHEDRAL, AugmentSkipped, AugmentSpec, apply_grid, apply_task
+from ttft.core.compose import Pad, Tile, Upscale
+from ttft.core.data import Pair, Task, load_dataset
+from ttft.core.encoding import EncodingConfig, encode_task, tokenize_task
+from ttft.views import augview
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = "pages/2_Augmentations.py"
@@ -176,7 +178,7 @@ def test_encoded_html_is_the_exact_text_with_the_loss_highlighted(task, fmt, los
 
 
 def test_encoded_html_escapes_everything():
-    from ttft.encoding import EncodedText, Span
+    from ttft.core.encoding import EncodedText, Span
 
     enc = EncodedText("<b>&'\"</b>x<script>", (Span(0, 10, "prompt", False), Span(10, 19, "test_output", True)),
                       "chat")
@@ -378,7 +380,7 @@ def test_tokenizer_folder_is_used_and_checked(tmp_path):
     from tokenizers.models import BPE
     from transformers import PreTrainedTokenizerFast
 
-    from ttft.tokenizer import save_embedded_tokenizer
+    from ttft.core.tokenizer import save_embedded_tokenizer
 
     save_embedded_tokenizer(tmp_path / "embedded_copy")
     at = aug_page(dataset="arc-agi-1/evaluation", task=TASK)

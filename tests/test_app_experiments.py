@@ -5,7 +5,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from ttft.experiment import ablation_figure, results_frame
+from ttft.engine.experiment import ablation_figure, results_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 

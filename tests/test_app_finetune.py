@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from ttft import jobs
-from ttft.runs import read_json, write_json_atomic
-from ttft.train import TrainConfig
+from ttft.engine import commands
+from ttft.engine.train_config import TrainConfig
+from ttft.runs import jobs, process, registry, rundir
+from ttft.runs.rundir import read_json, write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = "pages/3_Fine-tune.py"
@@ -36,9 +37,9 @@ def runs(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("TTFT_RUNS_DIR", str(root))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     yield root
-    for j in jobs.list_jobs(root):
+    for j in registry.list_jobs(root):
         if j.active and j.meta.get("argv"):
-            jobs.stop(j, jobs.JobConfig(runs_dir=str(root)), wait=True, timeout=10)
+            jobs.stop(j, registry.JobConfig(runs_dir=str(root)), wait=True, timeout=10)
 
 
 def page(**params) -> AppTest:
@@ -87,7 +88,7 @@ def test_form_gives_the_exact_command_and_validates_before_launch(runs, model_di
     assert cmd.startswith(f"python -m ttft train --mode ttft --dataset arc-agi-1/evaluation --tasks {TASKS} "
                           f"--base-model {model_dir} --steps 7 --lr 0.0001"), cmd
     assert "--device cpu" in cmd
-    cfg, _, _ = jobs.parse_train_argv(cmd.split()[3:])
+    cfg, _, _ = commands.parse_train_argv(cmd.split()[3:])
     assert cfg.steps == 7 and cfg.tasks == tuple(TASKS.split(",")) and cfg.model.base_model == model_dir
     assert any("2 of 400 tasks" in c.value for c in at.caption)
     assert not at.button(key="ft_launch").disabled
@@ -110,13 +111,13 @@ def test_form_gives_the_exact_command_and_validates_before_launch(runs, model_di
 
 
 def test_launch_into_the_runs_folder_then_queue_position_and_stop(runs, model_dir):
-    held = jobs.try_acquire_slot(runs, "cpu", 1, holder="test")  # keep the job queued: no training in this test
+    held = process.try_acquire_slot(runs, "cpu", 1, holder="test")  # keep the job queued: no training in this test
     try:
         at = fill(page(), model_dir)
         at.text_input(key="ft_name").set_value("apptest")
         at.button(key="ft_launch").click().run()
         assert not at.exception, at.exception
-        launched = [j for j in jobs.list_jobs(runs)]
+        launched = [j for j in registry.list_jobs(runs)]
         assert len(launched) == 1 and launched[0].id.endswith("-apptest") and launched[0].status == "queued"
         rid = launched[0].id
         assert any(f"Launched {rid}" in s.value for s in at.success)
@@ -125,9 +126,9 @@ def test_launch_into_the_runs_folder_then_queue_position_and_stop(runs, model_di
         assert "queued" in row["status"] and row["queue"] == "#1"
         assert at.selectbox(key="ft_run").value == rid
         assert any("Queued: position 1 for the cpu slot" in i.value for i in at.info)
-        assert read_json(runs / rid / jobs.JOB_FILE)["config"]["steps"] == 7
+        assert read_json(runs / rid / rundir.JOB_FILE)["config"]["steps"] == 7
         at.button(key="ft_stop").click().run()
-        assert jobs.get_job(runs / rid).status == "stopped"
+        assert registry.get_job(runs / rid).status == "stopped"
         at.run()
         assert "stopped" in at.dataframe[0].value.iloc[0]["status"]
         assert at.button(key="ft_resume").disabled is False and at.button(key="ft_stop").disabled

@@ -4,9 +4,8 @@ real pipeline (an oracle stands in for the model's generation) and a bare-model 
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from _predfake import TASKS, fake_run, make_prediction, tiny_model_dir
+from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = "pages/4_Predictions.py"

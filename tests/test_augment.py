@@ -13,37 +13,31 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from ttft.augment import (
+from ttft.core.augment import (
     COMPOSE_TABLE,
     DIHEDRAL,
     IDENTITY_COLORS,
     AugmentOptions,
     AugmentSkipped,
     AugmentSpec,
-    InverseError,
-    Mirror,
-    Pad,
-    Tile,
-    Upscale,
     apply_grid,
     apply_task,
     check_fits,
     compose,
     dihedral,
+    inverse_name,
     invert_colors,
     invert_grid,
-    inverse_name,
     leave_one_out,
     leave_two_out,
     parse_color_map,
-    parse_step,
     random_color_map,
     random_spec,
     random_views,
-    step_from_json,
     try_apply_task,
 )
-from ttft.data import Pair, Task
+from ttft.core.compose import InverseError, Mirror, Pad, Tile, Upscale, parse_step, step_from_json
+from ttft.core.data import Pair, Task
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = settings(max_examples=150, deadline=None)
@@ -448,7 +442,7 @@ def test_cli_json_last_line_reproduces_the_view(task_file):
     spec = AugmentSpec.from_json(out["spec"])
     assert spec.geometric == "rot90" and spec.colors[1] == 2 and spec.steps == (Upscale(2, 2, "input"),)
     assert spec.seed == 5 and sorted(spec.order) == [0, 1]
-    from ttft.data import load_dataset
+    from ttft.core.data import load_dataset
 
     assert apply_task(load_dataset(task_file)["demo"], spec).to_json() == out["task"]
 

@@ -8,9 +8,9 @@ import re
 from pathlib import Path
 
 import pytest
-
 from conftest import start_streamlit, stop
-from ttft import jobs
+
+from ttft.runs import jobs, registry
 
 pytestmark = pytest.mark.browser
 
@@ -65,13 +65,13 @@ def test_launch_watch_and_stop_a_tiny_job(page, tmp_path, tiny_model):
 
         page.get_by_role("button", name="Stop").click()
         page.get_by_text("stopped", exact=True).first.wait_for(timeout=TIMEOUT)
-        (job,) = jobs.list_jobs(runs)
+        (job,) = registry.list_jobs(runs)
         assert job.status == "stopped" and 0 < job.step < 3000
         assert job.run.last_checkpoint() is not None
         assert page.locator("[data-testid='stException']").count() == 0
         assert not page.js_errors, page.js_errors
     finally:
-        for j in jobs.list_jobs(runs):
+        for j in registry.list_jobs(runs):
             if j.active:
-                jobs.stop(j, jobs.JobConfig(runs_dir=str(runs)), wait=True, timeout=10)
+                jobs.stop(j, registry.JobConfig(runs_dir=str(runs)), wait=True, timeout=10)
         stop(proc)

@@ -1,7 +1,6 @@
 """Real-browser test of the Predictions page: a cold deep link to a task view over a temporary runs folder."""
 
 import pytest
-
 from _predfake import TASKS, fake_run, make_prediction, tiny_model_dir
 from conftest import start_streamlit, stop
 

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from ttft.catalog import TaskFilter, neighbours, page_count, page_slice
+from ttft.core.catalog import TaskFilter, neighbours, page_count, page_slice
 
 
 def frame():

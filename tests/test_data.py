@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ttft import data
-from ttft.data import DatasetError, TaskError, load_dataset
+from ttft.core import data
+from ttft.core.data import DatasetError, TaskError, load_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 

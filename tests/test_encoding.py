@@ -14,9 +14,9 @@ from tokenizers import Tokenizer
 from tokenizers.models import BPE
 from tokenizers.processors import TemplateProcessing
 
-from ttft.augment import AugmentOptions, random_spec, try_apply_task
-from ttft.data import Pair, Task, load_dataset
-from ttft.encoding import (
+from ttft.core.augment import AugmentOptions, random_spec, try_apply_task
+from ttft.core.data import Pair, Task, load_dataset
+from ttft.core.encoding import (
     FORMATS,
     IGNORE_INDEX,
     EncodingConfig,
@@ -30,7 +30,7 @@ from ttft.encoding import (
     text_to_grid,
     tokenize_task,
 )
-from ttft.tokenizer import (
+from ttft.core.tokenizer import (
     ASSET_DIR,
     VOCAB,
     _backend,

@@ -4,10 +4,10 @@ import json
 import sys
 
 import pytest
-
 from conftest import run_group
-from ttft.experiment import ROWS, AblationConfig, train_config_for
-from ttft.runs import RunDir
+
+from ttft.engine.experiment import ROWS, AblationConfig, train_config_for
+from ttft.runs.rundir import RunDir
 
 TASKS = "00576224,0c786b71"
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ttft.metrics import METRICS, mean_metrics, pixel_share, same_grid, score_output, summarize, task_metrics
+from ttft.core.metrics import METRICS, mean_metrics, pixel_share, same_grid, score_output, summarize, task_metrics
 
 T = np.array([[1, 2, 3], [4, 5, 6]], dtype=np.uint8)  # the truth
 ONE_OFF = np.array([[1, 2, 3], [4, 5, 0]], dtype=np.uint8)  # 5 of 6 cells right

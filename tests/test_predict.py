@@ -11,18 +11,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from _predfake import TASKS, fake_run, make_prediction, tiny_model_dir
 from conftest import CLI_ENV as ENV
 from conftest import ROOT, run_group
-from ttft.augment import DIHEDRAL, AugmentSpec, apply_grid
-from ttft.data import load_dataset
-from ttft.encoding import EncodingConfig, grid_to_text
-from ttft.models import ModelConfig
-from ttft.predict import (Generated, PredictConfig, PredictError, Predictor, Source, ViewItem, build_items,
-                          finish_item, find_predictions, predict_argv, run_items, submission, view_specs, vote)
-from ttft.runs import read_json, read_jsonl
 
+from ttft.core.augment import DIHEDRAL, AugmentSpec, apply_grid
+from ttft.core.data import load_dataset
+from ttft.core.encoding import EncodingConfig, grid_to_text
+from ttft.core.voting import vote
+from ttft.engine.commands import predict_argv
+from ttft.engine.generate import Generated, Predictor
+from ttft.engine.models import ModelConfig
+from ttft.engine.predict import ViewItem, build_items, finish_item, run_items, submission
+from ttft.engine.predict_config import PredictConfig, PredictError
+from ttft.engine.sources import Source
+from ttft.engine.views import view_specs
+from ttft.runs.predictions import find_predictions
+from ttft.runs.rundir import read_json, read_jsonl
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +42,7 @@ def tiny(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def tok():
-    from ttft.tokenizer import build_embedded_tokenizer
+    from ttft.core.tokenizer import build_embedded_tokenizer
 
     return build_embedded_tokenizer()
 
@@ -126,8 +131,8 @@ def test_config_validation_names_bad_values():
 
 
 def test_predict_argv_round_trips_through_the_cli_parser():
-    from ttft.cli import _register_extras, build_parser
-    from ttft.cli_predict import config_from_args
+    from ttft.cli.main import _register_extras, build_parser
+    from ttft.cli.predict import config_from_args
 
     cfg = PredictConfig(run="/r", tasks=("a", "b"), views=3, colors="none", sample=True, val_loss=False,
                         transforms=("identity", "rot90"), out="/o")
@@ -147,7 +152,7 @@ def test_batched_equals_unbatched_greedy_on_a_tiny_model(ds, tok):
     import torch
     from transformers import LlamaForCausalLM
 
-    from ttft.models import tiny_model_config
+    from ttft.engine.models import tiny_model_config
 
     torch.manual_seed(0)
     model = LlamaForCausalLM(tiny_model_config(initializer_range=0.2)).eval()
@@ -253,7 +258,7 @@ def test_cli_end_to_end_on_a_tiny_model(tiny, tmp_path):
 
 
 def _main(capsys, *argv):
-    from ttft.cli import main
+    from ttft.cli.main import main
 
     rc = main(list(argv))
     return rc, capsys.readouterr().err.strip().splitlines()
@@ -281,8 +286,9 @@ def test_cli_bad_input_exits_2_with_one_line(tiny, tmp_path, capsys):
 def test_per_task_run_matches_adapters_and_training_val_loss(tiny, tmp_path):
     """A per-task LoRA run: each task is predicted with its own adapter, and the val loss equals the one training
     computed at the end with the same adapter (the ValSet definition)."""
-    from ttft.augment import AugmentOptions
-    from ttft.train import TrainConfig, train
+    from ttft.core.augment import AugmentOptions
+    from ttft.engine.train import train
+    from ttft.engine.train_config import TrainConfig
 
     ids = ("00576224", "0c786b71")
     cfg = TrainConfig(mode="ttft", dataset="arc-agi-1/evaluation", tasks=ids, per_task=True, steps=2, lr=1e-2,
@@ -332,7 +338,7 @@ def test_sigterm_stops_cleanly(tiny, tmp_path):
 
 
 def test_launch_prediction_in_the_background(tiny, tmp_path, monkeypatch):
-    from ttft.predict import launch_prediction
+    from ttft.engine.commands import launch_prediction
 
     monkeypatch.setenv("TTFT_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
@@ -353,8 +359,8 @@ def test_diff_image_marks_wrong_and_missing_cells():
 
     from PIL import Image
 
-    from ttft import viz
-    from ttft.predviz import diff_png, wrong_cells
+    from ttft.views import grids as viz
+    from ttft.views.predviz import diff_png, wrong_cells
 
     truth = np.array([[1, 2, 3], [4, 5, 6], [7, 8, 9]], dtype=np.uint8)
     pred = np.array([[1, 2, 3, 3], [4, 0, 6, 6]], dtype=np.uint8)  # one wrong cell, a column too many, a row short

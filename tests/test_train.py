@@ -7,11 +7,11 @@ import sys
 import time
 
 import pytest
-
 from conftest import CLI_ENV as ENV
 from conftest import ROOT, run_group
-from ttft.data import Pair, Task
-from ttft.runs import RunDir, read_jsonl
+
+from ttft.core.data import Pair, Task
+from ttft.runs.rundir import RunDir, read_jsonl
 
 SMALL_TASKS = "00576224,0c786b71"  # arc-agi-1/evaluation, small grids
 
@@ -161,9 +161,11 @@ def test_run_dir_holding_a_different_run_is_refused(tiny_model, tmp_path):
 
 
 def test_sample_stream_is_deterministic_and_never_uses_test_outputs():
-    from ttft.train import SampleStream, TrainConfig
-    from ttft.augment import leave_one_out
     import numpy as np
+
+    from ttft.core.augment import leave_one_out
+    from ttft.engine.samples import SampleStream
+    from ttft.engine.train_config import TrainConfig
 
     a, b, c = (np.full((2, 2), k, np.uint8) for k in (1, 2, 3))
     secret = np.full((2, 2), 9, np.uint8)
@@ -177,10 +179,10 @@ def test_sample_stream_is_deterministic_and_never_uses_test_outputs():
         assert f["input_ids"] and any(x != -100 for x in f["labels"])
     # 9 never appears (colour permutations keep 0 fixed and map 9 to some colour, so check the raw stream without
     # colours): with identity augmentation no sample contains the secret test output colour
-    from ttft.augment import AugmentOptions
+    from ttft.core.augment import AugmentOptions
 
     cfg2 = TrainConfig(tasks=("t",), augment=AugmentOptions(transforms=("identity",), colors="none", shuffle=False))
-    from ttft.tokenizer import VOCAB
+    from ttft.core.tokenizer import VOCAB
 
     nine = VOCAB["9"]
     s3 = SampleStream(leave_one_out(task), "ttft", 20, cfg2, None)
@@ -188,7 +190,13 @@ def test_sample_stream_is_deterministic_and_never_uses_test_outputs():
 
 
 def test_embedded_model_and_tokenizer_load_offline_from_the_package():
-    from ttft.models import EMBEDDED_MODEL_DIR, ModelConfig, embedded_model_available, load_model, load_tokenizer_for
+    from ttft.engine.models import (
+        EMBEDDED_MODEL_DIR,
+        ModelConfig,
+        embedded_model_available,
+        load_model,
+        load_tokenizer_for,
+    )
 
     if not embedded_model_available():
         pytest.fail(f"the embedded model is missing from {EMBEDDED_MODEL_DIR}")
@@ -202,9 +210,10 @@ def test_embedded_model_and_tokenizer_load_offline_from_the_package():
 def test_leave_two_out_and_keep_original_colors_streams():
     import numpy as np
 
-    from ttft.augment import AugmentOptions, leave_two_out
-    from ttft.train import SampleStream, TrainConfig
-    from ttft.tokenizer import VOCAB
+    from ttft.core.augment import AugmentOptions, leave_two_out
+    from ttft.core.tokenizer import VOCAB
+    from ttft.engine.samples import SampleStream
+    from ttft.engine.train_config import TrainConfig
 
     grids = [np.full((2, 2), k, np.uint8) for k in (1, 2, 3, 4)]
     task = Task("t", tuple(Pair(grids[i], grids[(i + 1) % 4]) for i in range(3)), (Pair(grids[3], None),))
@@ -225,7 +234,8 @@ def test_leave_two_out_and_keep_original_colors_streams():
 
 
 def test_balanced_shards_cover_every_task_once_and_even_out_the_work():
-    from ttft.train import balanced_shards, select_tasks
+    from ttft.core.selection import select_tasks
+    from ttft.engine.shards import balanced_shards
 
     _, tasks = select_tasks("arc-agi-1/evaluation", (), 1200)
     cost = {t.id: t.stats().tokens + 300 for t in tasks}

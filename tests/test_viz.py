@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from ttft import viz
-from ttft.data import Task, Pair
+from ttft.core.data import Pair, Task
+from ttft.views import grids as viz
 
 OFFICIAL = {0: "#000000", 1: "#0074D9", 2: "#FF4136", 3: "#2ECC40", 4: "#FFDC00", 5: "#AAAAAA", 6: "#F012BE",
             7: "#FF851B", 8: "#7FDBFF", 9: "#870C25"}

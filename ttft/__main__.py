@@ -1,7 +1,7 @@
 import signal
 import sys
 
-from ttft.cli import main
+from ttft.cli.main import main
 
 if __name__ == "__main__":
     if hasattr(signal, "SIGPIPE"):  # `python -m ttft tasks ... | head` ends quietly

@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import argparse
 
-from ttft.augment import (
+from ttft.cli.main import CliError, _load, _print_json
+from ttft.core.augment import (
     COLOR_MODES,
     DIHEDRAL,
-    STEP_KINDS,
     AugmentOptions,
     AugmentSkipped,
     AugmentSpec,
     apply_task,
     random_spec,
 )
-from ttft.cli import CliError, _load, _print_json
-from ttft.data import BUNDLED, Task
-from ttft.encoding import grid_to_text
+from ttft.core.compose import STEP_KINDS
+from ttft.core.data import BUNDLED, Task
+from ttft.core.encoding import grid_to_text
 
 
 def _options(args: argparse.Namespace) -> AugmentOptions:

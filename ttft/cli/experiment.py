@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def register(sub) -> None:
-    from ttft.experiment import ROWS, AblationConfig
+    from ttft.engine.experiment import ROWS, AblationConfig
 
     h = AblationConfig.HELP
     p = sub.add_parser("experiment", help="built-in experiments (seed-ablation)")
@@ -35,9 +35,9 @@ def register(sub) -> None:
 
 
 def cmd_seed_ablation(args) -> int:
-    from ttft.cli import CliError, _print_json
-    from ttft.experiment import AblationConfig, experiments_root, run_ablation
-    from ttft.runs import read_json
+    from ttft.cli.main import CliError, _print_json
+    from ttft.engine.experiment import AblationConfig, experiments_root, run_ablation
+    from ttft.runs.rundir import read_json
 
     out = Path(args.out) if args.out else experiments_root() / time.strftime("seed-ablation-%Y%m%d-%H%M%S")
     prev = read_json(out / "config.json") if args.out else None
@@ -54,7 +54,7 @@ def cmd_seed_ablation(args) -> int:
         d["rows"] = [r.strip() for r in args.rows.split(",") if r.strip()]
     try:
         cfg = AblationConfig.from_json(d).validate()
-        from ttft.experiment import select_ids
+        from ttft.engine.experiment import select_ids
 
         if not select_ids(cfg):
             raise CliError("no task selected (test outputs must be known)")

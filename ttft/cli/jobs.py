@@ -18,7 +18,7 @@ import time
 
 
 def register(sub) -> None:
-    from ttft.jobs import JobConfig
+    from ttft.runs.registry import JobConfig
 
     h = JobConfig.HELP
     p = sub.add_parser("jobs", help="background jobs: list, launch (queued: one GPU job at a time), stop, resume, "
@@ -68,8 +68,8 @@ def register(sub) -> None:
 
 
 def _cfg(args, **kw):
-    from ttft.cli import CliError
-    from ttft.jobs import JobConfig, JobError
+    from ttft.cli.main import CliError
+    from ttft.runs.registry import JobConfig, JobError
 
     try:
         return JobConfig.from_env(runs_dir=args.runs_dir, **kw)
@@ -84,8 +84,8 @@ def _describe(j) -> str:
 
 
 def cmd_list(args) -> int:
-    from ttft.cli import _print_json
-    from ttft.jobs import list_jobs
+    from ttft.cli.main import _print_json
+    from ttft.runs.registry import list_jobs
 
     cfg = _cfg(args)
     jobs = list_jobs(cfg.root)
@@ -101,8 +101,8 @@ def cmd_list(args) -> int:
 
 
 def _wrap(fn):
-    from ttft.cli import CliError
-    from ttft.jobs import JobError
+    from ttft.cli.main import CliError
+    from ttft.runs.registry import JobError
 
     try:
         return fn()
@@ -111,8 +111,8 @@ def _wrap(fn):
 
 
 def cmd_launch(args) -> int:
-    from ttft.cli import _print_json
-    from ttft.jobs import launch
+    from ttft.cli.main import _print_json
+    from ttft.runs.jobs import launch
 
     cfg = _cfg(args, cpu_slots=args.cpu_slots, gpu_slots=args.gpu_slots, stop_timeout_s=args.stop_timeout)
     job = _wrap(lambda: launch(args.args, cfg, name=args.name, kind=args.kind))
@@ -126,8 +126,8 @@ def cmd_launch(args) -> int:
 
 
 def cmd_stop(args) -> int:
-    from ttft.cli import _print_json
-    from ttft.jobs import stop
+    from ttft.cli.main import _print_json
+    from ttft.runs.jobs import stop
 
     cfg = _cfg(args)
     t0 = time.monotonic()
@@ -140,8 +140,8 @@ def cmd_stop(args) -> int:
 
 
 def cmd_resume(args) -> int:
-    from ttft.cli import _print_json
-    from ttft.jobs import resume
+    from ttft.cli.main import _print_json
+    from ttft.runs.jobs import resume
 
     job = _wrap(lambda: resume(args.run, _cfg(args)))
     if args.json:
@@ -152,8 +152,8 @@ def cmd_resume(args) -> int:
 
 
 def cmd_delete(args) -> int:
-    from ttft.cli import CliError
-    from ttft.jobs import delete
+    from ttft.cli.main import CliError
+    from ttft.runs.jobs import delete
 
     if not args.yes:
         raise CliError(f"delete {args.run}: pass --yes to delete the run folder and everything in it")
@@ -163,6 +163,6 @@ def cmd_delete(args) -> int:
 
 
 def cmd_wait_and_run(args) -> int:
-    from ttft.jobs import wait_and_run
+    from ttft.runs.jobs import wait_and_run
 
     return wait_and_run(args.run_dir)

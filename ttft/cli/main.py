@@ -14,7 +14,7 @@ import sys
 from typing import Sequence
 
 from ttft import __version__
-from ttft.data import BUNDLED, DatasetError, TaskError, load_dataset
+from ttft.core.data import BUNDLED, DatasetError, TaskError, load_dataset
 
 EXIT_BAD_INPUT = 2
 
@@ -78,7 +78,7 @@ def _register_extras() -> None:
     # Imported lazily so `python -m ttft tasks` stays fast and light.
     import importlib
 
-    for mod in ("ttft.cli_augment", "ttft.cli_train", "ttft.cli_experiment", "ttft.cli_jobs", "ttft.cli_predict"):
+    for mod in ("ttft.cli.augment", "ttft.cli.train", "ttft.cli.experiment", "ttft.cli.jobs", "ttft.cli.predict"):
         try:
             m = importlib.import_module(mod)
         except ModuleNotFoundError as e:

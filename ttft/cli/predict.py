@@ -9,7 +9,7 @@ import sys
 
 
 def register(sub) -> None:
-    from ttft.predict import COLOR_CHOICES, DTYPES, PredictConfig
+    from ttft.engine.predict_config import COLOR_CHOICES, DTYPES, PredictConfig
 
     h = PredictConfig.HELP
     p = sub.add_parser("predict", help="predict test outputs with augmented views and voting; writes predictions, "
@@ -44,8 +44,8 @@ def register(sub) -> None:
 
 
 def config_from_args(args):
-    from ttft.cli_train import _parse_tasks
-    from ttft.predict import PredictConfig
+    from ttft.cli.train import _parse_tasks
+    from ttft.engine.predict_config import PredictConfig
 
     kw = {k: getattr(args, k) for k in ("run", "base_model", "dataset", "max_task_tokens", "views", "colors",
                                         "shuffle", "seed", "sample", "temperature", "top_p", "batch_size",
@@ -59,8 +59,9 @@ def config_from_args(args):
 
 
 def cmd_predict(args) -> int:
-    from ttft.cli import CliError, _print_json
-    from ttft.predict import PredictError, run_prediction
+    from ttft.cli.main import CliError, _print_json
+    from ttft.engine.predict import run_prediction
+    from ttft.engine.predict_config import PredictError
 
     try:
         cfg = config_from_args(args).validate()

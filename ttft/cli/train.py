@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from ttft.augment import DIHEDRAL, AugmentOptions
-from ttft.encoding import EncodingConfig
-from ttft.models import ModelConfig, ModelError
-from ttft.runs import read_json
+from ttft.core.augment import DIHEDRAL, AugmentOptions
+from ttft.core.encoding import EncodingConfig
+from ttft.engine.models import ModelConfig, ModelError
+from ttft.runs.rundir import read_json
 
 
 def register(sub) -> None:
-    from ttft.train import SCHEDULERS, TrainConfig
+    from ttft.engine.train_config import SCHEDULERS, TrainConfig
 
     h = TrainConfig.HELP
     mh = ModelConfig.HELP
@@ -95,7 +94,7 @@ _AUG = {"colors": "colors", "p_bg": "p_bg", "shuffle": "shuffle"}
 
 def config_from_args(args, base: dict | None = None):
     """A TrainConfig from a base config dict (file or run) with the given flags applied."""
-    from ttft.train import TrainConfig
+    from ttft.engine.train_config import TrainConfig
 
     d = TrainConfig().to_json() if base is None else {**TrainConfig().to_json(), **base}
     for a, k in _TOP.items():
@@ -117,7 +116,7 @@ def config_from_args(args, base: dict | None = None):
 
 
 def _parse_tasks(s: str) -> list[str]:
-    from ttft.cli import CliError
+    from ttft.cli.main import CliError
 
     if s.startswith("@"):
         try:
@@ -128,8 +127,9 @@ def _parse_tasks(s: str) -> list[str]:
 
 
 def cmd_train(args) -> int:
-    from ttft.cli import CliError, _print_json
-    from ttft.train import ConfigError, train
+    from ttft.cli.main import CliError, _print_json
+    from ttft.engine.train import train
+    from ttft.options import ConfigError
 
     resume = args.resume is not None
     run_dir = args.run_dir
@@ -155,7 +155,7 @@ def cmd_train(args) -> int:
         import os
 
         if cfg.per_task and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            from ttft.train import shard_for_rank
+            from ttft.engine.shards import shard_for_rank
 
             # task-parallel: each torchrun process trains its own share of the tasks into <run_dir>/shard-<rank>
             shard_cfg, shard_dir, rank, world = shard_for_rank(cfg, run_dir)
@@ -194,7 +194,7 @@ def cmd_export(args) -> int:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from ttft.cli import CliError
+    from ttft.cli.main import CliError
 
     src = Path(args.source)
     if not (src / "config.json").exists():
@@ -206,7 +206,7 @@ def cmd_export(args) -> int:
     if (src / "tokenizer.json").exists() or (src / "tokenizer_config.json").exists():
         tok = AutoTokenizer.from_pretrained(str(src))
     else:  # a Trainer checkpoint of the embedded architecture: its tokenizer is the embedded one
-        from ttft.tokenizer import VOCAB, build_embedded_tokenizer
+        from ttft.core.tokenizer import VOCAB, build_embedded_tokenizer
 
         if model.config.vocab_size != len(VOCAB):
             raise CliError(f"{src}: no tokenizer files, and the vocabulary ({model.config.vocab_size}) is not the "
@@ -220,8 +220,10 @@ def cmd_export(args) -> int:
 
 
 def cmd_merge(args) -> int:
-    from ttft.cli import CliError, _print_json
-    from ttft.train import ConfigError, TrainConfig, merge_shards
+    from ttft.cli.main import CliError, _print_json
+    from ttft.engine.shards import merge_shards
+    from ttft.engine.train_config import TrainConfig
+    from ttft.options import ConfigError
 
     shard0 = read_json(Path(args.run_dir) / "shard-0" / "config.json")
     if shard0 is None:

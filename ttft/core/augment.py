@@ -21,21 +21,31 @@ An inverse applied to a grid of the wrong shape (a malformed prediction) raises 
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 import itertools
 import re
 from dataclasses import dataclass, fields
 from functools import cached_property
-from typing import Any, ClassVar, Sequence, Union
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from ttft.data import MAX_SIDE, Grid, Pair, Task
+from ttft.core.compose import (
+    ROLES,
+    STEP_KINDS,
+    TARGETS,
+    Step,
+    _check_int,
+    _check_target,
+    _random_step,
+    _shape,
+    _StepBase,
+    parse_step,
+    step_from_json,
+)
+from ttft.core.data import MAX_SIDE, Grid, Pair, Task
 
 __all__ = [
-    "DIHEDRAL", "COLOR_MODES", "STEP_KINDS", "TARGETS", "IDENTITY_COLORS",
-    "AugmentSkipped", "InverseError", "AugmentResult",
-    "Upscale", "Pad", "Mirror", "Tile", "Step", "parse_step", "step_from_json",
+    "DIHEDRAL", "COLOR_MODES", "IDENTITY_COLORS", "AugmentSkipped", "AugmentResult",
     "AugmentSpec", "AugmentOptions",
     "dihedral", "inverse_name", "compose", "parse_color_map", "random_color_map", "invert_colors",
     "apply_grid", "invert_grid", "apply_task", "try_apply_task", "check_fits",

@@ -1,14 +1,15 @@
-"""TODO docstring."""
+"""Composition steps of augmentations (upscale, pad, mirror, tile), exactly invertible."""
 
 from __future__ import annotations
-from abc import ABC, abstractmethod
-import itertools
+
 import re
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, fields
-from functools import cached_property
 from typing import Any, ClassVar, Sequence, Union
+
 import numpy as np
-from ttft.data import MAX_SIDE, Grid, Pair, Task
+
+from ttft.core.data import Grid
 
 
 class InverseError(ValueError):

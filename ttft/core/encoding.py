@@ -25,8 +25,8 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from ttft.data import MAX_SIDE, Grid, Task
-from ttft.tokenizer import EOS, INPUT_MARKER, OUTPUT_MARKER, fast_encoder, is_embedded, tokenizer_name
+from ttft.core.data import MAX_SIDE, Grid, Task
+from ttft.core.tokenizer import EOS, INPUT_MARKER, OUTPUT_MARKER, fast_encoder, is_embedded, tokenizer_name
 
 __all__ = [
     "FORMATS", "LOSS_ON", "IGNORE_INDEX", "EncodingConfig", "Span", "EncodedText", "TokenizedTask", "ParseResult",
@@ -421,7 +421,7 @@ def tokenize_task(task: Task, cfg: EncodingConfig | None = None, tokenizer: Any 
     tokenizer; ``fast=False`` always calls the real tokenizer."""
     cfg = (cfg or EncodingConfig()).validate()
     if tokenizer is None and not fast:
-        from ttft.tokenizer import load_tokenizer
+        from ttft.core.tokenizer import load_tokenizer
 
         tokenizer = load_tokenizer()
     encoded = encode_task(task, cfg, tokenizer, test_index, answer)

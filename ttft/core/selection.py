@@ -1,28 +1,9 @@
-"""TODO docstring."""
+"""Task selection: a dataset, its tasks by id and token estimate."""
 
 from __future__ import annotations
-import dataclasses
-import math
-import os
-import platform
-import signal
-import subprocess
-import sys
-import time
-import traceback
-from dataclasses import dataclass, field, fields
-from pathlib import Path
-from typing import Any, ClassVar, Sequence
-import numpy as np
-from ttft import __version__
-from ttft.augment import (IDENTITY_COLORS, AugmentOptions, AugmentSkipped, leave_one_out, leave_two_out, random_spec,
-                          try_apply_task)
-from ttft.data import Task, load_dataset
-from ttft.encoding import IGNORE_INDEX, EncodingConfig, tokenize_task
-from ttft.models import (DEFAULT_MODEL, ModelConfig, ModelError, attach_lora, check_model_source,
-                         check_target_modules, choose_device,
-                         count_parameters, load_model, load_tokenizer_for, use_bf16)
-from ttft.runs import RunDir, new_run_id, runs_root, safe_name, write_json_atomic
+
+from ttft.core.data import load_dataset
+from ttft.options import ConfigError
 
 
 def select_tasks(dataset_spec: str, ids: tuple[str, ...] | list[str] = (), max_tokens: int | None = None):

@@ -1,23 +1,14 @@
-"""TODO docstring."""
+"""Voting over the candidate grids of one test output: candidates with votes, attempts 1 and 2."""
 
 from __future__ import annotations
+
 import math
-import os
-import signal
-import threading
-import time
-import traceback
-from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
-from typing import Any, Callable, ClassVar, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
 import numpy as np
-from ttft import metrics as M
-from ttft.augment import DIHEDRAL, IDENTITY_COLORS, AugmentSpec, InverseError, apply_task, invert_grid, \
-    random_color_map
-from ttft.data import MAX_SIDE, Task
-from ttft.encoding import IGNORE_INDEX, EncodingConfig, grid_to_text, parse_output, tokenize_task
-from ttft.runs import (RunDir, append_jsonl, process_start_time, read_json, runs_root, safe_name,
-                       write_json_atomic)
+
+from ttft.core import metrics as M
 
 
 @dataclass

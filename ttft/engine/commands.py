@@ -1,24 +1,21 @@
-"""TODO docstring."""
+"""The commands a config gives (``train …``, ``predict …``) and launching them as background jobs."""
 
 from __future__ import annotations
-import math
-import os
-import signal
-import threading
-import time
-import traceback
-from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
-from typing import Any, Callable, ClassVar, Sequence
-import numpy as np
-from ttft import metrics as M
-from ttft.augment import DIHEDRAL, IDENTITY_COLORS, AugmentSpec, InverseError, apply_task, invert_grid, \
-    random_color_map
-from ttft.data import MAX_SIDE, Task
-from ttft.encoding import IGNORE_INDEX, EncodingConfig, grid_to_text, parse_output, tokenize_task
-from ttft.runs import (RunDir, append_jsonl, process_start_time, read_json, runs_root, safe_name,
-                       write_json_atomic)
 
+import contextlib
+import os
+import shlex
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Sequence
+
+from ttft.engine.predict import default_out_dir
+from ttft.engine.predict_config import PredictConfig
+from ttft.engine.sources import resolve_source
+from ttft.runs.jobs import _enqueue, _new_run_path
+from ttft.runs.process import device_kind
+from ttft.runs.registry import Job, JobConfig, JobError
+from ttft.runs.rundir import LAUNCH_CONFIG_FILE, read_json, write_json_atomic
 
 _FLAGS = {"run": "--run", "base_model": "--base-model", "dataset": "--dataset", "max_task_tokens": "--max-task-tokens",
           "views": "--views", "colors": "--colors", "seed": "--seed", "temperature": "--temperature",
@@ -60,11 +57,11 @@ def launch_prediction(cfg: PredictConfig) -> dict:
     cfg = replace(cfg, out=str(out.absolute()))
     argv = predict_argv(cfg)
     try:
-        from ttft import jobs
+        from ttft.runs import jobs, process
     except ImportError:
         jobs = None  # type: ignore[assignment]
     if jobs is not None and hasattr(jobs, "launch"):
-        kind = jobs.device_kind(cfg.device) if hasattr(jobs, "device_kind") else None
+        kind = process.device_kind(cfg.device) if hasattr(jobs, "device_kind") else None
         job = jobs.launch(argv, name=f"predict-{out.name}", kind=kind)
         return {"out": str(out), "argv": argv, "job": job.id}
     import subprocess
@@ -82,7 +79,7 @@ def train_parser():
     """The ``python -m ttft train`` argument parser (alone)."""
     import argparse
 
-    from ttft import cli_train
+    from ttft.cli import train as cli_train
 
     p = argparse.ArgumentParser(prog="python -m ttft", exit_on_error=False)
     sub = p.add_subparsers(dest="command", required=True)
@@ -95,8 +92,8 @@ def parse_train_argv(argv: Sequence[str]):
     import argparse
     import io
 
-    from ttft import cli_train
-    from ttft.train import ConfigError
+    from ttft.cli import train as cli_train
+    from ttft.options import ConfigError
 
     argv = list(argv)
     if argv[:1] != ["train"]:
@@ -146,7 +143,7 @@ def launch_train(tcfg, cfg: JobConfig | None = None, name: str | None = None) ->
 def check_launchable(tcfg) -> None:
     """Validate a TrainConfig and the cheap parts of its model source before it is queued (a job that can only
     fail should not wait in the queue). Raises ValueError naming the option."""
-    from ttft.models import DEFAULT_MODEL, ModelError, embedded_model_available
+    from ttft.engine.models import DEFAULT_MODEL, ModelError, embedded_model_available
 
     tcfg.validate()
     m = tcfg.model
@@ -162,7 +159,7 @@ def check_launchable(tcfg) -> None:
 def train_argv(tcfg) -> list[str] | None:
     """``train …`` flags that give exactly this TrainConfig (options at their default are left out; mode, dataset,
     steps and lr always shown), or None when an option has no flag (then use ``train --config FILE``)."""
-    from ttft.train import TrainConfig
+    from ttft.engine.train_config import TrainConfig
 
     d, dflt = tcfg.to_json(), TrainConfig().to_json()
     argv = ["train"]

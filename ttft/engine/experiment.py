@@ -16,12 +16,12 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
-from ttft.augment import DIHEDRAL, AugmentOptions
-from ttft.runs import RunDir, read_json, runs_root, write_json_atomic
+from ttft.core.augment import DIHEDRAL, AugmentOptions
+from ttft.runs.rundir import RunDir, read_json, runs_root, write_json_atomic
 
 ROWS: dict[str, dict | None] = {
     "baseline": None,
@@ -103,7 +103,7 @@ class AblationConfig:
 
 
 def select_ids(cfg: AblationConfig) -> list[str]:
-    from ttft.train import select_tasks
+    from ttft.core.selection import select_tasks
 
     _, tasks = select_tasks(cfg.dataset, cfg.tasks, cfg.max_task_tokens)
     tasks = [t for t in tasks if t.test_outputs_known]
@@ -112,9 +112,9 @@ def select_ids(cfg: AblationConfig) -> list[str]:
 
 
 def train_config_for(row: str, cfg: AblationConfig, ids: list[str]):
-    from ttft.encoding import EncodingConfig
-    from ttft.models import ModelConfig
-    from ttft.train import TrainConfig
+    from ttft.core.encoding import EncodingConfig
+    from ttft.engine.models import ModelConfig
+    from ttft.engine.train_config import TrainConfig
 
     over = ROWS[row] or {}
     aug = AugmentOptions.from_json({**AugmentOptions(seed=cfg.seed).to_json(), **over.get("augment", {})})

@@ -1,23 +1,16 @@
-"""TODO docstring."""
+"""Batched generation with a preallocated KV cache, recording each token's log-probability."""
 
 from __future__ import annotations
-import math
-import os
-import signal
-import threading
-import time
-import traceback
-from dataclasses import dataclass, field, fields, replace
+
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, Sequence
+
 import numpy as np
-from ttft import metrics as M
-from ttft.augment import DIHEDRAL, IDENTITY_COLORS, AugmentSpec, InverseError, apply_task, invert_grid, \
-    random_color_map
-from ttft.data import MAX_SIDE, Task
-from ttft.encoding import IGNORE_INDEX, EncodingConfig, grid_to_text, parse_output, tokenize_task
-from ttft.runs import (RunDir, append_jsonl, process_start_time, read_json, runs_root, safe_name,
-                       write_json_atomic)
+
+from ttft.engine.predict_config import PredictError
+from ttft.engine.sources import Source
+from ttft.runs.rundir import safe_name
 
 
 @dataclass
@@ -53,7 +46,7 @@ class Predictor:
         return self.source.kind != "per-task" or safe_name(task_id) in self.source.adapters
 
     def count_tokens(self, text: str) -> int:
-        from ttft.tokenizer import fast_encoder, is_embedded
+        from ttft.core.tokenizer import fast_encoder, is_embedded
 
         if is_embedded(self.tokenizer):
             return int(len(fast_encoder().encode(text)))
@@ -67,7 +60,7 @@ class Predictor:
 def _dtype(name: str, device: str):
     import torch
 
-    from ttft.models import use_bf16
+    from ttft.engine.models import use_bf16
 
     if name == "auto":
         return torch.bfloat16 if use_bf16(device) else torch.float32
@@ -76,7 +69,7 @@ def _dtype(name: str, device: str):
 
 def load_predictor(source: Source, device: str = "cpu", dtype: str = "auto") -> Predictor:
     """Load the model (and its adapter) and tokenizer of ``source`` for inference."""
-    from ttft.models import ModelError, load_model, load_tokenizer_for
+    from ttft.engine.models import ModelError, load_model, load_tokenizer_for
 
     try:
         tok = load_tokenizer_for(source.model)

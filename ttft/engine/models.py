@@ -7,7 +7,7 @@ read as is; a hub id is fetched only because the user named it, with a clear mes
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,7 +27,7 @@ def embedded_model_config(**overrides: Any):
     """The transformers config of the embedded default model (a small Llama over the embedded vocabulary)."""
     from transformers import LlamaConfig
 
-    from ttft.tokenizer import VOCAB
+    from ttft.core.tokenizer import VOCAB
 
     kw = dict(
         vocab_size=len(VOCAB),
@@ -168,7 +168,7 @@ def resolve_base(base_model: str) -> str:
 def load_tokenizer_for(cfg: ModelConfig):
     from transformers import AutoTokenizer
 
-    from ttft.tokenizer import load_tokenizer
+    from ttft.core.tokenizer import load_tokenizer
 
     if cfg.base_model == DEFAULT_MODEL:
         return load_tokenizer()

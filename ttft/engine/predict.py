@@ -16,25 +16,28 @@ attempt 1 and attempt 2 (:func:`vote`).
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ttft import metrics as M
-from ttft.augment import DIHEDRAL, IDENTITY_COLORS, AugmentSpec, InverseError, apply_task, invert_grid, \
-    random_color_map
-from ttft.data import MAX_SIDE, Task
-from ttft.encoding import IGNORE_INDEX, EncodingConfig, grid_to_text, parse_output, tokenize_task
-from ttft.runs import (RunDir, append_jsonl, process_start_time, read_json, runs_root, safe_name,
-                       write_json_atomic)
+from ttft.core import metrics as M
+from ttft.core.augment import AugmentSpec, apply_task, invert_grid
+from ttft.core.compose import InverseError
+from ttft.core.data import Task
+from ttft.core.encoding import IGNORE_INDEX, EncodingConfig, parse_output, tokenize_task
+from ttft.core.voting import attempts_of, vote
+from ttft.engine.generate import Generated, Predictor, auto_batch_size, generate, load_predictor
+from ttft.engine.predict_config import PredictConfig, PredictError
+from ttft.engine.sources import resolve_source, select
+from ttft.engine.views import max_output_tokens, output_token_estimate, view_specs
+from ttft.runs.rundir import RunDir, append_jsonl, process_start_time, runs_root, safe_name, write_json_atomic
 
 #: folder (under the runs folder) of predictions of bare base models made without --out
 BASELINES_DIR = "baselines"
@@ -50,103 +53,6 @@ BASELINES_DIR = "baselines"
 
 
 # --------------------------------------------------------------------------- the model source
-
-
-@dataclass
-class Source:
-    """What to load: a base model (ModelConfig), optionally one adapter or per-task adapters, or a full fine-tune's
-    model folder; the encoding; the run's dataset and tasks."""
-
-    kind: str  # "base", "adapter", "per-task", "full"
-    model: Any  # ModelConfig of the base (for "full": base_model is the run's model/ folder)
-    encoding: EncodingConfig
-    adapter: str | None = None
-    adapters: dict[str, str] = field(default_factory=dict)
-    run: str | None = None
-    dataset: str | None = None
-    tasks: tuple[str, ...] = ()
-
-    def describe(self) -> str:
-        if self.kind == "base":
-            return f"base model {self.model.base_model}"
-        what = {"adapter": "adapter/", "per-task": f"{len(self.adapters)} per-task adapters",
-                "full": "full fine-tune model/"}[self.kind]
-        return f"run {self.run} ({what})"
-
-    def to_json(self) -> dict:
-        return {"kind": self.kind, "model": self.model.to_json(), "encoding": self.encoding.to_json(),
-                "adapter": self.adapter, "n_adapters": len(self.adapters), "run": self.run,
-                "dataset": self.dataset}
-
-
-def resolve_source(cfg: PredictConfig) -> Source:
-    """The model to predict with, from ``cfg.run`` or ``cfg.base_model``. Raises PredictError naming what is wrong
-    (missing run, run without an adapter or model, missing model folder)."""
-    from ttft.models import ModelConfig, ModelError
-
-    if cfg.base_model:
-        mc = ModelConfig(base_model=cfg.base_model)
-        try:
-            mc.validate()
-        except ModelError as e:
-            raise PredictError(f"base model: {e}") from None
-        enc = EncodingConfig(format=cfg.format or "minimal", max_seq_len=8192)
-        return Source("base", mc, enc)
-    run = RunDir(Path(cfg.run).expanduser())
-    if not run.path.is_dir():
-        raise PredictError(f"run {cfg.run}: no such folder")
-    rc = run.config()
-    if not rc:
-        raise PredictError(f"run {cfg.run}: no config.json (not a run directory)")
-    try:
-        mc = ModelConfig.from_json({**rc.get("model", {}), "adapter": None})
-        enc = EncodingConfig.from_json(rc.get("encoding") or {"max_seq_len": 2048})
-    except (ValueError, TypeError) as e:
-        raise PredictError(f"run {cfg.run}: its config.json cannot be read ({e})") from None
-    if cfg.format and cfg.format != enc.format:
-        raise PredictError(f"format: the run was trained with format {enc.format!r}, got {cfg.format!r}")
-    common = dict(encoding=enc, run=str(run.path), dataset=rc.get("dataset"), tasks=tuple(rc.get("tasks") or ()))
-    status = run.status().get("status", "unknown")
-    model_dir = run.path / "model"
-    if (model_dir / "config.json").exists():
-        return Source("full", replace(mc, base_model=str(model_dir), full_finetune=False, init="pretrained"),
-                      **common)
-    if (run.adapter_dir / "adapter_config.json").exists():
-        return Source("adapter", mc, adapter=str(run.adapter_dir), **common)
-    adapters = {}
-    if run.adapters_dir.is_dir():
-        adapters = {p.name: str(p) for p in sorted(run.adapters_dir.iterdir())
-                    if (p / "adapter_config.json").exists()}
-    if adapters:
-        return Source("per-task", mc, adapters=adapters, **common)
-    raise PredictError(f"run {cfg.run} has no adapter/, adapters/<task>/ or model/ (status {status}: "
-                       f"{'still running' if status == 'running' else 'not finished'}?)")
-
-
-def select(cfg: PredictConfig, source: Source):
-    """(dataset spec, dataset, selected tasks)."""
-    from ttft.data import load_dataset
-
-    spec = cfg.dataset or source.dataset
-    if not spec:
-        raise PredictError("dataset: the run names no dataset; pass --dataset")
-    try:
-        ds = load_dataset(spec)
-    except (ValueError, OSError) as e:
-        raise PredictError(f"dataset: {e}") from None
-    ids = list(cfg.tasks) or ([t for t in source.tasks] if source.tasks and spec == source.dataset else [])
-    if ids:
-        unknown = [t for t in ids if t not in ds.tasks]
-        if unknown:
-            raise PredictError(f"tasks: unknown task id(s) {', '.join(unknown[:10])} in dataset {spec!r}")
-        tasks = [ds.tasks[t] for t in dict.fromkeys(ids)]
-    else:
-        tasks = list(ds)
-    if cfg.max_task_tokens is not None:
-        tasks = [t for t in tasks if t.stats().tokens <= cfg.max_task_tokens]
-    if not tasks:
-        raise PredictError(f"tasks: no task of {spec!r} is selected")
-    return spec, ds, tasks
 
 
 # --------------------------------------------------------------------------- loading
@@ -182,7 +88,7 @@ def build_items(task: Task, cfg: PredictConfig, pred: Predictor, limit: int) -> 
     """The view items of every test input of ``task``, with prompts (``encode_task(answer=False)``)."""
     enc = pred.source.encoding
     tok = pred.tokenizer
-    from ttft.tokenizer import is_embedded
+    from ttft.core.tokenizer import is_embedded
 
     tok_arg = None if is_embedded(tok) else tok
     most = max_output_tokens(enc.format, pred.count_tokens)
@@ -251,7 +157,7 @@ def val_losses(pred: Predictor, task: Task, limit: int) -> list[float | None]:
     definition: no augmentation, loss on the test output only); None when unknown or longer than ``limit``."""
     import torch
 
-    from ttft.tokenizer import is_embedded
+    from ttft.core.tokenizer import is_embedded
 
     enc = EncodingConfig(**{**pred.source.encoding.to_json(), "loss_on": "test"})
     tok_arg = None if is_embedded(pred.tokenizer) else pred.tokenizer
@@ -395,13 +301,13 @@ def run_prediction(cfg: PredictConfig, log: Callable[[str], None] = lambda m: No
     unknown task raise PredictError before the folder is written."""
     import torch
 
-    from ttft.models import choose_device
+    from ttft.engine.models import choose_device
 
     cfg.validate()
     source = resolve_source(cfg)
     spec, ds, tasks = select(cfg, source)
     if source.kind == "base":
-        from ttft.models import ModelError, check_model_source
+        from ttft.engine.models import ModelError, check_model_source
 
         try:
             check_model_source(source.model)

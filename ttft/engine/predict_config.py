@@ -1,24 +1,13 @@
-"""TODO docstring."""
+"""Every option of a prediction (the prediction folder's config.json)."""
 
 from __future__ import annotations
-import math
-import os
-import signal
-import threading
-import time
-import traceback
-from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
-from typing import Any, Callable, ClassVar, Sequence
-import numpy as np
-from ttft import metrics as M
-from ttft.augment import DIHEDRAL, IDENTITY_COLORS, AugmentSpec, InverseError, apply_task, invert_grid, \
-    random_color_map
-from ttft.data import MAX_SIDE, Task
-from ttft.encoding import IGNORE_INDEX, EncodingConfig, grid_to_text, parse_output, tokenize_task
-from ttft.runs import (RunDir, append_jsonl, process_start_time, read_json, runs_root, safe_name,
-                       write_json_atomic)
 
+import math
+from dataclasses import dataclass, fields
+from typing import ClassVar
+
+from ttft.core.augment import DIHEDRAL
+from ttft.runs.rundir import safe_name
 
 COLOR_CHOICES = ("keep-bg", "all", "none")
 
@@ -132,7 +121,7 @@ class PredictConfig:
             bad("format", "must be minimal, shape+rows or separated")
         if self.dtype not in DTYPES:
             bad("dtype", f"must be one of {', '.join(DTYPES)}")
-        from ttft.models import ModelError, choose_device
+        from ttft.engine.models import ModelError, choose_device
 
         try:
             choose_device(self.device)

@@ -1,28 +1,16 @@
-"""TODO docstring."""
+"""Training samples: the deterministic, resumable sample stream of a run, the validation set and the collator."""
 
 from __future__ import annotations
+
 import dataclasses
-import math
-import os
-import platform
-import signal
-import subprocess
-import sys
-import time
-import traceback
-from dataclasses import dataclass, field, fields
-from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any
+
 import numpy as np
-from ttft import __version__
-from ttft.augment import (IDENTITY_COLORS, AugmentOptions, AugmentSkipped, leave_one_out, leave_two_out, random_spec,
-                          try_apply_task)
-from ttft.data import Task, load_dataset
-from ttft.encoding import IGNORE_INDEX, EncodingConfig, tokenize_task
-from ttft.models import (DEFAULT_MODEL, ModelConfig, ModelError, attach_lora, check_model_source,
-                         check_target_modules, choose_device,
-                         count_parameters, load_model, load_tokenizer_for, use_bf16)
-from ttft.runs import RunDir, new_run_id, runs_root, safe_name, write_json_atomic
+
+from ttft.core.augment import IDENTITY_COLORS, random_spec, try_apply_task
+from ttft.core.data import Task
+from ttft.core.encoding import IGNORE_INDEX, EncodingConfig, tokenize_task
+from ttft.engine.train_config import TrainConfig
 
 
 def known_pairs_task(task: Task) -> Task:
@@ -90,7 +78,7 @@ class SampleStream:
 
 
 def _is_embedded_tok(tok: Any) -> bool:
-    from ttft.tokenizer import is_embedded
+    from ttft.core.tokenizer import is_embedded
 
     return tok is None or is_embedded(tok)
 

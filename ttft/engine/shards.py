@@ -1,28 +1,22 @@
-"""TODO docstring."""
+"""Task-parallel per-task runs: balanced shards, one per torchrun process, and merging them."""
 
 from __future__ import annotations
+
 import dataclasses
-import math
 import os
-import platform
-import signal
-import subprocess
-import sys
 import time
-import traceback
-from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Sequence
+
 import numpy as np
-from ttft import __version__
-from ttft.augment import (IDENTITY_COLORS, AugmentOptions, AugmentSkipped, leave_one_out, leave_two_out, random_spec,
-                          try_apply_task)
-from ttft.data import Task, load_dataset
-from ttft.encoding import IGNORE_INDEX, EncodingConfig, tokenize_task
-from ttft.models import (DEFAULT_MODEL, ModelConfig, ModelError, attach_lora, check_model_source,
-                         check_target_modules, choose_device,
-                         count_parameters, load_model, load_tokenizer_for, use_bf16)
-from ttft.runs import RunDir, new_run_id, runs_root, safe_name, write_json_atomic
+
+from ttft.core.data import Task
+from ttft.core.selection import select_tasks
+from ttft.engine.models import choose_device
+from ttft.engine.train import _DIST_ENV, TrainResult
+from ttft.engine.train_config import TrainConfig
+from ttft.options import ConfigError
+from ttft.runs.rundir import RunDir, write_json_atomic
 
 
 def balanced_shards(tasks: Sequence[Task], world: int) -> list[list[str]]:
@@ -70,7 +64,7 @@ def merge_shards(run_dir: str | os.PathLike, cfg: TrainConfig) -> TrainResult:
     (time-ordered), status.json, result.json and config.json, so it reads like an unsharded run."""
     import shutil
 
-    from ttft.runs import append_jsonl, read_json, read_jsonl
+    from ttft.runs.rundir import append_jsonl, read_json, read_jsonl
 
     run = RunDir(Path(run_dir))
     shards = sorted((p for p in run.path.glob("shard-*") if (p / "config.json").exists()),

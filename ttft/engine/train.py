@@ -13,8 +13,6 @@ The run directory (:mod:`ttft.runs`) is written by callbacks. SIGTERM saves a ch
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import os
 import platform
 import signal
@@ -22,22 +20,30 @@ import subprocess
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any
 
 import numpy as np
 
 from ttft import __version__
-from ttft.augment import (IDENTITY_COLORS, AugmentOptions, AugmentSkipped, leave_one_out, leave_two_out, random_spec,
-                          try_apply_task)
-from ttft.data import Task, load_dataset
-from ttft.encoding import IGNORE_INDEX, EncodingConfig, tokenize_task
-from ttft.models import (DEFAULT_MODEL, ModelConfig, ModelError, attach_lora, check_model_source,
-                         check_target_modules, choose_device,
-                         count_parameters, load_model, load_tokenizer_for, use_bf16)
-from ttft.runs import RunDir, new_run_id, runs_root, safe_name, write_json_atomic
-
+from ttft.core.augment import AugmentSkipped, leave_one_out, leave_two_out
+from ttft.core.data import Task
+from ttft.core.selection import select_tasks
+from ttft.engine.models import (
+    attach_lora,
+    check_model_source,
+    check_target_modules,
+    choose_device,
+    count_parameters,
+    load_model,
+    load_tokenizer_for,
+    use_bf16,
+)
+from ttft.engine.samples import SampleStream, ValSet, fits_at_all, known_pairs_task, make_collator
+from ttft.engine.train_config import TrainConfig
+from ttft.options import ConfigError
+from ttft.runs.rundir import RunDir, new_run_id, runs_root, safe_name, write_json_atomic
 
 # --------------------------------------------------------------------------- config
 
@@ -123,7 +129,7 @@ def _make_callback(run: RunDir | None, stop: StopFlag, task_label: str | None, s
             if "train_loss" in logs:  # the end-of-training summary, not a step
                 return
             rec["elapsed"] = now - self.t0
-            from ttft.runs import append_jsonl
+            from ttft.runs.rundir import append_jsonl
 
             append_jsonl(run.metrics_file, rec)
             line = (f"step {rec['step']}/{total_steps}" + (f" [{task_label}]" if task_label else "")
@@ -308,7 +314,7 @@ def train(cfg: TrainConfig, run_dir: str | None = None, resume: bool = False, lo
 
 
 def _own_start() -> float | None:
-    from ttft.runs import process_start_time
+    from ttft.runs.rundir import process_start_time
 
     return process_start_time(os.getpid())
 
@@ -400,7 +406,7 @@ def _train_inner(cfg, run, ds, tasks, val_tasks, device, resume, stop, log) -> T
         if vl is not None:
             val_losses.append(vl)
             if is_main:
-                from ttft.runs import append_jsonl
+                from ttft.runs.rundir import append_jsonl
 
                 append_jsonl(run.metrics_file, {"step": steps_done, "time": time.time(), "eval_loss": vl,
                                                 "final": True, **({"task": label} if label else {})})

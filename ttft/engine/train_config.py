@@ -1,29 +1,15 @@
-"""TODO docstring."""
+"""Every option of a training run (the run's config.json)."""
 
 from __future__ import annotations
-import dataclasses
-import math
-import os
-import platform
-import signal
-import subprocess
-import sys
-import time
-import traceback
-from dataclasses import dataclass, field, fields
-from pathlib import Path
-from typing import Any, ClassVar, Sequence
-import numpy as np
-from ttft import __version__
-from ttft.augment import (IDENTITY_COLORS, AugmentOptions, AugmentSkipped, leave_one_out, leave_two_out, random_spec,
-                          try_apply_task)
-from ttft.data import Task, load_dataset
-from ttft.encoding import IGNORE_INDEX, EncodingConfig, tokenize_task
-from ttft.models import (DEFAULT_MODEL, ModelConfig, ModelError, attach_lora, check_model_source,
-                         check_target_modules, choose_device,
-                         count_parameters, load_model, load_tokenizer_for, use_bf16)
-from ttft.runs import RunDir, new_run_id, runs_root, safe_name, write_json_atomic
 
+import math
+from dataclasses import dataclass, field, fields
+from typing import ClassVar
+
+from ttft.core.augment import AugmentOptions
+from ttft.core.encoding import EncodingConfig
+from ttft.engine.models import ModelConfig, ModelError, choose_device
+from ttft.options import ConfigError
 
 MODES = ("finetune", "ttft")
 
@@ -31,8 +17,6 @@ MODES = ("finetune", "ttft")
 SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
 
 
-class ConfigError(ValueError):
-    """An option that cannot be used; the message names it and its value."""
 
 
 @dataclass

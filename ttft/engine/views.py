@@ -1,24 +1,16 @@
-"""TODO docstring."""
+"""Inference views of a task (augmented copies to vote over) and the generation budget per view."""
 
 from __future__ import annotations
-import math
-import os
-import signal
-import threading
-import time
-import traceback
-from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
-from typing import Any, Callable, ClassVar, Sequence
-import numpy as np
-from ttft import metrics as M
-from ttft.augment import DIHEDRAL, IDENTITY_COLORS, AugmentSpec, InverseError, apply_task, invert_grid, \
-    random_color_map
-from ttft.data import MAX_SIDE, Task
-from ttft.encoding import IGNORE_INDEX, EncodingConfig, grid_to_text, parse_output, tokenize_task
-from ttft.runs import (RunDir, append_jsonl, process_start_time, read_json, runs_root, safe_name,
-                       write_json_atomic)
 
+import math
+from typing import Callable
+
+import numpy as np
+
+from ttft.core.augment import IDENTITY_COLORS, AugmentSpec, random_color_map
+from ttft.core.data import MAX_SIDE, Task
+from ttft.core.encoding import grid_to_text
+from ttft.engine.predict_config import PredictConfig
 
 #: generated tokens past the estimated output size (end-of-sequence, end-of-turn texts)
 _SLACK_TOKENS = 4

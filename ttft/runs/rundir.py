@@ -188,3 +188,38 @@ def list_runs(root: Path | None = None) -> Iterator[RunDir]:
         return iter(())
     dirs = [RunDir(p) for p in root.iterdir() if p.is_dir() and (p / "config.json").exists()]
     return iter(sorted(dirs, key=lambda r: r.config_file.stat().st_mtime, reverse=True))
+
+
+JOB_FILE = "job.json"
+
+
+STDOUT_FILE = "stdout.txt"
+
+
+STDERR_FILE = "stderr.txt"
+
+
+SUPERVISOR_FILE = "supervisor.txt"
+
+
+LAUNCH_CONFIG_FILE = "launch-config.json"
+
+
+LOCKS_DIR = ".locks"
+
+
+ACTIVE = ("queued", "running", "stopping")
+
+
+RESUMABLE = ("stopped", "failed", "lost")
+
+
+def _tail(path: Path, n_bytes: int = 4000) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - n_bytes))
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""

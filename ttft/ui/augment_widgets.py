@@ -11,10 +11,10 @@ from typing import Any
 
 import streamlit as st
 
-from ttft import augview, viz
-from ttft.augment import COLOR_MODES, DIHEDRAL, STEP_KINDS, TARGETS, AugmentOptions, AugmentResult
-from ttft.data import Dataset, Pair, Task
-from ttft.encoding import (
+from ttft.core.augment import COLOR_MODES, DIHEDRAL, AugmentOptions, AugmentResult
+from ttft.core.compose import STEP_KINDS, TARGETS
+from ttft.core.data import Dataset, Pair, Task
+from ttft.core.encoding import (
     FORMATS,
     LOSS_ON,
     EncodingConfig,
@@ -22,8 +22,10 @@ from ttft.encoding import (
     check_one_token_per_cell,
     tokenize_task,
 )
-from ttft.tokenizer import EMBEDDED, load_tokenizer
+from ttft.core.tokenizer import EMBEDDED, load_tokenizer
 from ttft.ui import widgets as w
+from ttft.views import augview
+from ttft.views import grids as viz
 
 RANDOM_TRANSFORM = "random from selected"
 EXPLICIT_COLORS = "explicit map…"

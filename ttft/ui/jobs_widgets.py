@@ -15,14 +15,18 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from ttft import charts, jobs
-from ttft.augment import COLOR_MODES, DIHEDRAL, TARGETS, AugmentOptions
-from ttft.data import BUNDLED
-from ttft.encoding import FORMATS, LOSS_ON, EncodingConfig
-from ttft.models import DEFAULT_MODEL, ModelConfig
-from ttft.runs import write_json_atomic
-from ttft.train import MODES, SCHEDULERS, TrainConfig
+from ttft.core.augment import COLOR_MODES, DIHEDRAL, AugmentOptions
+from ttft.core.compose import TARGETS
+from ttft.core.data import BUNDLED
+from ttft.core.encoding import FORMATS, LOSS_ON, EncodingConfig
+from ttft.engine import commands
+from ttft.engine.models import DEFAULT_MODEL, ModelConfig
+from ttft.engine.train_config import MODES, SCHEDULERS, TrainConfig
+from ttft.runs import jobs, registry, rundir
+from ttft.runs import metrics as runmetrics
+from ttft.runs.rundir import write_json_atomic
 from ttft.ui import widgets as w
+from ttft.views import charts
 
 # --------------------------------------------------------------------------- the options form
 
@@ -252,7 +256,7 @@ def options_form() -> FormResult:
             d[head] = v
     try:
         cfg = TrainConfig.from_json(d)
-        jobs.check_launchable(cfg)
+        commands.check_launchable(cfg)
     except (ValueError, TypeError) as e:
         return FormResult(None, str(e), selected)
     if selected.startswith("tasks:"):
@@ -285,7 +289,7 @@ def _selected_tasks(values: dict) -> str:
 
 
 def command_block(cfg: TrainConfig) -> None:
-    argv = jobs.train_argv(cfg)
+    argv = commands.train_argv(cfg)
     if argv is None:
         st.code("python -m ttft train --config config.json", language="bash")
         st.caption("Some options have no command-line flag: the command reads them from the config file "
@@ -355,11 +359,11 @@ STATUS_COLOR = {"queued": "gray", "running": "blue", "stopping": "orange", "stop
                 "failed": "red", "lost": "violet"}
 
 
-def job_config() -> jobs.JobConfig:
-    return jobs.JobConfig.from_env()
+def job_config() -> registry.JobConfig:
+    return registry.JobConfig.from_env()
 
 
-def signature(js: list[jobs.Job]) -> tuple:
+def signature(js: list[registry.Job]) -> tuple:
     return tuple((j.id, j.status) for j in js)
 
 
@@ -372,12 +376,12 @@ def _maybe_rerun_app(sig: tuple) -> None:
         st.rerun(scope="app")
 
 
-def runs_table(js: list[jobs.Job]) -> pd.DataFrame:
+def runs_table(js: list[registry.Job]) -> pd.DataFrame:
     rows = []
     for j in js:
         loss = j.raw.get("final_loss")
         if j.active and (j.path / "metrics.jsonl").exists():
-            loss = jobs.progress(j, metrics_for(j)).loss
+            loss = registry.progress(j, metrics_for(j)).loss
         cfg = j.config()
         rows.append({
             "run": j.id, "status": f"{STATUS_ICON.get(j.status, '')} {j.status}",
@@ -395,7 +399,7 @@ def runs_list(root: Path) -> None:
 
     @st.fragment(run_every=2.0)
     def _list() -> None:
-        js = jobs.list_jobs(root)
+        js = registry.list_jobs(root)
         _maybe_rerun_app(signature(js))
         if not js:
             st.info(f"No runs yet in `{root}`. Fill in the options below and press **Launch**, or start one by "
@@ -413,7 +417,7 @@ def runs_list(root: Path) -> None:
     _list()
 
 
-def run_picker(js: list[jobs.Job]) -> jobs.Job | None:
+def run_picker(js: list[registry.Job]) -> registry.Job | None:
     """Which run the panel shows (mirrored in the ``run`` query parameter)."""
     ids = [j.id for j in js]
     nxt = st.session_state.pop("_ft_select_next", None)
@@ -436,24 +440,24 @@ def run_picker(js: list[jobs.Job]) -> jobs.Job | None:
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def _metrics_cached(path: str, mtime_ns: int, size: int) -> jobs.Metrics:
-    return jobs.read_metrics(path)
+def _metrics_cached(path: str, mtime_ns: int, size: int) -> runmetrics.Metrics:
+    return runmetrics.read_metrics(path)
 
 
-def metrics_for(job: jobs.Job) -> jobs.Metrics:
+def metrics_for(job: registry.Job) -> runmetrics.Metrics:
     """A run's metrics, cached by (path, mtime, size); a grown file is parsed incrementally (new lines only)."""
     f = job.path / "metrics.jsonl"
     try:
         s = f.stat()
     except FileNotFoundError:
-        return jobs.Metrics()
+        return runmetrics.Metrics()
     return _metrics_cached(str(f), s.st_mtime_ns, s.st_size)
 
 
-def panel_data(job: jobs.Job, log_y: bool = False):
+def panel_data(job: registry.Job, log_y: bool = False):
     """What one refresh of the live panel computes: (metrics, progress, loss figure)."""
     m = metrics_for(job)
-    return m, jobs.progress(job, m), charts.loss_figure(m, log_y=log_y, uirevision=job.id)
+    return m, registry.progress(job, m), charts.loss_figure(m, log_y=log_y, uirevision=job.id)
 
 
 def _act(action: str, path: str) -> None:
@@ -467,7 +471,7 @@ def _act(action: str, path: str) -> None:
             j = jobs.resume(path, cfg)
             st.session_state["_ft_msg"] = ("info", f"{j.id} queued again: `{j.command()}`")
         elif action == "clone":
-            config_to_state(jobs.read_job(path).config())
+            config_to_state(registry.read_job(path).config())
             st.session_state["_ft_msg"] = ("success", f"The config of {Path(path).name} is in the form below: change "
                                                       "it and Launch.")
         elif action == "delete":
@@ -478,12 +482,12 @@ def _act(action: str, path: str) -> None:
             st.session_state["_ft_confirm_delete"] = path
         elif action == "cancel_delete":
             st.session_state.pop("_ft_confirm_delete", None)
-    except (jobs.JobError, ValueError, OSError) as e:
+    except (registry.JobError, ValueError, OSError) as e:
         st.session_state["_ft_msg"] = ("error", str(e))
     st.session_state["_ft_action"] = True
 
 
-def run_panel(job: jobs.Job) -> None:
+def run_panel(job: registry.Job) -> None:
     """Progress, ETA, tokens/s, the loss chart, the log tail and the actions of one run; refreshed every second
     while the job is queued or running."""
     path = str(job.path)
@@ -493,8 +497,8 @@ def run_panel(job: jobs.Job) -> None:
         if st.session_state.pop("_ft_action", False) and not st.session_state.get("_ft_full_run"):
             st.rerun(scope="app")
         try:
-            j = jobs.get_job(path)
-        except jobs.JobError:
+            j = registry.get_job(path)
+        except registry.JobError:
             st.rerun(scope="app")
             return
         if j.status != job.status and not st.session_state.get("_ft_full_run"):
@@ -504,7 +508,7 @@ def run_panel(job: jobs.Job) -> None:
     _panel()
 
 
-def _panel_body(j: jobs.Job) -> None:
+def _panel_body(j: registry.Job) -> None:
     head = st.columns([6, 1], vertical_alignment="center")
     head[0].subheader(j.id)
     head[1].badge(j.status, icon=None, color=STATUS_COLOR.get(j.status, "gray"))
@@ -522,7 +526,7 @@ def _panel_body(j: jobs.Job) -> None:
                    + (f"its last checkpoint ({ck.name})." if ck else "the start (no checkpoint was saved)."))
     elif j.status == "failed":
         st.error(f"Failed: {j.raw.get('error') or 'see the traceback'}")
-        tb = j.raw.get("traceback") or jobs.tail_text(j.path / jobs.STDERR_FILE, 30)
+        tb = j.raw.get("traceback") or runmetrics.tail_text(j.path / rundir.STDERR_FILE, 30)
         st.code("\n".join(str(tb).rstrip().splitlines()[-25:]), language="text")
     elif j.status == "stopped" and j.raw.get("note"):
         st.caption(f"Stopped: {j.raw['note']}")
@@ -531,19 +535,19 @@ def _panel_body(j: jobs.Job) -> None:
     frac_text = f"step {p.step} / {p.max_steps}" if p.max_steps else f"step {p.step}"
     st.progress(p.fraction, text=frac_text)
     c = st.columns(6)
-    c[0].metric("ETA", jobs.format_seconds(p.eta_s) if j.active else "–")
+    c[0].metric("ETA", runmetrics.format_seconds(p.eta_s) if j.active else "–")
     c[1].metric("tokens/s", f"{p.tokens_per_second:,.0f}" if p.tokens_per_second else "–")
     c[2].metric("loss", f"{p.loss:.4f}" if p.loss is not None else "–")
     c[3].metric("eval loss", f"{p.eval_loss:.4f}" if p.eval_loss is not None else "–")
-    c[4].metric("elapsed", jobs.format_seconds(p.elapsed_s))
+    c[4].metric("elapsed", runmetrics.format_seconds(p.elapsed_s))
     gpu = next((k for k in m.columns if k.startswith("gpu_mem")), None)
-    c[5].metric("GPU memory" if gpu else "lr", (f"{jobs._last(m.col(gpu)):.2f}" if gpu else
+    c[5].metric("GPU memory" if gpu else "lr", (f"{runmetrics._last(m.col(gpu)):.2f}" if gpu else
                                                  f"{p.lr:.2e}" if p.lr is not None else "–"))
     st.plotly_chart(fig, key="ft_loss_chart", config={"displaylogo": False})
     _actions(j)
     with st.expander("Log", expanded=j.active):
-        st.code(jobs.tail_text(j.run.log_file, 30) or "(nothing logged yet)", language="text", height=260)
-        err = jobs.tail_text(j.path / jobs.STDERR_FILE, 15)
+        st.code(runmetrics.tail_text(j.run.log_file, 30) or "(nothing logged yet)", language="text", height=260)
+        err = runmetrics.tail_text(j.path / rundir.STDERR_FILE, 15)
         if err and j.status in ("failed", "lost"):
             st.caption("stderr")
             st.code(err, language="text", height=200)
@@ -551,12 +555,12 @@ def _panel_body(j: jobs.Job) -> None:
             st.caption(f"command: `{j.command()}`")
 
 
-def _actions(j: jobs.Job) -> None:
+def _actions(j: registry.Job) -> None:
     path = str(j.path)
     b = st.columns(4)
     b[0].button("Stop", on_click=_act, args=("stop", path), disabled=not j.active, key="ft_stop",
                 icon=":material/stop:", width="stretch", help="SIGTERM: the job saves a checkpoint and ends 'stopped'")
-    b[1].button("Resume", on_click=_act, args=("resume", path), disabled=j.status not in jobs.RESUMABLE,
+    b[1].button("Resume", on_click=_act, args=("resume", path), disabled=j.status not in rundir.RESUMABLE,
                 key="ft_resume", icon=":material/play_arrow:", width="stretch",
                 help="continue from the last checkpoint (optimizer and scheduler state too)")
     b[2].button("Clone config", on_click=_act, args=("clone", path), disabled=not j.config(), key="ft_clone",

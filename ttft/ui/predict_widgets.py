@@ -11,12 +11,14 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from ttft import predviz as pv
-from ttft.metrics import as_grid, same_grid
-from ttft.predict import BASELINES_DIR, PredictConfig, PredictError, PredictionRef, find_predictions, \
-    launch_prediction, read_prediction
-from ttft.runs import read_json, runs_root
+from ttft.core.metrics import as_grid, same_grid
+from ttft.engine.commands import launch_prediction
+from ttft.engine.predict import BASELINES_DIR
+from ttft.engine.predict_config import PredictConfig, PredictError
+from ttft.runs.predictions import PredictionRef, find_predictions, read_prediction
+from ttft.runs.rundir import read_json, runs_root
 from ttft.ui import widgets as w
+from ttft.views import predviz as pv
 
 PCT = st.column_config.NumberColumn(format="percent")
 LOSS = st.column_config.NumberColumn(format="%.4f")

@@ -11,7 +11,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from ttft import data, viz
+from ttft.core import data
+from ttft.views import grids as viz
 
 PATH_CHOICE = "A file or folder path…"
 UPLOAD_CHOICE = "Upload a file…"

@@ -19,21 +19,20 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ttft.augment import (
-    STEP_KINDS,
+from ttft.core.augment import (
     AugmentOptions,
     AugmentResult,
     AugmentSkipped,
     AugmentSpec,
-    InverseError,
     invert_grid,
     leave_one_out,
     leave_two_out,
     random_spec,
     try_apply_task,
 )
-from ttft.data import Pair, Task
-from ttft.encoding import EncodedText, EncodingConfig, tokenize_task
+from ttft.core.compose import STEP_KINDS, InverseError
+from ttft.core.data import Pair, Task
+from ttft.core.encoding import EncodedText, EncodingConfig, tokenize_task
 
 __all__ = [
     "LEAVE_OUT", "split_steps", "build_options", "main_view", "variant_seeds", "gallery", "invert_task",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from ttft.jobs import Metrics
+from ttft.runs.metrics import Metrics
 
 LOSS_COLOR = "#0074D9"
 EVAL_COLOR = "#FF851B"

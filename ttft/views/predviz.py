@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from ttft import viz
-from ttft.metrics import as_grid, same_grid
-from ttft.runs import read_jsonl
+from ttft.core.metrics import as_grid, same_grid
+from ttft.runs.rundir import read_jsonl
+from ttft.views import grids as viz
 
 BLUE, ORANGE, GREEN, RED, GREY = "#0074D9", "#FF851B", "#2ECC40", "#FF4136", "#AAAAAA"
 
