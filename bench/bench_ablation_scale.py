@@ -48,7 +48,8 @@ def stage(cfile: Path, run_dir: Path, nproc: int) -> float:
 
 
 def main() -> None:
-    from ttft.engine.experiment import AblationConfig, select_ids, train_config_for
+    from ttft.engine.experiment import select_ids, train_config_for
+    from ttft.engine.experiment_config import AblationConfig
     from ttft.runs.rundir import write_json_atomic
 
     ap = argparse.ArgumentParser()

@@ -4,15 +4,8 @@ import time
 
 import streamlit as st
 
-from ttft.engine.experiment import (
-    ROWS,
-    AblationConfig,
-    ablation_figure,
-    experiments_root,
-    list_experiments,
-    per_task_losses,
-    results_frame,
-)
+from ttft.engine.experiment import ablation_figure, experiments_root, list_experiments, per_task_losses, results_frame
+from ttft.engine.experiment_config import ROWS, AblationConfig
 from ttft.runs import jobs
 from ttft.runs import metrics as runmetrics
 from ttft.runs.rundir import RunDir, read_json

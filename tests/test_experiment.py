@@ -6,7 +6,8 @@ import sys
 import pytest
 from conftest import run_group
 
-from ttft.engine.experiment import ROWS, AblationConfig, train_config_for
+from ttft.engine.experiment import train_config_for
+from ttft.engine.experiment_config import ROWS, AblationConfig
 from ttft.runs.rundir import RunDir
 
 TASKS = "00576224,0c786b71"

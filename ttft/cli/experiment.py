@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def register(sub) -> None:
-    from ttft.engine.experiment import ROWS, AblationConfig
+    from ttft.engine.experiment_config import ROWS, AblationConfig
 
     h = AblationConfig.HELP
     p = sub.add_parser("experiment", help="built-in experiments (seed-ablation)")
@@ -36,7 +36,8 @@ def register(sub) -> None:
 
 def cmd_seed_ablation(args) -> int:
     from ttft.cli.main import CliError, _print_json
-    from ttft.engine.experiment import AblationConfig, experiments_root, run_ablation
+    from ttft.engine.experiment import experiments_root, run_ablation
+    from ttft.engine.experiment_config import AblationConfig
     from ttft.runs.rundir import read_json
 
     out = Path(args.out) if args.out else experiments_root() / time.strftime("seed-ablation-%Y%m%d-%H%M%S")
