@@ -1,16 +1,19 @@
 # Set-up and everyday commands. On a fresh machine:
 #   make app    installs everything and starts the app (streamlit run app.py)
-#   make test   installs everything (Debian's chromium included) and runs the whole test suite
+#   make test   installs everything (Debian's chromium included), lints, and runs the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: app test install browser bench
+.PHONY: app test lint install browser bench
 
-$(VENV)/.installed: requirements.txt
+# the pinned requirements, then ttft itself in editable mode (no PYTHONPATH needed anywhere)
+$(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -r requirements.txt
+	$(PIP) install -r requirements.txt
+	$(PIP) install --no-deps --no-build-isolation -e .
 	touch $@
 
 install: $(VENV)/.installed
@@ -23,7 +26,13 @@ browser:
 app: install
 	$(VENV)/bin/streamlit run app.py
 
-test: install browser
+# ruff (rules and format in pyproject.toml) and mypy on the options, core and run-directory modules
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: install browser lint
 	$(PY) -m pytest
 
 bench: install browser

@@ -26,13 +26,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def stage(cfile: Path, run_dir: Path, nproc: int) -> float:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = dict(os.environ)
     py = sys.executable
     t0 = time.perf_counter()
     if nproc > 1:

@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
@@ -145,7 +144,7 @@ def main():
     ev = load_dataset("arc-agi-1/evaluation")
     small = sorted((t for t in ev if t.stats().tokens <= 1200 and len(t.train) >= 2), key=lambda t: t.id)
     ids = [t.id for t in small[: args.ttft_tasks]]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     base_mb, _, _ = peak_rss_mb([sys.executable, "-c", "import torch, transformers, peft, ttft.train"], env)
     with tempfile.TemporaryDirectory() as d:
         cmd = [sys.executable, "-m", "ttft", "train", "--mode", "ttft", "--per-task", "--dataset",

@@ -370,7 +370,7 @@ def test_progress_gives_eta_and_tokens_per_second():
 
 def _cli(*args, env=None):
     return subprocess.run([sys.executable, "-m", "ttft", *args], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}, timeout=120)
+                          env={**os.environ, **(env or {})}, timeout=120)
 
 
 def test_jobs_cli_list_launch_stop_delete(runs):
