@@ -62,9 +62,34 @@ def test_lora_train_on_cuda_in_bf16_records_peak_gpu_memory(tiny_model, tmp_path
     import torch
 
     run_dir = tmp_path / "cuda-lora"
-    r = run_group([sys.executable, "-m", "ttft", "train", "--base-model", tiny_model, "--mode", "ttft",
-                   "--dataset", "arc-agi-1/evaluation", "--tasks", TASK, "--steps", "3", "--lora-r", "4",
-                   "--device", "cuda", "--val", "auto", "--run-dir", str(run_dir), "--json"], timeout=600)
+    r = run_group(
+        [
+            sys.executable,
+            "-m",
+            "ttft",
+            "train",
+            "--base-model",
+            tiny_model,
+            "--mode",
+            "ttft",
+            "--dataset",
+            "arc-agi-1/evaluation",
+            "--tasks",
+            TASK,
+            "--steps",
+            "3",
+            "--lora-r",
+            "4",
+            "--device",
+            "cuda",
+            "--val",
+            "auto",
+            "--run-dir",
+            str(run_dir),
+            "--json",
+        ],
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     out = last_json(r.stdout)
     assert out["status"] == "finished" and out["steps"] == 3 and out["train_tokens"] > 0
@@ -87,8 +112,15 @@ def test_a_full_finetune_step_on_cuda_in_process(tiny_model, tmp_path):
     from ttft.engine.train import train
     from ttft.engine.train_config import TrainConfig
 
-    cfg = TrainConfig(mode="ttft", dataset="arc-agi-1/evaluation", tasks=(TASK,), steps=2, device="cuda:0",
-                      val="none", model=ModelConfig(base_model=tiny_model, full_finetune=True))
+    cfg = TrainConfig(
+        mode="ttft",
+        dataset="arc-agi-1/evaluation",
+        tasks=(TASK,),
+        steps=2,
+        device="cuda:0",
+        val="none",
+        model=ModelConfig(base_model=tiny_model, full_finetune=True),
+    )
     handlers = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     try:
         res = train(cfg, run_dir=str(tmp_path / "full"), log=lambda m: None)
@@ -137,15 +169,19 @@ def test_load_predictor_on_cuda_uses_bf16_and_sizes_batches_from_free_gpu_memory
     from ttft.engine.predict_config import PredictConfig
     from ttft.engine.sources import Source
 
-    pred = load_predictor(Source("base", ModelConfig(base_model=tiny_model), EncodingConfig()), device="cuda",
-                          dtype="auto")
+    pred = load_predictor(
+        Source("base", ModelConfig(base_model=tiny_model), EncodingConfig()), device="cuda", dtype="auto"
+    )
     p = next(pred.model.parameters())
     assert p.device.type == "cuda"
     assert p.dtype == (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32)
     assert 1 <= auto_batch_size(pred.model, 2048, "cuda", 1000) <= 256
     assert auto_batch_size(pred.model, 2048, "cuda", 3) <= 3
-    items = [it for it in build_items(ds[TASK], PredictConfig(base_model=tiny_model, dataset="d", views=4), pred,
-                                      4096) if it.prompt is not None]
+    items = [
+        it
+        for it in build_items(ds[TASK], PredictConfig(base_model=tiny_model, dataset="d", views=4), pred, 4096)
+        if it.prompt is not None
+    ]
     assert items
     outs = generate(pred, [it.prompt for it in items], [it.max_new for it in items])
     assert len(outs) == len(items)
@@ -156,9 +192,28 @@ def test_load_predictor_on_cuda_uses_bf16_and_sizes_batches_from_free_gpu_memory
 
 def test_predict_cli_on_cuda_with_the_embedded_model(tmp_path):
     out = tmp_path / "pred"
-    r = run_group([sys.executable, "-m", "ttft", "predict", "--base-model", "default", "--dataset",
-                   "arc-agi-1/evaluation", "--tasks", ",".join(SMALL_TASKS), "--views", "4", "--device", "cuda",
-                   "--out", str(out), "--json"], timeout=600)
+    r = run_group(
+        [
+            sys.executable,
+            "-m",
+            "ttft",
+            "predict",
+            "--base-model",
+            "default",
+            "--dataset",
+            "arc-agi-1/evaluation",
+            "--tasks",
+            ",".join(SMALL_TASKS),
+            "--views",
+            "4",
+            "--device",
+            "cuda",
+            "--out",
+            str(out),
+            "--json",
+        ],
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     res = last_json(r.stdout)
     assert res["status"] == "finished" and res["n_tasks"] == len(SMALL_TASKS)

@@ -41,9 +41,14 @@ ASSETS = (
 
 
 def _pip(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    r = subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", *args], cwd=cwd,
-                       capture_output=True, text=True, timeout=timeout,
-                       env={**os.environ, "PIP_NO_INPUT": "1"})
+    r = subprocess.run(
+        [sys.executable, "-m", "pip", "--disable-pip-version-check", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PIP_NO_INPUT": "1"},
+    )
     assert r.returncode == 0, f"pip {' '.join(args)} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
     return r
 
@@ -61,8 +66,7 @@ def source(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def wheel(source, tmp_path_factory) -> Path:
     dist = tmp_path_factory.mktemp("dist")
-    _pip("wheel", "--no-deps", "--no-build-isolation", "--no-index", "--wheel-dir", str(dist), str(source),
-         cwd=dist)
+    _pip("wheel", "--no-deps", "--no-build-isolation", "--no-index", "--wheel-dir", str(dist), str(source), cwd=dist)
     wheels = sorted(dist.glob("ttft-*.whl"))
     assert len(wheels) == 1, wheels
     return wheels[0]
@@ -101,8 +105,17 @@ def test_installing_over_the_pinned_requirements_adds_only_ttft(source, tmp_path
     """`pip install .` into this environment (requirements.txt installed) resolves every dependency from what is
     already there: --no-index would fail on anything it had to download (a CUDA torch build, say)."""
     report = tmp_path / "report.json"
-    _pip("install", "--dry-run", "--no-index", "--no-build-isolation", "--report", str(report), "--quiet",
-         str(source), cwd=tmp_path)
+    _pip(
+        "install",
+        "--dry-run",
+        "--no-index",
+        "--no-build-isolation",
+        "--report",
+        str(report),
+        "--quiet",
+        str(source),
+        cwd=tmp_path,
+    )
     to_install = [i["metadata"]["name"] for i in json.loads(report.read_text())["install"]]
     assert to_install == ["ttft"], to_install
 
@@ -110,18 +123,51 @@ def test_installing_over_the_pinned_requirements_adds_only_ttft(source, tmp_path
 def test_the_installed_package_predicts_with_the_embedded_model_outside_the_checkout(installed, tmp_path):
     cwd = tmp_path / "elsewhere"
     cwd.mkdir()
-    where = subprocess.run([sys.executable, "-c", "import ttft, ttft.engine.models as m; "
-                            "print(ttft.__file__); print(m.EMBEDDED_MODEL_DIR); print(m.embedded_model_available())"],
-                           cwd=cwd, env=_env(installed), capture_output=True, text=True, timeout=120)
+    where = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import ttft, ttft.engine.models as m; "
+            "print(ttft.__file__); print(m.EMBEDDED_MODEL_DIR); print(m.embedded_model_available())",
+        ],
+        cwd=cwd,
+        env=_env(installed),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert where.returncode == 0, where.stderr
     module, model_dir, available = where.stdout.split()
     assert Path(module).is_relative_to(installed), f"ttft imported from {module}, not the installed wheel"
     assert Path(model_dir).is_relative_to(installed) and available == "True"
 
     out = tmp_path / "pred"
-    r = subprocess.run([sys.executable, "-m", "ttft", "predict", "--base-model", "default", "--dataset",
-                        "arc-agi-1/evaluation", "--tasks", TASK, "--views", "1", "--device", "cpu", "--out", str(out),
-                        "--json"], cwd=cwd, env=_env(installed), capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ttft",
+            "predict",
+            "--base-model",
+            "default",
+            "--dataset",
+            "arc-agi-1/evaluation",
+            "--tasks",
+            TASK,
+            "--views",
+            "1",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+            "--json",
+        ],
+        cwd=cwd,
+        env=_env(installed),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads(r.stdout.strip().splitlines()[-1])
     assert res["status"] == "finished" and res["n_tasks"] == 1 and Path(res["out_dir"]) == out
