@@ -83,26 +83,19 @@ def resolve_source(cfg: PredictConfig) -> Source:
 
 
 def select(cfg: PredictConfig, source: Source):
-    """(dataset spec, dataset, selected tasks)."""
-    from ttft.core.data import load_dataset
+    """(dataset spec, dataset, selected tasks): ``cfg``'s dataset and tasks, else the run's
+    (:func:`ttft.core.selection.select_tasks`; its errors as PredictError)."""
+    from ttft.core.selection import select_tasks
+    from ttft.options import ConfigError
 
     spec = cfg.dataset or source.dataset
     if not spec:
         raise PredictError("dataset: the run names no dataset; pass --dataset")
+    ids = list(cfg.tasks) or (list(source.tasks) if source.tasks and spec == source.dataset else [])
     try:
-        ds = load_dataset(spec)
-    except (ValueError, OSError) as e:
-        raise PredictError(f"dataset: {e}") from None
-    ids = list(cfg.tasks) or ([t for t in source.tasks] if source.tasks and spec == source.dataset else [])
-    if ids:
-        unknown = [t for t in ids if t not in ds.tasks]
-        if unknown:
-            raise PredictError(f"tasks: unknown task id(s) {', '.join(unknown[:10])} in dataset {spec!r}")
-        tasks = [ds.tasks[t] for t in dict.fromkeys(ids)]
-    else:
-        tasks = list(ds)
-    if cfg.max_task_tokens is not None:
-        tasks = [t for t in tasks if t.stats().tokens <= cfg.max_task_tokens]
-    if not tasks:
-        raise PredictError(f"tasks: no task of {spec!r} is selected")
+        ds, tasks = select_tasks(spec, ids, cfg.max_task_tokens)
+    except PredictError:
+        raise
+    except ConfigError as e:
+        raise PredictError(str(e)) from None
     return spec, ds, tasks

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ttft.core import metrics as M
-from ttft.runs.rundir import process_start_time, read_json, runs_root
+from ttft.runs.process import process_alive
+from ttft.runs.rundir import read_json, runs_root
 
 #: where prediction folders are looked for, relative to the runs folder
 FIND_PATTERNS = ("*/predictions/*", "*/predictions", "experiments/*/rows/*/predictions",
@@ -31,11 +32,8 @@ class PredictionRef:
     @property
     def state(self) -> str:
         s = self.status.get("status", "unknown")
-        if s == "running":
-            pid, start = self.status.get("pid"), self.status.get("pid_start")
-            now = process_start_time(pid) if isinstance(pid, int) else None
-            if now is None or (start is not None and abs(now - float(start)) > 1e-3):
-                return "lost"
+        if s in ("running", "stopping") and not process_alive(self.status.get("pid"), self.status.get("pid_start")):
+            return "lost"
         return s
 
     @property

@@ -11,7 +11,6 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from ttft.core.metrics import as_grid, same_grid
-from ttft.runs.rundir import read_jsonl
 from ttft.views import grids as viz
 
 BLUE, ORANGE, GREEN, RED, GREY = "#0074D9", "#FF851B", "#2ECC40", "#FF4136", "#AAAAAA"
@@ -222,15 +221,15 @@ def loss_scatter_figure(flips: pd.DataFrame, height: int = 380) -> go.Figure:
 
 def loss_curve(run_path) -> dict[str, np.ndarray]:
     """A training run's metrics.jsonl as arrays: ``step``/``loss`` (training lines) and ``eval_step``/``eval_loss``
-    (evaluation lines). Missing file: empty arrays."""
+    (evaluation lines). Missing file: empty arrays. Read with :func:`ttft.runs.metrics.read_metrics` (incremental)."""
     from pathlib import Path
 
-    lines = read_jsonl(Path(run_path) / "metrics.jsonl") if run_path else []
-    tr = [m for m in lines if isinstance(m.get("loss"), (int, float)) and "step" in m]
-    ev = [m for m in lines if isinstance(m.get("eval_loss"), (int, float)) and "step" in m]
-    return {"step": np.array([m["step"] for m in tr], dtype=float), "loss": np.array([m["loss"] for m in tr]),
-            "eval_step": np.array([m["step"] for m in ev], dtype=float),
-            "eval_loss": np.array([m["eval_loss"] for m in ev])}
+    from ttft.runs.metrics import Metrics, read_metrics
+
+    m = read_metrics(Path(run_path) / "metrics.jsonl") if run_path else Metrics()
+    step, loss, ev = m.col("step"), m.col("loss"), m.col("eval_loss")
+    tr, ok = ~np.isnan(step) & ~np.isnan(loss), ~np.isnan(step) & ~np.isnan(ev)
+    return {"step": step[tr], "loss": loss[tr], "eval_step": step[ok], "eval_loss": ev[ok]}
 
 
 _COLORS = [BLUE, ORANGE, GREEN, RED, "#B10DC9", "#39CCCC", "#85144b", "#3D9970", "#111111", "#FFDC00"]
