@@ -25,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ttft.engine import commands
 from ttft.runs import registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,7 +85,7 @@ def main() -> None:
                 "--device", "cpu", *init]
 
         def started_job(min_steps: int = 3):
-            job = jobs.launch(argv, cfg)
+            job = commands.launch_command(argv, cfg)
             wait(lambda: registry.get_job(job.path).step >= min_steps, 300, "the job to train")
             return registry.get_job(job.path)
 

@@ -1,14 +1,11 @@
 """Experiments: the seed ablation (baseline vs TTFT variants) — launch it and read its table and chart."""
 
-import time
-
 import streamlit as st
 
 from ttft.engine.experiment import ablation_figure, experiments_root, list_experiments, per_task_losses, results_frame
-from ttft.engine.experiment_config import ROWS, AblationConfig
-from ttft.runs import jobs
 from ttft.runs import metrics as runmetrics
 from ttft.runs.rundir import RunDir, read_json
+from ttft.ui import experiment_widgets as ew
 from ttft.ui import widgets as w
 
 w.page_frame("Experiments")
@@ -18,25 +15,7 @@ st.caption("The seed experiment as a built-in: per-task TTFT with n-1, + geometr
            "and wall time per row. Each stage runs as its own `python -m ttft …` process.")
 
 with st.expander("Launch a seed ablation", expanded=not list_experiments()):
-    d = AblationConfig()
-    h = AblationConfig.HELP
-    c = st.columns(4)
-    limit = c[0].number_input("Tasks (first N of the subset)", 1, 400, 20, help=h["limit"])
-    steps = c[1].number_input("TTFT steps per task", 1, 10_000, d.steps, help=h["steps"])
-    views = c[2].number_input("Views at prediction", 1, 64, d.views, help=h["views"])
-    gpus = c[3].number_input("Processes (GPUs or CPU cores)", 1, 64, d.gpus, help=h["gpus"])
-    rows = st.multiselect("Rows", list(ROWS), default=list(ROWS), help=h["rows"])
-    base = st.text_input("Base model", d.base_model, help=h["base_model"])
-    out = experiments_root() / time.strftime("seed-ablation-%Y%m%d-%H%M%S")
-    argv = ["experiment", "seed-ablation", "--limit", str(limit), "--steps", str(steps), "--views", str(views),
-            "--gpus", str(gpus), "--rows", ",".join(rows), "--base-model", base, "--out", str(out)]
-    st.code(jobs.command_line(argv), language="bash")
-    if st.button("Launch", type="primary", disabled=not rows, key="launch_ablation"):
-        try:
-            job = jobs.launch(argv, name="seed-ablation")
-            st.success(f"Queued as job {job.id}; results will appear in {out.name}.")
-        except ValueError as e:
-            st.error(str(e))
+    ew.launch_form()
 
 exps = list_experiments()
 if not exps:

@@ -46,11 +46,11 @@ def test_split_steps_and_build_options():
         augview.build_options(DIHEDRAL, explicit_steps="upscale:0x2")
     with pytest.raises(ValueError, match="not a bijection"):
         augview.build_options(DIHEDRAL, colors="1123456789")
-    with pytest.raises(ValueError, match="transforms must be a non-empty list"):
+    with pytest.raises(ValueError, match="transforms: must be a non-empty list"):
         augview.build_options([])
     with pytest.raises(ValueError, match="unknown composition step kind 'zoom'"):
         augview.build_options(DIHEDRAL, random_steps=["zoom"])
-    with pytest.raises(ValueError, match="colors must be one of"):
+    with pytest.raises(ValueError, match="colors: must be one of"):
         augview.build_options(DIHEDRAL, colors="")
 
 

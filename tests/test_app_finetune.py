@@ -77,11 +77,12 @@ def test_form_gives_the_exact_command_and_validates_before_launch(runs, model_di
     assert "Fine-tune" in at.title[0].value
     assert any("No runs yet" in i.value for i in at.info)
     # every option of the config dataclasses has a widget (generated from their fields)
-    from ttft.ui.jobs_widgets import field_specs
+    from ttft.options import flat_options
 
     keys = {w.key for kind in ("text_input", "number_input", "selectbox", "multiselect", "checkbox", "radio")
             for w in getattr(at, kind)}
-    missing = [s.key for s in field_specs() if s.key not in keys and s.path not in ("dataset",)]
+    missing = ["ft." + o.path for o in flat_options(TrainConfig) if "ft." + o.path not in keys
+               and o.path not in ("dataset",)]
     assert not missing, missing
     at = fill(at, model_dir)
     cmd = command(at)
@@ -105,9 +106,10 @@ def test_form_gives_the_exact_command_and_validates_before_launch(runs, model_di
     at.text_input(key="ft.tasks").set_value("").run()
     at.number_input(key="ft.max_task_tokens").set_value(300).run()
     assert not at.error and "--max-task-tokens 300" in command(at)
-    # an option without a flag: the command reads a config file
+    # every option has a flag now (an option without one would make the command read a config file: see
+    # test_options.py)
     at.number_input(key="ft.save_total_limit").set_value(5).run()
-    assert any(c.value == "python -m ttft train --config config.json" for c in at.code)
+    assert "--save-total-limit 5" in command(at)
 
 
 def test_launch_into_the_runs_folder_then_queue_position_and_stop(runs, model_dir):

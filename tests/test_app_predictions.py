@@ -135,4 +135,4 @@ def test_empty_runs_folder(tmp_path, monkeypatch):
     at = page(tmp_path, monkeypatch)
     assert not at.exception
     assert "No predictions yet" in at.info[0].value
-    assert at.button(key="FormSubmitter:pred_launch-Launch prediction") is not None
+    assert at.button(key="pred_l_go") is not None

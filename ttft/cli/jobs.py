@@ -18,13 +18,13 @@ import time
 
 
 def register(sub) -> None:
+    from ttft.options import add_arguments
     from ttft.runs.registry import JobConfig
 
-    h = JobConfig.HELP
     p = sub.add_parser("jobs", help="background jobs: list, launch (queued: one GPU job at a time), stop, resume, "
                                     "delete; the app's Fine-tune page shows the same runs")
-    p.add_argument("--runs-dir", help=h["runs_dir"])
-    js = p.add_subparsers(dest="jobs_command", required=True)
+    add_arguments(p, JobConfig)
+    js = p.add_subparsers(dest="jobs_command", required=True, metavar="{list,launch,stop,resume,delete}")
 
     ls = js.add_parser("list", help="the runs in the runs folder with their status and queue position")
     ls.add_argument("--json", action="store_true", help="print one JSON array as the last line")
@@ -34,9 +34,7 @@ def register(sub) -> None:
                        description="Queue `python -m ttft <args>` as a background job: e.g. `jobs launch -- train "
                                    "--config cfg.json`. It starts when its turn comes and a slot is free, and goes on "
                                    "after this command, the app or the browser go away.")
-    la.add_argument("--cpu-slots", type=int, help=h["cpu_slots"])
-    la.add_argument("--gpu-slots", type=int, help=h["gpu_slots"])
-    la.add_argument("--stop-timeout", type=float, help=h["stop_timeout_s"])
+    add_arguments(la, JobConfig, exclude=("runs_dir",))
     la.add_argument("--kind", choices=["cpu", "gpu"], help="which slot the job takes (default: from its device)")
     la.add_argument("--name", help="run folder name suffix (default: the mode or command)")
     la.add_argument("--json", action="store_true", help="print the queued job as one JSON object")
@@ -46,7 +44,7 @@ def register(sub) -> None:
     st = js.add_parser("stop", help="stop a job: SIGTERM (it saves a checkpoint and ends 'stopped'), SIGKILL after "
                                     "the timeout; a queued job is just marked stopped")
     st.add_argument("run")
-    st.add_argument("--timeout", type=float, help=h["stop_timeout_s"] + " (default: the job's, 30)")
+    st.add_argument("--timeout", type=float, help="seconds between SIGTERM and SIGKILL (default: the job's, 30)")
     st.add_argument("--no-wait", action="store_true", help="return at once (a detached watchdog escalates)")
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=cmd_stop)
@@ -62,18 +60,20 @@ def register(sub) -> None:
     de.add_argument("--yes", action="store_true", help="really delete (required)")
     de.set_defaults(func=cmd_delete)
 
-    wr = js.add_parser("wait-and-run", help=argparse.SUPPRESS)
+    wr = js.add_parser("wait-and-run")  # the supervisor a launch starts; not listed in the help
     wr.add_argument("run_dir")
     wr.set_defaults(func=cmd_wait_and_run)
 
 
-def _cfg(args, **kw):
+def _cfg(args):
     from ttft.cli.main import CliError
-    from ttft.runs.registry import JobConfig, JobError
+    from ttft.options import ConfigError, flat_options
+    from ttft.runs.registry import JobConfig
 
+    given = {o.name: getattr(args, o.dest) for o in flat_options(JobConfig) if hasattr(args, o.dest)}
     try:
-        return JobConfig.from_env(runs_dir=args.runs_dir, **kw)
-    except JobError as e:
+        return JobConfig.from_env(**given)
+    except ConfigError as e:
         raise CliError(str(e)) from None
 
 
@@ -102,20 +102,20 @@ def cmd_list(args) -> int:
 
 def _wrap(fn):
     from ttft.cli.main import CliError
-    from ttft.runs.registry import JobError
+    from ttft.options import ConfigError
 
     try:
         return fn()
-    except JobError as e:
+    except ConfigError as e:
         raise CliError(str(e)) from None
 
 
 def cmd_launch(args) -> int:
     from ttft.cli.main import _print_json
-    from ttft.runs.jobs import launch
+    from ttft.engine.commands import launch_command
 
-    cfg = _cfg(args, cpu_slots=args.cpu_slots, gpu_slots=args.gpu_slots, stop_timeout_s=args.stop_timeout)
-    job = _wrap(lambda: launch(args.args, cfg, name=args.name, kind=args.kind))
+    cfg = _cfg(args)
+    job = _wrap(lambda: launch_command(args.args, cfg, name=args.name, kind=args.kind))
     if args.json:
         _print_json(job.to_json())
     else:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, ClassVar, Sequence
 
@@ -35,7 +35,6 @@ from ttft.core.compose import (
     TARGETS,
     Step,
     _check_int,
-    _check_target,
     _random_step,
     _shape,
     _StepBase,
@@ -43,6 +42,7 @@ from ttft.core.compose import (
     step_from_json,
 )
 from ttft.core.data import MAX_SIDE, Grid, Pair, Task
+from ttft.options import ConfigError, Options, option
 
 __all__ = [
     "DIHEDRAL", "COLOR_MODES", "IDENTITY_COLORS", "AugmentSkipped", "AugmentResult",
@@ -413,77 +413,42 @@ def try_apply_task(task: Task, spec: AugmentSpec) -> AugmentResult:
 
 
 @dataclass(frozen=True)
-class AugmentOptions:
+class AugmentOptions(Options):
     """Which augmentations :func:`random_spec` may draw: the typed config a training run saves."""
 
-    transforms: tuple[str, ...] = DIHEDRAL
-    colors: str = "keep-bg"
-    p_bg: float = 0.0
-    shuffle: bool = True
-    compose: tuple[str, ...] = ()
-    p_compose: float = 1.0
-    compose_targets: tuple[str, ...] = ("input", "output")
-    seed: int = 0
+    TITLE: ClassVar[str] = "augment"
+    GROUP: ClassVar[str] = "Augmentation"
 
-    HELP: ClassVar[dict[str, str]] = {
-        "transforms": "dihedral transforms to draw from, uniformly (" + ", ".join(DIHEDRAL) + ")",
-        "colors": "colour permutation: 'keep-bg' (shuffle 1-9, keep 0), 'all' (shuffle 0-9), 'none', or an explicit "
-                  "map like 0213456789 or 1:2,2:1",
-        "p_bg": "with 'keep-bg': probability of also moving the background colour 0 (arc24 used 0.1)",
-        "shuffle": "reorder the train pairs at random",
-        "compose": "composition steps applied after the transform and colours, in order: a kind (upscale, pad, "
-                   "mirror, tile) for random parameters, or an explicit step like upscale:2x2:input, pad:1:5:output, "
-                   "mirror:h:both, tile:2x2:input",
-        "p_compose": "probability that each listed composition step is used",
-        "compose_targets": "what random composition steps may apply to: input, output, both",
-        "seed": "seed used when random_spec is given no seed or generator",
-    }
+    transforms: tuple[str, ...] = option(DIHEDRAL, "dihedral transforms to draw from, uniformly ('identity' alone: "
+                                         "none)", choices=DIHEDRAL, min_len=1)
+    colors: str = option("keep-bg", "colour permutation: 'keep-bg' (shuffle 1-9, keep 0), 'all' (shuffle 0-9), "
+                         "'none', or an explicit map like 0213456789 or 1:2,2:1", suggestions=COLOR_MODES)
+    p_bg: float = option(0.0, "with 'keep-bg': probability of also moving the background colour 0 (arc24 used 0.1)",
+                         lo=0.0, hi=1.0)
+    shuffle: bool = option(True, "reorder the train pairs at random")
+    compose: tuple[str, ...] = option((), "composition steps applied after the transform and colours, in order: a "
+                                      "kind (upscale, pad, mirror, tile) for random parameters, or an explicit step "
+                                      "like upscale:2x2:input, pad:1:5:output, mirror:h:both, tile:2x2:input")
+    p_compose: float = option(1.0, "probability that each listed composition step is used", lo=0.0, hi=1.0)
+    compose_targets: tuple[str, ...] = option(("input", "output"), "what random composition steps may apply to",
+                                              choices=TARGETS, min_len=1)
+    seed: int = option(0, "seed used when random_spec is given no seed or generator", lo=0, flag="--augment-seed")
 
-    def validate(self) -> "AugmentOptions":
-        """Return self, or raise ValueError naming the first bad field and value."""
-        if isinstance(self.transforms, str) or not self.transforms:
-            raise ValueError(f"transforms must be a non-empty list of names from {', '.join(DIHEDRAL)}, "
-                             f"got {self.transforms!r}")
-        for t in self.transforms:
-            _check_dihedral(t)
+    def check(self) -> None:
         if self.colors not in COLOR_MODES:
-            if not isinstance(self.colors, str) or not re.fullmatch(r"[\d:,\s]+", self.colors):
-                raise ValueError(f"colors must be one of {', '.join(COLOR_MODES)} or a colour map like 0213456789 "
-                                 f"or 1:2,2:1, got {self.colors!r}")
-            parse_color_map(self.colors)
-        for name in ("p_bg", "p_compose"):
-            p = getattr(self, name)
-            if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
-                raise ValueError(f"{name} must be a probability between 0 and 1, got {p!r}")
-        if not isinstance(self.shuffle, bool):
-            raise ValueError(f"shuffle must be true or false, got {self.shuffle!r}")
-        if isinstance(self.compose, str):
-            raise ValueError(f"compose must be a list of steps, got the string {self.compose!r}")
+            if not re.fullmatch(r"[\d:,\s]+", self.colors):
+                raise self.bad("colors", f"must be one of {', '.join(COLOR_MODES)} or a colour map like "
+                                         "0213456789 or 1:2,2:1")
+            try:
+                parse_color_map(self.colors)
+            except ValueError as e:
+                raise ConfigError(f"colors: {e}") from None
         for c in self.compose:
             if c not in STEP_KINDS:
-                parse_step(c)
-        if isinstance(self.compose_targets, str) or not self.compose_targets:
-            raise ValueError(f"compose_targets must be a non-empty list from {', '.join(TARGETS)}, "
-                             f"got {self.compose_targets!r}")
-        for t in self.compose_targets:
-            _check_target(t)
-        if type(self.seed) is not int:
-            raise ValueError(f"seed must be an integer, got {self.seed!r}")
-        return self
-
-    def to_json(self) -> dict:
-        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in fields(self)}
-
-    @classmethod
-    def from_json(cls, d: Any) -> "AugmentOptions":
-        if not isinstance(d, dict):
-            raise ValueError(f"augment options must be a JSON object, got {d!r}")
-        names = {f.name for f in fields(cls)}
-        extra = set(d) - names
-        if extra:
-            raise ValueError(f"unknown augment option(s): {', '.join(sorted(extra))}")
-        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
-        return cls(**kw).validate()
+                try:
+                    parse_step(c)
+                except ValueError as e:
+                    raise ConfigError(f"compose: {e}") from None
 
 
 def random_spec(seed: int | np.random.Generator | None = None, options: AugmentOptions | None = None,

@@ -477,3 +477,32 @@ def dataset_fingerprint(spec: str | os.PathLike) -> str:
     except OSError:
         pass
     return s + "|missing"
+
+
+# --------------------------------------------------------------------------- task ids
+
+
+def task_id_problem(task_id: Any) -> str | None:
+    """Why ``task_id`` cannot be a task id (ids become folder names: adapters/<id>/), or None."""
+    if not isinstance(task_id, str) or not task_id.strip():
+        return "a task id must be non-empty text"
+    if task_id in (".", "..") or "/" in task_id or "\\" in task_id or any(ord(c) < 32 for c in task_id):
+        return f"task id {task_id!r} cannot be a folder name (no '.', '..', separators or control characters)"
+    return None
+
+
+def parse_task_list(text: str) -> tuple[str, ...]:
+    """Task ids from the command line: comma-separated, or ``@FILE`` with one id per line."""
+    import argparse
+
+    if text.startswith("@"):
+        try:
+            lines = Path(text[1:]).read_text().splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise argparse.ArgumentTypeError(f"{text}: cannot read the task list ({e})") from None
+        ids = tuple(ln.strip() for ln in lines if ln.strip())
+    else:
+        ids = tuple(t.strip() for t in text.split(",") if t.strip())
+    if not ids:
+        raise argparse.ArgumentTypeError("no task id given (leave --tasks out to use every task)")
+    return ids

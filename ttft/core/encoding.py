@@ -20,13 +20,14 @@ Model output is read back with :func:`text_to_grid` / :func:`parse_output`, whic
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
 from ttft.core.data import MAX_SIDE, Grid, Task
 from ttft.core.tokenizer import EOS, INPUT_MARKER, OUTPUT_MARKER, fast_encoder, is_embedded, tokenizer_name
+from ttft.options import ConfigError, Options, option
 
 __all__ = [
     "FORMATS", "LOSS_ON", "IGNORE_INDEX", "EncodingConfig", "Span", "EncodedText", "TokenizedTask", "ParseResult",
@@ -43,57 +44,31 @@ IGNORE_INDEX = -100
 
 
 @dataclass(frozen=True)
-class EncodingConfig:
+class EncodingConfig(Options):
     """How tasks become text and tokens: the typed config a training run saves."""
 
-    format: str = "minimal"
-    loss_on: str = "test"
-    chat_template: bool = False
-    max_seq_len: int = 8192
-    input_marker: str = INPUT_MARKER
-    output_marker: str = OUTPUT_MARKER
+    TITLE: ClassVar[str] = "encoding"
+    GROUP: ClassVar[str] = "Encoding"
 
-    HELP: ClassVar[dict[str, str]] = {
-        "format": "grid text format: minimal (digits, one row per line), shape+rows (a 'shape: HxW' header and row "
-                  "numbers), separated (a space between cells, for tokenizers that merge digits)",
-        "loss_on": "which tokens carry the loss: test (the test output only) or outputs (every output after the "
-                   "first example, and the test output)",
-        "chat_template": "wrap the prompt in the tokenizer's chat template (user: examples + test input; assistant: "
-                         "test output) when the tokenizer has one",
-        "max_seq_len": "longest tokenised task used for training; longer ones are reported as too long",
-        "input_marker": "text before each input grid (followed by a newline)",
-        "output_marker": "text before each output grid (followed by a newline)",
-    }
+    format: str = option("minimal", "grid text format: minimal (digits, one row per line), shape+rows (a "
+                         "'shape: HxW' header and row numbers), separated (a space between cells, for tokenizers "
+                         "that merge digits)", choices=FORMATS)
+    loss_on: str = option("test", "which tokens carry the loss: test (the test output only) or outputs (every output "
+                          "after the first example, and the test output)", choices=LOSS_ON)
+    chat_template: bool = option(False, "wrap the prompt in the tokenizer's chat template (user: examples + test "
+                                 "input; assistant: test output) when the tokenizer has one")
+    max_seq_len: int = option(8192, "longest tokenised task used for training; longer ones are reported as too long",
+                              lo=1, hi=1_048_576)
+    input_marker: str = option(INPUT_MARKER, "text before each input grid (followed by a newline)")
+    output_marker: str = option(OUTPUT_MARKER, "text before each output grid (followed by a newline)")
 
-    def validate(self) -> "EncodingConfig":
-        """Return self, or raise ValueError naming the first bad field and value."""
-        if self.format not in FORMATS:
-            raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
-        if self.loss_on not in LOSS_ON:
-            raise ValueError(f"loss_on must be one of {', '.join(LOSS_ON)}, got {self.loss_on!r}")
-        if not isinstance(self.chat_template, bool):
-            raise ValueError(f"chat_template must be true or false, got {self.chat_template!r}")
-        if type(self.max_seq_len) is not int or self.max_seq_len < 1:
-            raise ValueError(f"max_seq_len must be a positive integer, got {self.max_seq_len!r}")
+    def check(self) -> None:
         for name in ("input_marker", "output_marker"):
             m = getattr(self, name)
-            if not isinstance(m, str) or not m.strip() or "\n" in m or re.search(r"\d", m):
-                raise ValueError(f"{name} must be non-empty text on one line without digits, got {m!r}")
+            if not m.strip() or re.search(r"\d", m):
+                raise self.bad(name, "must be non-empty text on one line without digits")
         if self.input_marker == self.output_marker:
-            raise ValueError(f"input_marker and output_marker must differ, both are {self.input_marker!r}")
-        return self
-
-    def to_json(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @classmethod
-    def from_json(cls, d: Any) -> "EncodingConfig":
-        if not isinstance(d, dict):
-            raise ValueError(f"encoding config must be a JSON object, got {d!r}")
-        extra = set(d) - {f.name for f in fields(cls)}
-        if extra:
-            raise ValueError(f"unknown encoding option(s): {', '.join(sorted(extra))}")
-        return cls(**d).validate()
+            raise ConfigError(f"input_marker and output_marker must differ, both are {self.input_marker!r}")
 
 
 # --------------------------------------------------------------------------- grids <-> text

@@ -1,228 +1,412 @@
-"""The commands a config gives (``train …``, ``predict …``) and launching them as background jobs."""
+"""The commands a job runs (``train``, ``predict``, ``experiment seed-ablation``): their argument parsers generated
+from the configs' declarations, the command line rebuilt from a config, and validation of a whole command before it
+is queued (options, dataset, task ids, model source, whether any sample fits).
+
+The CLI (:mod:`ttft.cli`) registers these same parsers; ``jobs launch`` and the app's Launch buttons go through
+:func:`launch_command` / :func:`launch_config`, so a job that can only fail never waits in the queue.
+"""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
-import os
+import io
+import json
 import shlex
-from dataclasses import replace
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from ttft.engine.predict import default_out_dir
+from ttft.engine.experiment_config import AblationConfig
 from ttft.engine.predict_config import PredictConfig
-from ttft.engine.sources import resolve_source
+from ttft.engine.train_config import TrainConfig
+from ttft.options import ConfigError, Options, add_arguments, apply_args, argv_of
 from ttft.runs.jobs import _enqueue, _new_run_path
 from ttft.runs.process import device_kind
-from ttft.runs.registry import Job, JobConfig, JobError
-from ttft.runs.rundir import LAUNCH_CONFIG_FILE, read_json, write_json_atomic
+from ttft.runs.registry import Job, JobConfig, JobError, _is_run_dir, get_job
+from ttft.runs.rundir import LAUNCH_CONFIG_FILE, RESUMABLE, write_json_atomic
 
-_FLAGS = {"run": "--run", "base_model": "--base-model", "dataset": "--dataset", "max_task_tokens": "--max-task-tokens",
-          "views": "--views", "colors": "--colors", "seed": "--seed", "temperature": "--temperature",
-          "top_p": "--top-p", "batch_size": "--batch-size", "max_new_tokens": "--max-new-tokens",
-          "max_seq_len": "--max-seq-len", "format": "--format", "device": "--device", "dtype": "--dtype",
-          "threads": "--threads", "name": "--name", "out": "--out"}
+#: the commands a job may run, with deep validation; other ttft commands are only parsed
+LAUNCHABLE = ("train", "predict", "experiment")
+#: options always written in a rebuilt command, so that it reads on its own
+ALWAYS = {"train": ("mode", "dataset", "model.base_model", "steps", "lr"),
+          "experiment": ("dataset", "base_model", "steps", "lr", "views")}
 
 
-_BOOLS = {"shuffle": "--shuffle", "sample": "--sample", "val_loss": "--val-loss"}
+# --------------------------------------------------------------------------- config files
+
+
+def read_config_file(path: str | Path, flag: str = "--config") -> dict:
+    """A config JSON object from a file; ConfigError naming the file, line and column of what is wrong."""
+    p = Path(path).expanduser()
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{flag} {path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{flag} {path}: cannot read it ({e})") from None
+    try:
+        d = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{flag} {path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+    except RecursionError:
+        raise ConfigError(f"{flag} {path}: JSON nested too deeply") from None
+    if not isinstance(d, dict):
+        raise ConfigError(f"{flag} {path}: must hold a JSON object, got {type(d).__name__}")
+    return d
+
+
+# --------------------------------------------------------------------------- parsers
+
+
+def add_train_arguments(p: argparse.ArgumentParser, cls: type[TrainConfig] = TrainConfig) -> None:
+    p.add_argument("--config", metavar="FILE", help="a config.json (a run's, or saved from the app); the flags given "
+                                                    "override it")
+    add_arguments(p, cls)
+    g = p.add_argument_group("Run")
+    g.add_argument("--run-dir", help="run directory (default: $TTFT_RUNS_DIR or ./runs, plus a new run id)")
+    g.add_argument("--resume", metavar="RUN_DIR", nargs="?", const=True, default=None,
+                   help="continue a stopped/failed run from its last checkpoint (its config is reused)")
+    g.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
+    g.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+
+
+def add_predict_arguments(p: argparse.ArgumentParser, cls: type[PredictConfig] = PredictConfig) -> None:
+    p.add_argument("--config", metavar="FILE", help="a prediction config.json; the flags given override it")
+    add_arguments(p, cls)
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+
+
+def add_experiment_arguments(p: argparse.ArgumentParser, cls: type[AblationConfig] = AblationConfig) -> None:
+    add_arguments(p, cls)
+    p.add_argument("--out", help="experiment folder (default: $TTFT_RUNS_DIR/experiments/seed-ablation-<time>); "
+                                 "rerunning into it skips the rows already done")
+    p.add_argument("--json", action="store_true", help="print the results as one JSON object on the last line")
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser that raises ConfigError instead of printing usage and exiting."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise ConfigError(f"{self.prog.removeprefix('python -m ttft ')}: {message}")
+
+
+def command_parser() -> argparse.ArgumentParser:
+    """A parser of the launchable commands (the same flags as ``python -m ttft``) that raises ConfigError."""
+    p = _Parser(prog="python -m ttft", exit_on_error=False, add_help=False)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    add_train_arguments(sub.add_parser("train", exit_on_error=False, add_help=False))
+    add_predict_arguments(sub.add_parser("predict", exit_on_error=False, add_help=False))
+    ex = sub.add_parser("experiment", exit_on_error=False, add_help=False)
+    exs = ex.add_subparsers(dest="experiment", required=True, parser_class=_Parser)
+    add_experiment_arguments(exs.add_parser("seed-ablation", exit_on_error=False, add_help=False))
+    return p
+
+
+# --------------------------------------------------------------------------- a parsed command
+
+
+@dataclass
+class Command:
+    """A validated command line: its config, the slot kind it needs and where it writes."""
+
+    name: str  # train | predict | experiment
+    argv: list[str]
+    config: Options | None = None
+    kind: str = "cpu"
+    run_dir: str | None = None  # train --run-dir
+    resume: str | None = None  # train --resume RUN_DIR
+    out: str | None = None  # predict / experiment output folder
+
+    @property
+    def line(self) -> str:
+        return command_line(self.argv)
+
+
+def command_line(argv: Sequence[str]) -> str:
+    return shlex.join(["python", "-m", "ttft", *argv])
+
+
+def config_from_args(cls: type[Options], args: argparse.Namespace, base: dict | None = None) -> Any:
+    """The config of parsed flags over ``--config FILE`` (when the parser has one) or ``base``."""
+    if base is None and getattr(args, "config", None):
+        base = read_config_file(args.config)
+    return apply_args(cls, args, base)
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            return command_parser().parse_args(argv)
+    except argparse.ArgumentError as e:
+        raise ConfigError(f"{argv[0]}: {e}") from None
+    except SystemExit:
+        raise ConfigError(f"{argv[0]}: {err.getvalue().strip().splitlines()[-1:] or 'bad command'}") from None
+
+
+def parse_command(argv: Sequence[str], ready: bool = True) -> Command:
+    """Parse and validate a launchable command line (without ``python -m ttft``). With ``ready``, also what would
+    make the job fail at once: the dataset, the task ids, the model source, whether any sample fits. Raises
+    ConfigError naming the option (or the command) and the value."""
+    argv = [str(a) for a in argv]
+    if not argv:
+        raise ConfigError("nothing to launch: give a ttft command, e.g. train --config FILE")
+    if argv[0] not in LAUNCHABLE:
+        raise ConfigError(f"{argv[0]!r} is not a command a job runs (launchable: {', '.join(LAUNCHABLE)})")
+    args = _parse(argv)
+    if args.command == "train":
+        base, resume = None, None
+        if args.resume is not None:
+            resume = args.resume if args.resume is not True else args.run_dir
+            if not resume:
+                raise ConfigError("train --resume needs the run directory (--resume RUN_DIR)")
+            base = read_config_file(Path(resume) / "config.json", flag="--resume")
+            base = {k: v for k, v in base.items() if k != "shards"}
+        cfg = config_from_args(TrainConfig, args, base)
+        cmd = Command("train", argv, cfg, device_kind(cfg.device), run_dir=args.run_dir, resume=resume)
+        if ready and not resume:
+            check_train_ready(cfg)
+        return cmd
+    if args.command == "predict":
+        pcfg = config_from_args(PredictConfig, args)
+        if ready:
+            check_predict_ready(pcfg)
+        return Command("predict", argv, pcfg, device_kind(pcfg.device), out=pcfg.out)
+    acfg = config_from_args(AblationConfig, args)
+    if ready:
+        check_experiment_ready(acfg)
+    return Command("experiment", argv, acfg, device_kind(acfg.device), out=args.out)
+
+
+def parse_train_argv(argv: Sequence[str]):
+    """(TrainConfig, run_dir or None, resume run dir or None) of a ``train …`` command line; validated."""
+    argv = list(argv)
+    if argv[:1] != ["train"]:
+        argv = ["train", *argv]
+    try:
+        cmd = parse_command(argv, ready=False)
+    except ConfigError as e:
+        raise JobError(f"bad train command: {e}") from None
+    return cmd.config, cmd.run_dir, cmd.resume
+
+
+# --------------------------------------------------------------------------- readiness (before any work)
+
+
+def check_model_ready(base_model: str, init: str = "pretrained") -> None:
+    """The cheap part of a model source: the embedded model is installed, a folder is a model folder."""
+    from ttft.engine.models import DEFAULT_MODEL, ModelError, embedded_model_available
+
+    if base_model == DEFAULT_MODEL:
+        if init != "random" and not embedded_model_available():
+            raise ModelError("base_model: the embedded model is not installed (ttft/assets/model has no weights); "
+                             "choose a local model folder or a hub id, or init 'random' to train one from scratch")
+    elif base_model.startswith((".", "/", "~")) or Path(base_model).expanduser().is_dir():
+        if not (Path(base_model).expanduser() / "config.json").exists():
+            raise ModelError(f"base_model: {base_model!r} is not a model folder (no config.json)")
+
+
+def check_launchable(tcfg: TrainConfig) -> None:
+    """Validate a TrainConfig and the cheap parts of its model source (the form's check, on every change)."""
+    tcfg.validate()
+    check_model_ready(tcfg.model.base_model, tcfg.model.init)
+
+
+def _tokenizer_if_cheap(tcfg: TrainConfig):
+    """The run's tokenizer when loading it is cheap and offline (the embedded one, a local folder), else None."""
+    from ttft.engine.models import DEFAULT_MODEL, load_tokenizer_for
+
+    m = tcfg.model
+    if m.base_model == DEFAULT_MODEL or Path(m.base_model).expanduser().is_dir():
+        try:
+            return load_tokenizer_for(m)
+        except Exception:  # noqa: BLE001 — the job reports it with its full reason
+            return None
+    return None
+
+
+def check_train_ready(tcfg: TrainConfig) -> None:
+    """Everything a training job needs that can be checked in a second: config, model source, dataset and task ids,
+    and that at least one training sample fits ``encoding.max_seq_len``."""
+    from ttft.core.selection import select_tasks
+    from ttft.engine.samples import source_tasks
+
+    check_launchable(tcfg)
+    _, tasks = select_tasks(tcfg.dataset, tcfg.tasks, tcfg.max_task_tokens)
+    if not tasks:
+        raise ConfigError(f"max_task_tokens: no task of {tcfg.dataset} has at most {tcfg.max_task_tokens} tokens")
+    tok = _tokenizer_if_cheap(tcfg)
+    if tok is None:
+        return
+    for t in tasks:
+        if source_tasks(t, tcfg, tok):
+            return
+    raise ConfigError(f"encoding.max_seq_len: no training sample of the {len(tasks)} selected task(s) fits in "
+                      f"{tcfg.encoding.max_seq_len} tokens (a sample needs at least two pairs"
+                      f"{' of train pairs' if tcfg.mode == 'ttft' else ''}); raise max_seq_len or choose smaller "
+                      "tasks, got " + str(tcfg.encoding.max_seq_len))
+
+
+def check_predict_ready(pcfg: PredictConfig) -> None:
+    """A prediction's run or model, dataset and task ids, before it is queued."""
+    from ttft.engine.sources import resolve_source, select
+
+    pcfg.validate()
+    source = resolve_source(pcfg)
+    if pcfg.base_model:
+        check_model_ready(pcfg.base_model)
+    _, _, tasks = select(pcfg, source)
+    if not tasks:
+        raise ConfigError("tasks: no task selected")
+
+
+def check_experiment_ready(acfg: AblationConfig) -> None:
+    from ttft.engine.experiment import select_ids
+
+    acfg.validate()
+    check_model_ready(acfg.base_model)
+    if not select_ids(acfg):
+        raise ConfigError("tasks: no task selected (test outputs must be known to score)")
+
+
+# --------------------------------------------------------------------------- commands of configs
+
+
+def train_argv(tcfg: TrainConfig) -> list[str] | None:
+    """``train …`` flags that give exactly this TrainConfig (options at their default are left out; mode, dataset,
+    base model, steps and lr always shown), or None when an option has no flag (then use ``train --config FILE``)."""
+    flags = argv_of(tcfg, always=ALWAYS["train"])
+    if flags is None:
+        return None
+    argv = ["train", *flags]
+    try:
+        back = parse_command(argv, ready=False).config
+    except ConfigError:
+        return None
+    return argv if back is not None and back.to_json() == tcfg.to_json() else None
 
 
 def predict_argv(cfg: PredictConfig) -> list[str]:
     """The ``predict …`` command line (after ``python -m ttft``) that runs ``cfg``: every option that differs from
-    the default."""
-    d, default = cfg.to_json(), PredictConfig().to_json()
-    argv = ["predict"]
-    for k, flag in _FLAGS.items():
-        if d[k] is not None and d[k] != default[k]:
-            argv += [flag, str(d[k])]
-    for k, flag in _BOOLS.items():
-        if d[k] != default[k]:
-            argv.append(flag if d[k] else "--no-" + flag[2:])
-    if d["tasks"]:
-        argv += ["--tasks", ",".join(d["tasks"])]
-    if d["transforms"] != default["transforms"]:
-        argv += ["--transforms", ",".join(d["transforms"])]
-    return argv + ["--json"]
+    the default, and ``--json``."""
+    flags = argv_of(cfg)
+    if flags is None:
+        raise ConfigError("a prediction option cannot be written as a flag")
+    return ["predict", *flags, "--json"]
 
 
-def launch_prediction(cfg: PredictConfig) -> dict:
-    """Start ``python -m ttft predict …`` for ``cfg`` in the background (its own session; it survives the app) and
-    return ``{"out": folder, "argv": [...], "job": job id or None}``. The output folder is fixed now (``cfg.out`` or
-    the default under the run / the runs folder). Uses :func:`ttft.jobs.launch` (queue, device slots) when it is
-    there, else a detached ``subprocess.Popen``."""
-    cfg.validate()
+def experiment_argv(cfg: AblationConfig, out: str | None = None) -> list[str]:
+    flags = argv_of(cfg, always=ALWAYS["experiment"])
+    if flags is None:
+        raise ConfigError("an experiment option cannot be written as a flag")
+    return ["experiment", "seed-ablation", *flags, *(["--out", out] if out else [])]
+
+
+# --------------------------------------------------------------------------- launching
+
+
+def _job_cfg(cfg: JobConfig | None) -> JobConfig:
+    return (cfg or JobConfig.from_env()).validate()
+
+
+def launch_command(argv: Sequence[str], cfg: JobConfig | None = None, name: str | None = None,
+                   kind: str | None = None) -> Job:
+    """Validate a whole command and queue ``python -m ttft <argv>`` as a background job; returns the queued job.
+
+    Launchable commands (train, predict, experiment) are validated deeply before anything is written; other ttft
+    commands (``tasks``, ``--version`` ...) are only checked to be ttft commands. ``train`` gets ``--run-dir`` (a new
+    folder in the runs folder) unless it names one; ``train --resume RUN_DIR`` queues that run again; predictions and
+    experiments get their output folder fixed now."""
+    jc = _job_cfg(cfg)
+    argv = [str(a) for a in argv]
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    if not argv:
+        raise JobError("nothing to launch: give a ttft command, e.g. train --config FILE")
+    if kind is not None and kind not in ("cpu", "gpu"):
+        raise JobError(f"kind: must be cpu or gpu, got {kind!r}")
+    if argv[0] not in LAUNCHABLE:
+        _check_other_command(argv)
+        return _enqueue(_new_run_path(jc.root, name or argv[0].lstrip("-")), argv, kind or "cpu", jc, None)
+    try:
+        cmd = parse_command(argv)
+    except ConfigError as e:
+        raise JobError(f"bad {argv[0]} command: {e}") from None
+    return _queue(cmd, jc, name, kind)
+
+
+def _check_other_command(argv: list[str]) -> None:
+    """A non-launchable command must at least be a ttft command line (its own parser checks the rest)."""
+    known = ("tasks", "augment", "encode", "jobs", "merge-shards", "export-model", "--version", "--help", "-h")
+    if argv[0] not in known:
+        raise JobError(f"unknown ttft command {argv[0]!r} (jobs run: {', '.join(LAUNCHABLE)}; other commands: "
+                       f"{', '.join(k for k in known if not k.startswith('-'))})")
+
+
+def _queue(cmd: Command, jc: JobConfig, name: str | None, kind: str | None) -> Job:
+    kind = kind or cmd.kind
+    argv = list(cmd.argv)
+    config = cmd.config.to_json() if cmd.config is not None else None
+    if cmd.name == "train":
+        if cmd.resume:
+            job = get_job(cmd.resume, jc.root)
+            if job.status not in RESUMABLE:
+                raise JobError(f"{job.id} is {job.status}: only a stopped, failed or lost run can be resumed")
+            return _enqueue(job.path, argv, kind, jc, config)
+        if cmd.run_dir:
+            path = Path(cmd.run_dir).expanduser().absolute()
+            if _is_run_dir(path):
+                raise JobError(f"{path} already holds a run: resume it, or choose another --run-dir")
+            path.mkdir(parents=True, exist_ok=True)
+        else:
+            path = _new_run_path(jc.root, name or getattr(cmd.config, "mode", "train"))
+            argv = [*argv, "--run-dir", str(path)]
+        return _enqueue(path, argv, kind, jc, config)
+    path = _new_run_path(jc.root, name or cmd.name)
+    return _enqueue(path, argv, kind, jc, config)
+
+
+def launch_train(tcfg: TrainConfig, cfg: JobConfig | None = None, name: str | None = None) -> Job:
+    """Queue a training run of a TrainConfig (the app's Launch button). The command is :func:`train_argv` when
+    it states the config exactly, else ``train --config <run>/launch-config.json``."""
+    jc = _job_cfg(cfg)
+    check_train_ready(tcfg)
+    path = _new_run_path(jc.root, name or tcfg.mode)
+    argv = train_argv(tcfg)
+    if argv is None:
+        write_json_atomic(path / LAUNCH_CONFIG_FILE, tcfg.to_json())
+        argv = ["train", "--config", str(path / LAUNCH_CONFIG_FILE)]
+    return _enqueue(path, [*argv, "--run-dir", str(path)], device_kind(tcfg.device), jc, tcfg.to_json())
+
+
+def launch_prediction(cfg: PredictConfig, jobs_cfg: JobConfig | None = None) -> dict:
+    """Queue ``python -m ttft predict …`` for ``cfg`` as a background job (its own session; it survives the app)
+    and return ``{"out": folder, "argv": [...], "job": job id}``. The output folder is fixed now (``cfg.out`` or
+    the default under the run / the runs folder)."""
+    from ttft.engine.predict import default_out_dir
+    from ttft.engine.sources import resolve_source
+
+    check_predict_ready(cfg)
     source = resolve_source(cfg)
     spec = cfg.dataset or source.dataset or ""
     out = Path(cfg.out).expanduser() if cfg.out else default_out_dir(cfg, spec)
     cfg = replace(cfg, out=str(out.absolute()))
     argv = predict_argv(cfg)
-    try:
-        from ttft.runs import jobs, process
-    except ImportError:
-        jobs = None  # type: ignore[assignment]
-    if jobs is not None and hasattr(jobs, "launch"):
-        kind = process.device_kind(cfg.device) if hasattr(jobs, "device_kind") else None
-        job = jobs.launch(argv, name=f"predict-{out.name}", kind=kind)
-        return {"out": str(out), "argv": argv, "job": job.id}
-    import subprocess
-    import sys
-
-    out.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    with open(out / "stderr.txt", "ab") as err:
-        subprocess.Popen([sys.executable, "-m", "ttft", *argv], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=err, env=env, start_new_session=True, close_fds=True)
-    return {"out": str(out), "argv": argv, "job": None}
+    job = _queue(Command("predict", argv, cfg, device_kind(cfg.device), out=cfg.out), _job_cfg(jobs_cfg),
+                 f"predict-{out.name}", None)
+    return {"out": str(out), "argv": argv, "job": job.id}
 
 
-def train_parser():
-    """The ``python -m ttft train`` argument parser (alone)."""
-    import argparse
+def launch_experiment(acfg: AblationConfig, out: str | None = None, jobs_cfg: JobConfig | None = None) -> Job:
+    """Queue the seed ablation for ``acfg`` (validated first); its folder is fixed now."""
+    from ttft.engine.experiment import experiments_root
 
-    from ttft.cli import train as cli_train
-
-    p = argparse.ArgumentParser(prog="python -m ttft", exit_on_error=False)
-    sub = p.add_subparsers(dest="command", required=True)
-    cli_train.register(sub)
-    return p
-
-
-def parse_train_argv(argv: Sequence[str]):
-    """(TrainConfig, run_dir or None, resume run dir or None) of a ``train …`` command line; validated."""
-    import argparse
-    import io
-
-    from ttft.cli import train as cli_train
-    from ttft.options import ConfigError
-
-    argv = list(argv)
-    if argv[:1] != ["train"]:
-        argv = ["train", *argv]
-    p = train_parser()
-    err = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(err):
-            args = p.parse_args(argv)
-    except (argparse.ArgumentError, SystemExit) as e:
-        msg = str(e) if isinstance(e, argparse.ArgumentError) else err.getvalue().strip().splitlines()[-1:]
-        raise JobError(f"bad train command: {msg if isinstance(msg, str) else ' '.join(msg)}") from None
-    if args.command != "train":
-        raise JobError(f"not a train command: {shlex.join(argv)}")
-    base, resume_dir = None, None
-    if args.resume is not None:
-        resume_dir = args.resume if args.resume is not True else args.run_dir
-        if not resume_dir:
-            raise JobError("--resume needs the run directory")
-        base = read_json(Path(resume_dir) / "config.json")
-        if base is None:
-            raise JobError(f"--resume {resume_dir}: no config.json there (not a run directory)")
-    elif args.config:
-        base = read_json(Path(args.config))
-        if base is None:
-            raise JobError(f"--config {args.config}: missing or not valid JSON")
-    try:
-        cfg = cli_train.config_from_args(args, base).validate()
-    except (ConfigError, ValueError) as e:
-        raise JobError(str(e)) from None
-    return cfg, args.run_dir, resume_dir
+    check_experiment_ready(acfg)
+    out = out or str(experiments_root() / time.strftime("seed-ablation-%Y%m%d-%H%M%S"))
+    argv = experiment_argv(acfg, out)
+    return _queue(Command("experiment", argv, acfg, device_kind(acfg.device), out=out), _job_cfg(jobs_cfg),
+                  "seed-ablation", None)
 
 
-def launch_train(tcfg, cfg: JobConfig | None = None, name: str | None = None) -> Job:
-    """Queue a training run of a TrainConfig (the app's Launch button). The command is :func:`train_argv` when
-    it states the config exactly, else ``train --config <run>/launch-config.json``."""
-    cfg = (cfg or JobConfig.from_env()).validate()
-    check_launchable(tcfg)
-    path = _new_run_path(cfg.root, name or tcfg.mode)
-    argv = train_argv(tcfg)
-    if argv is None:
-        write_json_atomic(path / LAUNCH_CONFIG_FILE, tcfg.to_json())
-        argv = ["train", "--config", str(path / LAUNCH_CONFIG_FILE)]
-    return _enqueue(path, [*argv, "--run-dir", str(path)], device_kind(tcfg.device), cfg, tcfg.to_json())
-
-
-def check_launchable(tcfg) -> None:
-    """Validate a TrainConfig and the cheap parts of its model source before it is queued (a job that can only
-    fail should not wait in the queue). Raises ValueError naming the option."""
-    from ttft.engine.models import DEFAULT_MODEL, ModelError, embedded_model_available
-
-    tcfg.validate()
-    m = tcfg.model
-    if m.base_model == DEFAULT_MODEL:
-        if m.init != "random" and not embedded_model_available():
-            raise ModelError("base_model: the embedded model is not installed (ttft/assets/model has no weights); "
-                             "choose a local model folder or a hub id, or init 'random' to train one from scratch")
-    elif m.base_model.startswith((".", "/", "~")) or Path(m.base_model).expanduser().is_dir():
-        if not (Path(m.base_model).expanduser() / "config.json").exists():
-            raise ModelError(f"base_model: {m.base_model!r} is not a model folder (no config.json)")
-
-
-def train_argv(tcfg) -> list[str] | None:
-    """``train …`` flags that give exactly this TrainConfig (options at their default are left out; mode, dataset,
-    steps and lr always shown), or None when an option has no flag (then use ``train --config FILE``)."""
-    from ttft.engine.train_config import TrainConfig
-
-    d, dflt = tcfg.to_json(), TrainConfig().to_json()
-    argv = ["train"]
-
-    def add(flag: str, v: Any, dv: Any, always: bool = False) -> None:
-        if v == dv and not always:
-            return
-        if isinstance(v, bool):
-            argv.append(flag if v else "--no-" + flag[2:])
-        elif v is None:
-            raise _NoFlag(flag)
-        elif isinstance(v, (list, tuple)):
-            argv.extend([flag, ",".join(map(str, v))])
-        else:
-            argv.extend([flag, repr(v) if isinstance(v, float) else str(v)])
-
-    try:
-        for k in ("mode", "dataset"):
-            add("--" + k.replace("_", "-"), d[k], dflt[k], always=True)
-        if d["tasks"] != dflt["tasks"]:
-            if not d["tasks"]:
-                raise _NoFlag("--tasks")
-            add("--tasks", d["tasks"], None)
-        for k in ("max_task_tokens", "per_task", "leave_out", "keep_original_colors"):
-            add("--" + k.replace("_", "-"), d[k], dflt[k])
-        for k in ("base_model", "adapter", "full_finetune", "init", "lora_r", "lora_alpha", "lora_dropout",
-                  "target_modules"):
-            add("--" + k.replace("_", "-"), d["model"][k], dflt["model"][k], always=k == "base_model")
-        if d["model"]["trust_remote_code"] != dflt["model"]["trust_remote_code"]:
-            if not d["model"]["trust_remote_code"]:
-                raise _NoFlag("--trust-remote-code")
-            argv.append("--trust-remote-code")
-        for k in ("steps", "lr"):
-            add("--" + k, d[k], dflt[k], always=True)
-        for k in ("batch_size", "grad_accum", "scheduler", "warmup_steps", "weight_decay"):
-            add("--" + k.replace("_", "-"), d[k], dflt[k])
-        for k in ("max_seq_len", "format", "loss_on", "chat_template"):
-            add("--" + k.replace("_", "-"), d["encoding"][k], dflt["encoding"][k])
-        add("--too-long", d["too_long"], dflt["too_long"])
-        for k in ("transforms", "colors", "p_bg", "shuffle", "compose"):
-            v = d["augment"][k]
-            if k == "compose" and v != dflt["augment"][k] and not v:
-                raise _NoFlag("--compose")
-            add("--" + k.replace("_", "-"), v, dflt["augment"][k])
-        for k in ("seed", "device", "val", "val_max_tokens", "eval_steps", "logging_steps", "save_steps", "report_to",
-                  "threads"):
-            add("--" + k.replace("_", "-"), d[k], dflt[k])
-        # options without a flag must be at their default
-        flagless = [("save_total_limit", d, dflt), *((k, d["encoding"], dflt["encoding"]) for k in
-                                                      ("input_marker", "output_marker")),
-                    *((k, d["augment"], dflt["augment"]) for k in ("p_compose", "compose_targets", "seed"))]
-        for k, a, b in flagless:
-            if a[k] != b[k]:
-                raise _NoFlag(k)
-    except _NoFlag:
-        return None
-    # the command must give back exactly this config (new options without a flag end up here)
-    try:
-        back = parse_train_argv(argv)[0].to_json()
-    except JobError:
-        return None
-    return argv if back == d else None
-
-
-class _NoFlag(Exception):
-    pass

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import ClassVar
 
 from ttft.core.augment import DIHEDRAL
+from ttft.core.data import parse_task_list
+from ttft.engine.train_config import check_device, check_task_ids
+from ttft.options import Options, option
 
 ROWS: dict[str, dict | None] = {
     "baseline": None,
@@ -23,64 +26,38 @@ def slug(row: str) -> str:
 
 
 @dataclass
-class AblationConfig:
+class AblationConfig(Options):
     """Options of ``python -m ttft experiment seed-ablation`` (saved as the experiment's config.json)."""
 
-    dataset: str = "arc-agi-1/evaluation"
-    tasks: tuple[str, ...] = ()
-    max_task_tokens: int | None = 1200
-    limit: int | None = None
-    rows: tuple[str, ...] = tuple(ROWS)
-    base_model: str = "default"
-    steps: int = 30
-    lr: float = 1e-3
-    lora_r: int = 16
-    lora_alpha: int = 32
-    max_seq_len: int = 2048
-    views: int = 4
-    seed: int = 0
-    gpus: int = 1
-    device: str = "auto"
+    TITLE: ClassVar[str] = "experiment"
+    GROUP: ClassVar[str] = "Other"
 
-    HELP: ClassVar[dict[str, str]] = {
-        "dataset": "dataset of the tasks to solve (test outputs must be known to score)",
-        "tasks": "task ids (empty: every task under max_task_tokens)",
-        "max_task_tokens": "use only tasks whose token estimate is at most this (the default subset: ARC-AGI-1 "
-                           "evaluation tasks under 1,200 tokens, about 170)",
-        "limit": "use only the first N selected tasks (sorted by id)",
-        "rows": "which rows to run: " + ", ".join(ROWS),
-        "base_model": "the model every row starts from",
-        "steps": "TTFT optimizer steps per task (30: the 172-task default finishes in about 1.5 h on 2 CPU cores; "
-                 "augmented rows overtake plain n-1 only from about 100 steps, see docs/experiments.md)",
-        "lr": "TTFT learning rate",
-        "lora_r": "LoRA rank",
-        "lora_alpha": "LoRA alpha",
-        "max_seq_len": "longest training sample",
-        "views": "augmented views per test input at prediction (voted)",
-        "seed": "seed of every row (same samples where rows agree)",
-        "gpus": "processes for the TTFT stage: N devices, or N CPU processes (torchrun, task-parallel)",
-        "device": "auto, cpu, cuda, mps",
-    }
+    dataset: str = option("arc-agi-1/evaluation", "dataset of the tasks to solve (test outputs must be known to "
+                          "score)", group="Tasks", widget="dataset")
+    tasks: tuple[str, ...] = option((), "task ids, comma-separated or @FILE (empty: every task under "
+                                    "max_task_tokens)", group="Tasks", widget="tasks", parse=parse_task_list)
+    max_task_tokens: int | None = option(1200, "use only tasks whose token estimate is at most this (the default "
+                                         "subset: ARC-AGI-1 evaluation tasks under 1,200 tokens, about 170)", lo=1,
+                                         group="Tasks")
+    limit: int | None = option(None, "use only the first N selected tasks (sorted by id)", lo=1, group="Tasks")
+    rows: tuple[str, ...] = option(tuple(ROWS), "which rows to run", choices=tuple(ROWS), min_len=1, group="Rows")
+    base_model: str = option("default", "the model every row starts from", group="Training", widget="model")
+    steps: int = option(30, "TTFT optimizer steps per task (30: the 172-task default finishes in about 1.5 h on 2 "
+                        "CPU cores; augmented rows overtake plain n-1 only from about 100 steps, see "
+                        "docs/experiments.md)", lo=1, hi=1_000_000, group="Training")
+    lr: float = option(1e-3, "TTFT learning rate", lo=0.0, lo_open=True, hi=10.0, group="Training")
+    lora_r: int = option(16, "LoRA rank", lo=1, hi=4096, group="Training")
+    lora_alpha: int = option(32, "LoRA alpha", lo=1, hi=65536, group="Training")
+    max_seq_len: int = option(2048, "longest training sample", lo=1, hi=1_048_576, group="Training")
+    views: int = option(4, "augmented views per test input at prediction (voted)", lo=1, hi=1024,
+                        group="Prediction")
+    seed: int = option(0, "seed of every row (same samples where rows agree)", lo=0, hi=2**32 - 1,
+                       group="Training")
+    gpus: int = option(1, "processes for the TTFT stage: N devices, or N CPU processes (torchrun, task-parallel)",
+                       lo=1, hi=64, group="Hardware")
+    device: str = option("auto", "auto, cpu, cuda, mps", suggestions=("auto", "cpu", "cuda", "mps"),
+                         group="Hardware")
 
-    def validate(self) -> "AblationConfig":
-        unknown = [r for r in self.rows if r not in ROWS]
-        if unknown or not self.rows:
-            raise ValueError(f"rows: unknown row(s) {', '.join(unknown) or '(none given)'}; choose from "
-                             f"{', '.join(ROWS)}")
-        for name in ("steps", "views", "gpus", "lora_r", "lora_alpha", "max_seq_len"):
-            v = getattr(self, name)
-            if type(v) is not int or v < 1:
-                raise ValueError(f"{name}: must be a positive integer, got {v!r}")
-        if not isinstance(self.lr, (int, float)) or self.lr <= 0:
-            raise ValueError(f"lr: must be a positive number, got {self.lr!r}")
-        if self.limit is not None and (type(self.limit) is not int or self.limit < 1):
-            raise ValueError(f"limit: must be a positive integer, got {self.limit!r}")
-        return self
-
-    def to_json(self) -> dict:
-        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in fields(self)}
-
-    @classmethod
-    def from_json(cls, d: dict) -> "AblationConfig":
-        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in {f.name for f in fields(cls)}}
-        return cls(**kw)
+    def check(self) -> None:
+        check_task_ids(self)
+        check_device(self.device)

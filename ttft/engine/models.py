@@ -7,16 +7,18 @@ read as is; a hub id is fetched only because the user named it, with a clear mes
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
+
+from ttft.options import ConfigError, Options, option
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 EMBEDDED_MODEL_DIR = ASSETS / "model"
 DEFAULT_MODEL = "default"
 
 
-class ModelError(ValueError):
+class ModelError(ConfigError):
     """A base model, adapter or option that cannot be used."""
 
 
@@ -64,62 +66,39 @@ def embedded_model_available() -> bool:
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(Options):
     """Which base model to train, and how (LoRA or full fine-tuning)."""
 
-    base_model: str = DEFAULT_MODEL
-    adapter: str | None = None
-    full_finetune: bool = False
-    lora_r: int = 32
-    lora_alpha: int = 64
-    lora_dropout: float = 0.0
-    target_modules: str = "all-linear"
-    trust_remote_code: bool = False
-    init: str = "pretrained"
+    ERROR: ClassVar[type[ConfigError]] = ModelError
+    TITLE: ClassVar[str] = "model"
+    GROUP: ClassVar[str] = "Model & LoRA"
 
-    HELP: ClassVar[dict[str, str]] = {
-        "base_model": "'default' (the embedded model shipped with ttft), a local model folder, or a hub id "
-                      "(downloaded only because you named it)",
-        "adapter": "continue from this peft adapter folder (a run's adapter/) instead of a fresh LoRA",
-        "full_finetune": "train every weight instead of a LoRA adapter (used to pretrain the embedded model)",
-        "lora_r": "LoRA rank",
-        "lora_alpha": "LoRA alpha (scaling = alpha / r)",
-        "lora_dropout": "dropout on the LoRA branch",
-        "target_modules": "'all-linear' or a comma-separated list of module names, e.g. q_proj,k_proj,v_proj,o_proj",
-        "trust_remote_code": "allow model code from the model folder or hub (only when you trust it)",
-        "init": "'pretrained' loads the weights; 'random' builds the architecture from its config with random "
-                "weights (to pretrain the embedded model, or to benchmark)",
-    }
+    base_model: str = option(DEFAULT_MODEL, "'default' (the embedded model shipped with ttft), a local model folder, "
+                             "or a hub id (downloaded only because you named it)", widget="model")
+    adapter: str | None = option(None, "continue from this peft adapter folder (a run's adapter/) instead of a "
+                                 "fresh LoRA")
+    full_finetune: bool = option(False, "train every weight instead of a LoRA adapter (used to pretrain the "
+                                 "embedded model)")
+    lora_r: int = option(32, "LoRA rank", lo=1, hi=4096)
+    lora_alpha: int = option(64, "LoRA alpha (scaling = alpha / r)", lo=1, hi=65536)
+    lora_dropout: float = option(0.0, "dropout on the LoRA branch (0 to below 1)", lo=0.0, hi=0.99)
+    target_modules: str = option("all-linear", "'all-linear' or a comma-separated list of module names, e.g. "
+                                 "q_proj,k_proj,v_proj,o_proj", suggestions=("all-linear", "q_proj,k_proj,v_proj,o_proj"))
+    trust_remote_code: bool = option(False, "allow model code from the model folder or hub (only when you trust it)")
+    init: str = option("pretrained", "'pretrained' loads the weights; 'random' builds the architecture from its "
+                       "config with random weights (to pretrain the embedded model, or to benchmark)",
+                       choices=("pretrained", "random"))
 
-    def validate(self) -> "ModelConfig":
-        if not isinstance(self.base_model, str) or not self.base_model.strip():
-            raise ModelError(f"base_model must be 'default', a folder or a hub id, got {self.base_model!r}")
-        for name in ("lora_r", "lora_alpha"):
-            v = getattr(self, name)
-            if type(v) is not int or v < 1:
-                raise ModelError(f"{name} must be a positive integer, got {v!r}")
-        if not 0.0 <= float(self.lora_dropout) < 1.0:
-            raise ModelError(f"lora_dropout must be in [0, 1), got {self.lora_dropout!r}")
-        if self.init not in ("pretrained", "random"):
-            raise ModelError(f"init must be 'pretrained' or 'random', got {self.init!r}")
-        if self.adapter and not Path(self.adapter).is_dir():
-            raise ModelError(f"adapter folder {self.adapter!r} does not exist")
+    def check(self) -> None:
+        if not self.base_model.strip():
+            raise self.bad("base_model", "must be 'default', a folder or a hub id")
+        if self.adapter is not None and not Path(self.adapter).expanduser().is_dir():
+            raise self.bad("adapter", "must be an existing adapter folder")
         if self.adapter and self.full_finetune:
-            raise ModelError("adapter and full_finetune exclude each other")
+            raise ConfigError("adapter and full_finetune exclude each other")
         if self.base_model != DEFAULT_MODEL and _looks_like_path(self.base_model) and not Path(
                 self.base_model).expanduser().is_dir():
-            raise ModelError(f"model folder {self.base_model!r} does not exist")
-        return self
-
-    def to_json(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @classmethod
-    def from_json(cls, d: dict) -> "ModelConfig":
-        extra = set(d) - {f.name for f in fields(cls)}
-        if extra:
-            raise ModelError(f"unknown model option(s): {', '.join(sorted(extra))}")
-        return cls(**d)
+            raise self.bad("base_model", "is not an existing model folder")
 
 
 def _looks_like_path(s: str) -> bool:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import ClassVar
 
 from ttft.core.augment import DIHEDRAL
+from ttft.core.data import parse_task_list
+from ttft.core.encoding import FORMATS
+from ttft.engine.train_config import check_device, check_task_ids
+from ttft.options import ConfigError, Options, option
 from ttft.runs.rundir import safe_name
 
 COLOR_CHOICES = ("keep-bg", "all", "none")
@@ -19,129 +22,81 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 RESOLVED_KEYS = ("kind", "source", "dataset_version")
 
 
-class PredictError(ValueError):
+class PredictError(ConfigError):
     """An option, run or model that cannot be used; the message names it."""
 
 
 @dataclass
-class PredictConfig:
+class PredictConfig(Options):
     """Every option of a prediction (saved as the prediction folder's config.json)."""
 
-    run: str | None = None
-    base_model: str | None = None
-    dataset: str | None = None
-    tasks: tuple[str, ...] = ()
-    max_task_tokens: int | None = None
-    views: int = 8
-    transforms: tuple[str, ...] = DIHEDRAL
-    colors: str = "keep-bg"
-    shuffle: bool = False
-    seed: int = 0
-    sample: bool = False
-    temperature: float = 1.0
-    top_p: float = 1.0
-    batch_size: int = 0
-    max_new_tokens: int = 0
-    max_seq_len: int = 0
-    val_loss: bool = True
-    format: str | None = None
-    device: str = "auto"
-    dtype: str = "auto"
-    threads: int = 0
-    name: str | None = None
-    out: str | None = None
+    ERROR: ClassVar[type[ConfigError]] = PredictError
+    TITLE: ClassVar[str] = "prediction"
+    GROUP: ClassVar[str] = "Other"
 
-    HELP: ClassVar[dict[str, str]] = {
-        "run": "a training run folder: its base model + adapter/ (per-task runs: adapters/<task>/ matched to each "
-               "task), or its full fine-tune model/",
-        "base_model": "a bare base model instead of a run: 'default' (the embedded model), a folder or a hub id",
-        "dataset": "bundled name or path (default with a run: the run's dataset)",
-        "tasks": "task ids (empty: the run's tasks, or every task of the dataset)",
-        "max_task_tokens": "use only tasks whose token estimate (1 per cell + 1 per row) is at most this",
-        "views": "augmented views per test input (K); view 0 is the identity, then the dihedral transforms in turn",
-        "transforms": "dihedral transforms the views cycle through (" + ", ".join(DIHEDRAL) + ")",
-        "colors": "colour permutation of views after the first: keep-bg (shuffle 1-9), all (shuffle 0-9), none",
-        "shuffle": "also reorder the train pairs of views after the first",
-        "seed": "seed of the colour maps, orders and sampling",
-        "sample": "sample instead of greedy decoding",
-        "temperature": "sampling temperature (with sample)",
-        "top_p": "nucleus sampling threshold (with sample)",
-        "batch_size": "sequences per generate call (0: automatic, from free memory and sequence length)",
-        "max_new_tokens": "most tokens generated per view (0: estimated from the task's grid sizes); never more "
-                          "than a 30x30 grid needs",
-        "max_seq_len": "longest prompt + output (0: the run's encoding.max_seq_len, or 8192 for a bare model, "
-                       "capped by the model's context); longer views are unanswered",
-        "val_loss": "compute the val loss (mean loss on the test-output tokens) where the test outputs are known",
-        "format": "grid text format for a bare model (a run uses its own): minimal, shape+rows, separated",
-        "device": "auto, cpu, cuda, cuda:N or mps",
-        "dtype": "auto (bfloat16 on a GPU that has it, else float32), float32, bfloat16, float16",
-        "threads": "CPU threads for torch (0: torch's default)",
-        "name": "name of the prediction folder under <run>/predictions/ (default: a time stamp and the views)",
-        "out": "write the prediction folder here instead",
-    }
+    run: str | None = option(None, "a training run folder: its base model + adapter/ (per-task runs: "
+                             "adapters/<task>/ matched to each task), or its full fine-tune model/", group="Source")
+    base_model: str | None = option(None, "a bare base model instead of a run: 'default' (the embedded model), a "
+                                    "folder or a hub id", group="Source")
+    dataset: str | None = option(None, "bundled name or path (default with a run: the run's dataset)",
+                                 group="Tasks", widget="dataset")
+    tasks: tuple[str, ...] = option((), "task ids, comma-separated or @FILE with one id per line (empty: the run's "
+                                    "tasks, or every task of the dataset)", group="Tasks", widget="tasks",
+                                    parse=parse_task_list)
+    max_task_tokens: int | None = option(None, "use only tasks whose token estimate (1 per cell + 1 per row) is at "
+                                         "most this", lo=1, group="Tasks")
+    views: int = option(8, "augmented views per test input (K); view 0 is the identity, then the dihedral "
+                        "transforms in turn", lo=1, hi=1024, group="Views")
+    transforms: tuple[str, ...] = option(DIHEDRAL, "dihedral transforms the views cycle through", choices=DIHEDRAL,
+                                         min_len=1, group="Views")
+    colors: str = option("keep-bg", "colour permutation of views after the first: keep-bg (shuffle 1-9), all "
+                         "(shuffle 0-9), none", choices=COLOR_CHOICES, group="Views")
+    shuffle: bool = option(False, "also reorder the train pairs of views after the first", group="Views")
+    seed: int = option(0, "seed of the colour maps, orders and sampling", lo=0, hi=2**32 - 1, group="Views")
+    sample: bool = option(False, "sample instead of greedy decoding", group="Decoding")
+    temperature: float = option(1.0, "sampling temperature (with sample)", lo=0.0, lo_open=True, hi=100.0,
+                                group="Decoding")
+    top_p: float = option(1.0, "nucleus sampling threshold (with sample)", lo=0.0, lo_open=True, hi=1.0,
+                          group="Decoding")
+    batch_size: int = option(0, "sequences per generate call (0: automatic, from free memory and sequence length)",
+                             lo=0, hi=65536, group="Decoding")
+    max_new_tokens: int = option(0, "most tokens generated per view (0: estimated from the task's grid sizes); "
+                                 "never more than a 30x30 grid needs", lo=0, hi=1_000_000, group="Decoding")
+    max_seq_len: int = option(0, "longest prompt + output (0: the run's encoding.max_seq_len, or 8192 for a bare "
+                              "model, capped by the model's context); longer views are unanswered", lo=0,
+                              hi=1_048_576, group="Decoding")
+    val_loss: bool = option(True, "compute the val loss (mean loss on the test-output tokens) where the test "
+                            "outputs are known", group="Decoding")
+    format: str | None = option(None, "grid text format for a bare model (a run uses its own)", choices=FORMATS,
+                                group="Decoding")
+    device: str = option("auto", "auto, cpu, cuda, cuda:N or mps", suggestions=("auto", "cpu", "cuda", "mps"),
+                         group="Hardware")
+    dtype: str = option("auto", "auto (bfloat16 on a GPU that has it, else float32), float32, bfloat16, float16",
+                        choices=DTYPES, group="Hardware")
+    threads: int = option(0, "CPU threads for torch (0: torch's default)", lo=0, hi=1024, group="Hardware")
+    name: str | None = option(None, "name of the prediction folder under <run>/predictions/ (default: a time "
+                              "stamp and the views)", group="Output")
+    out: str | None = option(None, "write the prediction folder here instead", group="Output")
 
-    def validate(self) -> "PredictConfig":
-        def bad(name: str, msg: str):
-            raise PredictError(f"{name}: {msg}, got {getattr(self, name)!r}")
-
+    def check(self) -> None:
         if bool(self.run) == bool(self.base_model):
-            raise PredictError("give either a run (--run RUN_DIR) or a base model (--base-model MODEL), not both "
-                               "or neither")
+            raise ConfigError("give either a run (--run RUN_DIR) or a base model (--base-model MODEL), not both "
+                              "or neither")
         if self.base_model and not self.dataset:
-            bad("dataset", "is needed with a base model")
-        for name in ("views",):
-            v = getattr(self, name)
-            if type(v) is not int or v < 1:
-                bad(name, "must be a positive integer")
-        for name in ("batch_size", "max_new_tokens", "max_seq_len", "threads"):
-            v = getattr(self, name)
-            if type(v) is not int or v < 0:
-                bad(name, "must be a non-negative integer (0: automatic)")
-        if self.max_task_tokens is not None and (type(self.max_task_tokens) is not int or self.max_task_tokens < 1):
-            bad("max_task_tokens", "must be a positive integer")
-        if isinstance(self.transforms, str) or not self.transforms or any(t not in DIHEDRAL for t in self.transforms):
-            bad("transforms", f"must be a non-empty list from {', '.join(DIHEDRAL)}")
-        if self.colors not in COLOR_CHOICES:
-            bad("colors", f"must be one of {', '.join(COLOR_CHOICES)}")
+            raise self.bad("dataset", "is needed with a base model")
+        check_task_ids(self)
         distinct = len({"identity", *self.transforms})
         if self.colors == "none" and not self.shuffle and not self.sample and self.views > distinct:
-            bad("views", f"must be at most {distinct} with colors 'none' and no shuffle (more views would repeat "
-                         "a view)")
-        if type(self.seed) is not int:
-            bad("seed", "must be an integer")
-        for name in ("sample", "shuffle", "val_loss"):
-            if not isinstance(getattr(self, name), bool):
-                bad(name, "must be true or false")
-        if isinstance(self.temperature, bool) or not isinstance(self.temperature, (int, float)) \
-                or not math.isfinite(self.temperature) or self.temperature <= 0:
-            bad("temperature", "must be a positive number")
-        if isinstance(self.top_p, bool) or not isinstance(self.top_p, (int, float)) or not 0 < self.top_p <= 1:
-            bad("top_p", "must be in (0, 1]")
-        if self.format is not None and self.format not in ("minimal", "shape+rows", "separated"):
-            bad("format", "must be minimal, shape+rows or separated")
-        if self.dtype not in DTYPES:
-            bad("dtype", f"must be one of {', '.join(DTYPES)}")
-        from ttft.engine.models import ModelError, choose_device
-
-        try:
-            choose_device(self.device)
-        except ModelError as e:
-            raise PredictError(f"device: {e}") from None
-        if self.name is not None and (not self.name.strip() or safe_name(self.name) != self.name):
-            bad("name", "must be a plain folder name (letters, digits, . _ -)")
-        return self
-
-    def to_json(self) -> dict:
-        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in fields(self)}
+            raise self.bad("views", f"must be at most {distinct} with colors 'none' and no shuffle (more views "
+                                    "would repeat a view)")
+        check_device(self.device)
+        if self.name is not None and (not self.name.strip() or safe_name(self.name) != self.name
+                                      or self.name in (".", "..")):
+            raise self.bad("name", "must be a plain folder name (letters, digits, . _ -; not '.' or '..')")
 
     @classmethod
-    def from_json(cls, d: dict) -> "PredictConfig":
+    def from_json(cls, d, prefix: str = ""):
         """From ``to_json()`` or a prediction folder's config.json (whose resolved extras are dropped)."""
-        if not isinstance(d, dict):
-            raise PredictError(f"a prediction config must be a JSON object, got {d!r}")
-        d = {k: v for k, v in d.items() if k not in RESOLVED_KEYS}
-        names = {f.name for f in fields(cls)}
-        extra = set(d) - names
-        if extra:
-            raise PredictError(f"unknown prediction option(s): {', '.join(sorted(extra))}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        if isinstance(d, dict):
+            d = {k: v for k, v in d.items() if k not in RESOLVED_KEYS}
+        return super().from_json(d, prefix)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ttft.core.augment import IDENTITY_COLORS, random_spec, try_apply_task
+from ttft.core.augment import IDENTITY_COLORS, AugmentSkipped, leave_one_out, leave_two_out, random_spec, try_apply_task
 from ttft.core.data import Task
 from ttft.core.encoding import IGNORE_INDEX, EncodingConfig, tokenize_task
 from ttft.engine.train_config import TrainConfig
@@ -89,6 +89,21 @@ def fits_at_all(task: Task, mode: str, cfg: TrainConfig, tokenizer: Any) -> bool
     t = task if mode == "ttft" else Task(task.id, task.train[:-1], task.train[-1:])
     small = Task(t.id, t.train[:1], t.test[:1])
     return tokenize_task(small, cfg.encoding, tok).fits
+
+
+def source_tasks(task: Task, cfg: TrainConfig, tokenizer: Any) -> list[Task]:
+    """The tasks a training sample of ``task`` is drawn from, keeping those whose smallest sample fits
+    ``max_seq_len``: in finetune mode the task with its known pairs (needs two), in ttft mode its leave-one-out
+    (n-1) or leave-two-out (n-2) tasks."""
+    if cfg.mode == "finetune":
+        t = known_pairs_task(task)
+        cands = [t] if len(t.train) >= 2 else []
+    else:
+        try:
+            cands = leave_one_out(task) if cfg.leave_out == 1 else leave_two_out(task)
+        except AugmentSkipped:
+            cands = []
+    return [c for c in cands if fits_at_all(c, cfg.mode, cfg, tokenizer)]
 
 
 class ValSet:

@@ -2,156 +2,103 @@
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field, fields
+import importlib.util
+from dataclasses import dataclass
 from typing import ClassVar
 
 from ttft.core.augment import AugmentOptions
+from ttft.core.data import parse_task_list, task_id_problem
 from ttft.core.encoding import EncodingConfig
 from ttft.engine.models import ModelConfig, ModelError, choose_device
-from ttft.options import ConfigError
+from ttft.options import ConfigError, Options, option
 
 MODES = ("finetune", "ttft")
-
-
 SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
+#: Trainer loggers that need a package of their own
+_REPORTERS = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "comet_ml": "comet_ml",
+              "clearml": "clearml", "dvclive": "dvclive", "trackio": "trackio"}
+SEED_MAX = 2**32 - 1
 
 
+def check_task_ids(cfg: Options, name: str = "tasks") -> None:
+    for tid in getattr(cfg, name):
+        why = task_id_problem(tid)
+        if why:
+            raise cfg.bad(name, why)
+
+
+def check_device(device: str) -> None:
+    try:
+        choose_device(device)
+    except ModelError as e:
+        raise ConfigError(f"device: {e}") from None
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Options):
     """Every option of a training run (saved as the run's config.json)."""
 
-    mode: str = "ttft"
-    dataset: str = "arc-agi-1/evaluation"
-    tasks: tuple[str, ...] = ()
-    max_task_tokens: int | None = None
-    per_task: bool = False
-    leave_out: int = 1
-    keep_original_colors: float = 0.0
-    steps: int = 100
-    lr: float = 1e-4
-    batch_size: int = 1
-    grad_accum: int = 1
-    scheduler: str = "cosine"
-    warmup_steps: int = 0
-    weight_decay: float = 0.0
-    too_long: str = "trim"
-    seed: int = 0
-    device: str = "auto"
-    val: str = "auto"
-    val_max_tokens: int | None = None
-    eval_steps: int = 0
-    logging_steps: int = 1
-    save_steps: int = 50
-    save_total_limit: int = 2
-    report_to: str = "none"
-    threads: int = 0
-    model: ModelConfig = field(default_factory=ModelConfig)
-    encoding: EncodingConfig = field(default_factory=lambda: EncodingConfig(max_seq_len=2048))
-    augment: AugmentOptions = field(default_factory=AugmentOptions)
+    TITLE: ClassVar[str] = "training"
+    GROUP: ClassVar[str] = "Other"
 
-    HELP: ClassVar[dict[str, str]] = {
-        "mode": "finetune: train on a dataset's tasks (all known pairs, one held out per sample); ttft: test-time "
-                "fine-tune on the selected tasks' train pairs only (n-1 tasks + augmentations)",
-        "dataset": "bundled name (arc-agi-1/training, ...) or a path",
-        "tasks": "task ids to use (empty: all tasks of the dataset)",
-        "max_task_tokens": "use only tasks whose token estimate (1 per cell + 1 per row) is at most this",
-        "per_task": "ttft mode: one adapter per task (trained from the same base) instead of one for all",
-        "leave_out": "ttft mode: build tasks by leaving out 1 (n-1) or 2 (n-2) train pairs as the test",
-        "keep_original_colors": "probability that a sample keeps the original colours (the seed experiment's "
-                                "'preserve original colours' variant)",
-        "steps": "optimizer steps (per task with per_task)",
-        "lr": "peak learning rate",
-        "batch_size": "samples per device per step (before gradient accumulation)",
-        "grad_accum": "gradient accumulation steps",
-        "scheduler": "learning-rate schedule: " + ", ".join(SCHEDULERS),
-        "warmup_steps": "linear warm-up steps",
-        "weight_decay": "AdamW weight decay",
-        "too_long": "a sample longer than encoding.max_seq_len: 'trim' drops train pairs until it fits, 'drop' "
-                    "draws another sample (both are counted)",
-        "seed": "seed of the sample stream, augmentations and initialisation",
-        "device": "auto, cpu, cuda, cuda:N or mps",
-        "val": "validation set for the val loss (mean loss on test-output tokens): 'auto' (the selected tasks in "
-               "ttft mode; the matching evaluation split in finetune mode), 'none', or a dataset name/path",
-        "val_max_tokens": "use only validation tasks whose token estimate is at most this",
-        "eval_steps": "compute the val loss every N steps (0: only at the end)",
-        "logging_steps": "write a metrics line every N steps",
-        "save_steps": "save a checkpoint every N steps (and always on stop)",
-        "save_total_limit": "keep at most this many checkpoints",
-        "report_to": "extra loggers for Trainer: none, tensorboard, wandb, ...",
-        "threads": "CPU threads for torch (0: torch's default)",
-    }
+    mode: str = option("ttft", "finetune: train on a dataset's tasks (all known pairs, one held out per sample); "
+                       "ttft: test-time fine-tune on the selected tasks' train pairs only (n-1 tasks + "
+                       "augmentations)", choices=MODES, group="Data")
+    dataset: str = option("arc-agi-1/evaluation", "bundled name (arc-agi-1/training, ...) or a path", group="Data",
+                          widget="dataset")
+    tasks: tuple[str, ...] = option((), "task ids to use, comma-separated or @FILE with one id per line (empty: "
+                                    "every task of the dataset)", group="Data", widget="tasks",
+                                    parse=parse_task_list)
+    max_task_tokens: int | None = option(None, "use only tasks whose token estimate (1 per cell + 1 per row) is at "
+                                         "most this", lo=1, group="Data")
+    per_task: bool = option(False, "ttft mode: one adapter per task (trained from the same base) instead of one "
+                            "for all", group="Data")
+    leave_out: int = option(1, "ttft mode: build tasks by leaving out 1 (n-1) or 2 (n-2) train pairs as the test",
+                            choices=(1, 2), group="Data")
+    keep_original_colors: float = option(0.0, "probability that a sample keeps the original colours (the seed "
+                                         "experiment's 'preserve original colours' variant)", lo=0.0, hi=1.0,
+                                         group="Data")
+    model: ModelConfig = option(default_factory=ModelConfig)
+    steps: int = option(100, "optimizer steps (per task with per_task)", lo=1, hi=10_000_000, group="Optimisation")
+    lr: float = option(1e-4, "peak learning rate", lo=0.0, lo_open=True, hi=10.0, group="Optimisation")
+    batch_size: int = option(1, "samples per device per step (before gradient accumulation)", lo=1, hi=4096,
+                             group="Optimisation")
+    grad_accum: int = option(1, "gradient accumulation steps", lo=1, hi=4096, group="Optimisation")
+    scheduler: str = option("cosine", "learning-rate schedule", choices=SCHEDULERS, group="Optimisation")
+    warmup_steps: int = option(0, "linear warm-up steps", lo=0, hi=10_000_000, group="Optimisation")
+    weight_decay: float = option(0.0, "AdamW weight decay", lo=0.0, hi=10.0, group="Optimisation")
+    encoding: EncodingConfig = option(default_factory=lambda: EncodingConfig(max_seq_len=2048))
+    too_long: str = option("trim", "a sample longer than encoding.max_seq_len: 'trim' drops train pairs until it "
+                           "fits, 'drop' draws another sample (both are counted)", choices=("trim", "drop"),
+                           group="Data")
+    augment: AugmentOptions = option(default_factory=AugmentOptions)
+    seed: int = option(0, "seed of the sample stream, augmentations and initialisation", lo=0, hi=SEED_MAX,
+                       group="Optimisation")
+    device: str = option("auto", "auto, cpu, cuda, cuda:N or mps", suggestions=("auto", "cpu", "cuda", "mps"),
+                         group="Optimisation")
+    val: str = option("auto", "validation set for the val loss (mean loss on test-output tokens): 'auto' (the "
+                      "selected tasks in ttft mode; the matching evaluation split in finetune mode), 'none', or a "
+                      "dataset name/path", suggestions=("auto", "none"), group="Eval & logging")
+    val_max_tokens: int | None = option(None, "use only validation tasks whose token estimate is at most this",
+                                        lo=1, group="Eval & logging")
+    eval_steps: int = option(0, "compute the val loss every N steps (0: only at the end)", lo=0,
+                             group="Eval & logging")
+    logging_steps: int = option(1, "write a metrics line every N steps", lo=1, group="Eval & logging")
+    save_steps: int = option(50, "save a checkpoint every N steps (and always on stop)", lo=1,
+                             group="Eval & logging")
+    save_total_limit: int = option(2, "keep at most this many checkpoints", lo=1, hi=1000, group="Eval & logging")
+    report_to: str = option("none", "extra loggers for Trainer: none, tensorboard, wandb, ...",
+                            suggestions=("none", "tensorboard", "wandb"), group="Eval & logging")
+    threads: int = option(0, "CPU threads for torch (0: torch's default)", lo=0, hi=1024, group="Optimisation")
 
-    def validate(self) -> "TrainConfig":
-        def bad(name: str, msg: str):
-            raise ConfigError(f"{name}: {msg}, got {getattr(self, name)!r}")
-
-        if self.mode not in MODES:
-            bad("mode", f"must be one of {', '.join(MODES)}")
-        for name in ("steps", "batch_size", "grad_accum", "logging_steps", "save_steps", "save_total_limit"):
-            v = getattr(self, name)
-            if type(v) is not int or v < 1:
-                bad(name, "must be a positive integer")
-        for name in ("warmup_steps", "eval_steps", "threads"):
-            v = getattr(self, name)
-            if type(v) is not int or v < 0:
-                bad(name, "must be a non-negative integer")
-        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not math.isfinite(self.lr) \
-                or self.lr <= 0:
-            bad("lr", "must be a positive number")
-        if not isinstance(self.weight_decay, (int, float)) or self.weight_decay < 0:
-            bad("weight_decay", "must be >= 0")
-        if self.scheduler not in SCHEDULERS:
-            bad("scheduler", f"must be one of {', '.join(SCHEDULERS)}")
-        if self.too_long not in ("trim", "drop"):
-            bad("too_long", "must be 'trim' or 'drop'")
+    def check(self) -> None:
         if self.per_task and self.mode != "ttft":
-            bad("per_task", "is only for mode 'ttft'")
-        if self.leave_out not in (1, 2):
-            bad("leave_out", "must be 1 (n-1) or 2 (n-2)")
-        if isinstance(self.keep_original_colors, bool) or not isinstance(self.keep_original_colors, (int, float)) \
-                or not 0 <= self.keep_original_colors <= 1:
-            bad("keep_original_colors", "must be a probability between 0 and 1")
-        for name in ("max_task_tokens", "val_max_tokens"):
-            v = getattr(self, name)
-            if v is not None and (type(v) is not int or v < 1):
-                bad(name, "must be a positive integer")
-        if type(self.seed) is not int:
-            bad("seed", "must be an integer")
-        try:
-            choose_device(self.device)
-        except ModelError as e:
-            raise ConfigError(f"device: {e}") from None
-        self.model.validate()
-        try:
-            self.encoding.validate()
-            self.augment.validate()
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
-        return self
-
-    def to_json(self) -> dict:
-        d = {}
-        for f in fields(self):
-            v = getattr(self, f.name)
-            d[f.name] = v.to_json() if hasattr(v, "to_json") else (list(v) if isinstance(v, tuple) else v)
-        return d
-
-    @classmethod
-    def from_json(cls, d: dict) -> "TrainConfig":
-        names = {f.name for f in fields(cls)}
-        extra = set(d) - names
-        if extra:
-            raise ConfigError(f"unknown training option(s): {', '.join(sorted(extra))}")
-        kw = dict(d)
-        if "model" in kw:
-            kw["model"] = ModelConfig.from_json(kw["model"])
-        if "encoding" in kw:
-            kw["encoding"] = EncodingConfig.from_json(kw["encoding"])
-        if "augment" in kw:
-            kw["augment"] = AugmentOptions.from_json(kw["augment"])
-        if "tasks" in kw:
-            kw["tasks"] = tuple(kw["tasks"])
-        return cls(**kw)
+            raise self.bad("per_task", "is only for mode 'ttft'")
+        check_task_ids(self)
+        if not self.dataset.strip():
+            raise self.bad("dataset", "must be a bundled name or a path")
+        check_device(self.device)
+        for name in [r.strip() for r in self.report_to.split(",") if r.strip() not in ("", "none")]:
+            pkg = _REPORTERS.get(name)
+            if pkg and importlib.util.find_spec(pkg) is None:
+                raise self.bad("report_to", f"needs the package {pkg!r}, which is not installed (pip install {pkg})")

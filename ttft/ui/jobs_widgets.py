@@ -6,212 +6,33 @@ their run directories and asks :mod:`ttft.jobs` to launch, stop, resume or delet
 from __future__ import annotations
 
 import json
-import types
-import typing
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from ttft.core.augment import COLOR_MODES, DIHEDRAL, AugmentOptions
-from ttft.core.compose import TARGETS
-from ttft.core.data import BUNDLED
-from ttft.core.encoding import FORMATS, LOSS_ON, EncodingConfig
 from ttft.engine import commands
-from ttft.engine.models import DEFAULT_MODEL, ModelConfig
-from ttft.engine.train_config import MODES, SCHEDULERS, TrainConfig
+from ttft.engine.train_config import TrainConfig
+from ttft.options import ConfigError
 from ttft.runs import jobs, registry, rundir
 from ttft.runs import metrics as runmetrics
 from ttft.runs.rundir import write_json_atomic
+from ttft.ui import forms
 from ttft.ui import widgets as w
 from ttft.views import charts
 
 # --------------------------------------------------------------------------- the options form
 
-#: tab → fields (``model.*``: every field of the nested config). A field listed nowhere appears under "Other",
-#: so a new option of TrainConfig / ModelConfig / EncodingConfig / AugmentOptions shows up without UI code.
-GROUPS: dict[str, list[str]] = {
-    "Data": ["dataset", "tasks", "max_task_tokens", "mode", "per_task", "leave_out", "keep_original_colors",
-             "too_long"],
-    "Model & LoRA": ["model.*"],
-    "Optimisation": ["steps", "lr", "batch_size", "grad_accum", "scheduler", "warmup_steps", "weight_decay", "seed",
-                     "device", "threads"],
-    "Augmentation": ["augment.*"],
-    "Encoding": ["encoding.*"],
-    "Eval & logging": ["val", "val_max_tokens", "eval_steps", "logging_steps", "save_steps", "save_total_limit",
-                       "report_to"],
-}
-CHOICES: dict[str, tuple] = {"mode": MODES, "scheduler": SCHEDULERS, "too_long": ("trim", "drop"), "leave_out": (1, 2),
-                             "model.init": ("pretrained", "random"), "encoding.format": FORMATS,
-                             "encoding.loss_on": LOSS_ON}
-#: a list to pick from, or type another value
-OPEN_CHOICES: dict[str, tuple] = {"device": ("auto", "cpu", "cuda", "mps"), "val": ("auto", "none"),
-                                  "report_to": ("none", "tensorboard", "wandb"), "augment.colors": COLOR_MODES,
-                                  "model.target_modules": ("all-linear", "q_proj,k_proj,v_proj,o_proj")}
-MULTI: dict[str, tuple] = {"augment.transforms": DIHEDRAL, "augment.compose_targets": TARGETS}
-BASE_SOURCES = ("embedded default", "local folder", "hub id")
-DATASET_PATH = "a path…"
-_HELP = {"": TrainConfig.HELP, "model": ModelConfig.HELP, "encoding": EncodingConfig.HELP,
-         "augment": AugmentOptions.HELP}
-_NESTED = {"model": ModelConfig, "encoding": EncodingConfig, "augment": AugmentOptions}
-
-
-@dataclass(frozen=True)
-class FieldSpec:
-    path: str  # "lr", "model.lora_r"
-    kind: str  # bool, int, float, str, opt_int, opt_float, opt_str, list
-    default: Any
-    help: str
-
-    @property
-    def key(self) -> str:
-        return "ft." + self.path
-
-    @property
-    def name(self) -> str:
-        return self.path.split(".")[-1]
-
-
-def _kind(tp) -> str:
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        rest = [a for a in args if a is not type(None)]
-        return "opt_" + _kind(rest[0]) if len(rest) == 1 else "str"
-    if origin is tuple or tp is tuple:
-        return "list"
-    return {bool: "bool", int: "int", float: "float"}.get(tp, "str")
-
-
-def field_specs() -> list[FieldSpec]:
-    """Every training option as (path, kind, default, help), from the dataclasses and their HELP dicts."""
-    defaults = TrainConfig().to_json()
-    out = []
-    for f in fields(TrainConfig):
-        tp = typing.get_type_hints(TrainConfig)[f.name]
-        if f.name in _NESTED:
-            sub = _NESTED[f.name]
-            hints = typing.get_type_hints(sub)
-            for g in fields(sub):
-                out.append(FieldSpec(f"{f.name}.{g.name}", _kind(hints[g.name]), defaults[f.name][g.name],
-                                     _HELP[f.name].get(g.name, "")))
-        elif not is_dataclass(tp):
-            out.append(FieldSpec(f.name, _kind(tp), defaults[f.name], TrainConfig.HELP.get(f.name, "")))
-    return out
-
-
-def grouped_specs() -> dict[str, list[FieldSpec]]:
-    specs = field_specs()
-    out: dict[str, list[FieldSpec]] = {g: [] for g in GROUPS}
-    placed = set()
-    for g, names in GROUPS.items():
-        for n in names:
-            for s in specs:
-                if s.path not in placed and (s.path == n or (n.endswith(".*") and s.path.startswith(n[:-1]))):
-                    out[g].append(s)
-                    placed.add(s.path)
-    other = [s for s in specs if s.path not in placed]
-    if other:
-        out["Other"] = other
-    return out
-
-
-def _get(d: dict, path: str) -> Any:
-    for part in path.split("."):
-        d = d[part]
-    return d
-
-
-def _to_widget(s: FieldSpec, v: Any) -> Any:
-    if s.kind in ("float", "opt_float"):
-        return "" if v is None else repr(float(v))
-    if s.kind == "list":
-        return list(v) if s.path in MULTI else ", ".join(map(str, v))
-    if s.kind == "opt_str":
-        return v or ""
-    return v
-
-
-def _from_widget(s: FieldSpec, v: Any) -> Any:
-    if s.kind in ("float", "opt_float"):
-        txt = str(v).strip()
-        if not txt and s.kind == "opt_float":
-            return None
-        try:
-            return float(txt)
-        except ValueError:
-            raise ValueError(f"{s.name}: not a number: {txt!r}") from None
-    if s.kind == "list":
-        return list(v) if s.path in MULTI else [t.strip() for t in str(v).replace("\n", ",").split(",") if t.strip()]
-    if s.kind == "opt_str":
-        return str(v).strip() or None
-    if s.kind == "int" and v is None:
-        raise ValueError(f"{s.name}: a number is needed")
-    return v
+#: the form's tabs, in this order (the groups declared on the options; any other group follows)
+TABS = ("Data", "Model & LoRA", "Optimisation", "Augmentation", "Encoding", "Eval & logging")
+PREFIX = "ft"
 
 
 def config_to_state(d: dict) -> None:
-    """Put a config (TrainConfig JSON) into the form's widgets (Clone config / load a file)."""
-    known = {f.name for f in fields(TrainConfig)}
-    # fills options missing from an older file; drops run bookkeeping such as merge-shards' "shards"
-    full = TrainConfig.from_json({k: v for k, v in d.items() if k in known}).to_json()
-    for s in field_specs():
-        st.session_state[s.key] = _to_widget(s, _get(full, s.path))
-    bm = full["model"]["base_model"]
-    st.session_state["ft.base_src"] = (BASE_SOURCES[0] if bm == DEFAULT_MODEL else
-                                       BASE_SOURCES[1] if bm.startswith((".", "/", "~")) or Path(bm).is_dir() else
-                                       BASE_SOURCES[2])
-    st.session_state["ft.model.base_model"] = "" if bm == DEFAULT_MODEL else bm
-    ds = full["dataset"]
-    st.session_state["ft.dataset_src"] = ds if ds in BUNDLED else DATASET_PATH
-    st.session_state["ft.dataset_path"] = "" if ds in BUNDLED else ds
-
-
-def _init_state() -> None:
-    if "ft.steps" not in st.session_state:
-        config_to_state(TrainConfig().to_json())
-
-
-def _widget(s: FieldSpec, container) -> Any:
-    kw = dict(key=s.key, help=s.help or None)
-    c = container
-    if s.path in CHOICES:
-        return c.selectbox(s.name, CHOICES[s.path], **kw)
-    if s.path in OPEN_CHOICES:
-        opts = list(OPEN_CHOICES[s.path])
-        cur = st.session_state.get(s.key)
-        if cur not in opts and cur is not None:
-            opts.append(cur)
-        return c.selectbox(s.name, opts, accept_new_options=True, **kw)
-    if s.path in MULTI:
-        return c.multiselect(s.name, MULTI[s.path], **kw)
-    if s.kind == "bool":
-        return c.checkbox(s.name, **kw)
-    if s.kind == "int":
-        return c.number_input(s.name, step=1, **kw)
-    if s.kind == "opt_int":
-        return c.number_input(s.name, value=None, step=1, placeholder="none", **kw)
-    placeholder = {"float": None, "opt_float": "none", "list": "comma-separated", "opt_str": "none"}.get(s.kind)
-    return c.text_input(s.name, placeholder=placeholder, **kw)
-
-
-def _base_model_widget(c) -> str:
-    src = c.radio("base model", BASE_SOURCES, key="ft.base_src", horizontal=True, help=ModelConfig.HELP["base_model"])
-    if src == BASE_SOURCES[0]:
-        c.text_input("model folder or hub id", key="ft.model.base_model", disabled=True,
-                     placeholder="the model shipped in ttft/assets/model")
-        return DEFAULT_MODEL
-    ph = "/path/to/model_folder (config.json + weights)" if src == BASE_SOURCES[1] else "Qwen/Qwen2.5-0.5B-Instruct"
-    return c.text_input("model folder" if src == BASE_SOURCES[1] else "hub id", key="ft.model.base_model",
-                        placeholder=ph, help="a hub id is downloaded when the job starts (needs network)").strip()
-
-
-def _dataset_widget(c) -> str:
-    choice = c.selectbox("dataset", [*BUNDLED, DATASET_PATH], key="ft.dataset_src", help=TrainConfig.HELP["dataset"])
-    path = c.text_input("dataset path", key="ft.dataset_path", disabled=choice != DATASET_PATH,
-                        placeholder="a task file, a folder of tasks, or a Kaggle *_challenges.json").strip()
-    return path if choice == DATASET_PATH else choice
+    """Put a config (TrainConfig JSON, e.g. a run's config.json) into the form (Clone config / load a file).
+    Raises ConfigError naming the option when the config is not valid; the form is left as it was."""
+    forms.config_to_state(TrainConfig, PREFIX, {k: v for k, v in d.items() if k != "shards"})
 
 
 @dataclass
@@ -222,44 +43,19 @@ class FormResult:
 
 
 def options_form() -> FormResult:
-    """Every training option, in tabs; returns the validated config or the first error (naming the option)."""
-    _init_state()
-    values: dict[str, Any] = {}
-    errors: list[str] = []
-    tabs = st.tabs(list(grouped_specs()))
-    for tab, (group, specs) in zip(tabs, grouped_specs().items()):
-        cols = tab.columns(3)
-        i = 0
-        for s in specs:
-            if s.path == "model.base_model":
-                values[s.path] = _base_model_widget(tab.container())
-                continue
-            if s.path == "dataset":
-                values[s.path] = _dataset_widget(cols[i % 3])
-                i += 1
-                continue
-            raw = _widget(s, cols[i % 3])
-            i += 1
-            try:
-                values[s.path] = _from_widget(s, raw)
-            except ValueError as e:
-                errors.append(str(e))
-    selected = _selected_tasks(values)
-    if errors:
-        return FormResult(None, errors[0], selected)
-    d: dict[str, Any] = {}
-    for path, v in values.items():
-        head, _, tail = path.partition(".")
-        if tail:
-            d.setdefault(head, {})[tail] = v
-        else:
-            d[head] = v
+    """Every training option, in tabs; returns the validated config or the first error (naming the option). The
+    dataset, task ids and the cheap parts of the model source are checked too, so Launch is enabled only for a
+    run that can start."""
+    form = forms.config_form(TrainConfig, PREFIX, order=TABS)
+    selected = _selected_tasks(form.values)
+    cfg, error = forms.read_config(TrainConfig, form)
+    if cfg is None:
+        return FormResult(None, error, selected)
     try:
-        cfg = TrainConfig.from_json(d)
         commands.check_launchable(cfg)
-    except (ValueError, TypeError) as e:
+    except ConfigError as e:
         return FormResult(None, str(e), selected)
-    if selected.startswith("tasks:"):
+    if selected.startswith(("tasks:", "dataset:")):
         return FormResult(None, selected, selected)
     return FormResult(cfg, None, selected)
 
@@ -307,7 +103,7 @@ def _load_upload() -> None:
     try:
         config_to_state(json.loads(up.getvalue()))
         st.session_state["_ft_msg"] = ("success", f"Loaded {up.name} into the form.")
-    except (ValueError, TypeError, KeyError) as e:
+    except (ValueError, RecursionError) as e:
         st.session_state["_ft_msg"] = ("error", f"{up.name}: not a training config ({e})")
 
 
@@ -323,7 +119,7 @@ def _path_action(action: str) -> None:
         else:
             write_json_atomic(p, st.session_state["_ft_cfg_json"])
             st.session_state["_ft_msg"] = ("success", f"Saved the config to {p}.")
-    except (OSError, ValueError, TypeError, KeyError) as e:
+    except (OSError, ValueError, RecursionError) as e:
         st.session_state["_ft_msg"] = ("error", f"{p}: {e}")
 
 

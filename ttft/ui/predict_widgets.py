@@ -14,9 +14,11 @@ import streamlit as st
 from ttft.core.metrics import as_grid, same_grid
 from ttft.engine.commands import launch_prediction
 from ttft.engine.predict import BASELINES_DIR
-from ttft.engine.predict_config import PredictConfig, PredictError
+from ttft.engine.predict_config import PredictConfig
+from ttft.options import ConfigError
 from ttft.runs.predictions import PredictionRef, find_predictions, read_prediction
 from ttft.runs.rundir import read_json, runs_root
+from ttft.ui import forms
 from ttft.ui import widgets as w
 from ttft.views import predviz as pv
 
@@ -353,32 +355,29 @@ def compare(ref: PredictionRef, refs: list[PredictionRef]) -> None:
 
 
 def launch_form(ref: PredictionRef | None) -> None:
+    """A new prediction: the model (this prediction's run, or a base model) and every prediction option, generated
+    from PredictConfig; validated before it is queued."""
     st.markdown("Predict in the background (a `python -m ttft predict` job; it keeps running when the tab closes).")
     run = str(ref.source_run) if ref is not None and ref.source_run else ""
-    with st.form("pred_launch"):
-        src = st.radio("Model", ["this run", "a base model"] if run else ["a base model"], horizontal=True,
-                       key="pred_l_src")
-        base = st.text_input("Base model", "default", key="pred_l_base", help=PredictConfig.HELP["base_model"])
-        c = st.columns(3)
-        ds = c[0].text_input("Dataset", (ref.config.get("dataset") if ref else None) or "arc-agi-1/evaluation",
-                             key="pred_l_dataset")
-        tasks = c[1].text_input("Tasks (comma-separated; empty: the run's or all)", key="pred_l_tasks")
-        views = c[2].number_input("Views", 1, 64, 8, key="pred_l_views", help=PredictConfig.HELP["views"])
-        c = st.columns(3)
-        bs = c[0].number_input("Batch size (0: automatic)", 0, 1024, 0, key="pred_l_bs")
-        sample = c[1].checkbox("Sample instead of greedy", key="pred_l_sample")
-        name = c[2].text_input("Name (optional)", key="pred_l_name")
-        go = st.form_submit_button("Launch prediction", type="primary")
-    if not go:
-        return
-    ids = tuple(t.strip() for t in tasks.split(",") if t.strip())
-    try:
-        cfg = PredictConfig(run=run if src == "this run" else None, base_model=None if src == "this run" else base,
-                            dataset=ds or None, tasks=ids, views=int(views), batch_size=int(bs), sample=sample,
-                            name=name.strip() or None)
-        res = launch_prediction(cfg)
-    except (PredictError, ValueError) as e:
-        st.error(str(e))
-        return
-    st.success(f"Launched{' job ' + res['job'] if res.get('job') else ''}: writing {res['out']}")
-    st.code("python -m ttft " + " ".join(res["argv"]), language="bash")
+    src = st.radio("Model", ["this run", "a base model"] if run else ["a base model"], horizontal=True,
+                   key="pred_l_src")
+    base = ""
+    if src == "a base model":
+        base = st.text_input("Base model", "default", key="pred_l_base",
+                             help=PredictConfig.HELP["base_model"]).strip()
+    initial = PredictConfig(base_model="default",  # (the source is chosen above; the form hides it)
+                            dataset=(ref.config.get("dataset") if ref else None) or "arc-agi-1/evaluation")
+    form = forms.config_form(PredictConfig, "pred_l", order=("Tasks", "Views", "Decoding", "Hardware", "Output"),
+                             hide=("run", "base_model", "out"), initial=initial.to_json())
+    source = {"run": run or None} if src == "this run" else {"base_model": base or None}
+    cfg, error = forms.read_config(PredictConfig, form, base={**PredictConfig().to_json(), **source})
+    if cfg is None:
+        st.error(error)
+    if st.button("Launch prediction", type="primary", disabled=cfg is None, key="pred_l_go"):
+        try:
+            res = launch_prediction(cfg)
+        except (ConfigError, OSError) as e:
+            st.error(f"Not launched: {e}")
+            return
+        st.success(f"Launched{' job ' + res['job'] if res.get('job') else ''}: writing {res['out']}")
+        st.code("python -m ttft " + " ".join(res["argv"]), language="bash")
