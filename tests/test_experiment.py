@@ -4,7 +4,7 @@ import json
 import sys
 
 import pytest
-from conftest import run_group
+from conftest import CLI_ENV, run_group
 
 from ttft.engine.experiment import train_config_for
 from ttft.engine.experiment_config import ROWS, AblationConfig
@@ -13,8 +13,8 @@ from ttft.runs.rundir import RunDir
 TASKS = "00576224,0c786b71"
 
 
-def run(cmd, timeout=600):
-    return run_group(cmd, timeout=timeout)
+def run(cmd, timeout=600, env=None):
+    return run_group(cmd, timeout=timeout, env=env)
 
 
 def test_row_configs_follow_the_seed_experiment():
@@ -36,9 +36,11 @@ def test_row_configs_follow_the_seed_experiment():
 
 def test_miniature_ablation_end_to_end(tiny_model, tmp_path):
     out = tmp_path / "exp"
+    # every stage is a job in the runs folder's queue: a runs folder of its own
     r = run([sys.executable, "-m", "ttft", "experiment", "seed-ablation", "--base-model", tiny_model,
              "--tasks", TASKS, "--rows", "baseline,n-1,n-1 + geometric + colour", "--steps", "3", "--views", "2",
-             "--lora-r", "2", "--device", "cpu", "--out", str(out), "--json"])
+             "--lora-r", "2", "--device", "cpu", "--out", str(out), "--json"],
+            env={**CLI_ENV, "TTFT_RUNS_DIR": str(tmp_path / "runs")})
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads(r.stdout.strip().splitlines()[-1])
     rows = res["rows"]

@@ -4,33 +4,49 @@ Rows (the seed experiment, arc24 iteration 4): ``baseline`` (no TTFT), ``n-1`` (
 ``n-1 + geometric`` (+ the 8 dihedral transforms), ``n-1 + geometric + colour`` (+ colour permutations keeping 0),
 and the variants ``preserve original colours`` (half the samples keep the original colours) and ``n-2``
 (leave-two-out tasks). Every TTFT row is a per-task LoRA TTFT run with the same seed, steps and task subset; every
-row is then predicted with the same views. Each stage runs as its own ``python -m ttft …`` process (``torchrun``
-with ``gpus > 1``: one process per device or CPU core, each training its share of the tasks), and the table is
-collected into ``<out>/results.json`` (+ ``results.md``) which the app reads.
+row is then predicted with the same views. The table is collected into ``<out>/results.json`` (+ ``results.md``)
+which the app reads.
+
+The experiment is an orchestrator: each stage (a row's ``train``, ``merge-shards`` after a ``torchrun`` TTFT stage
+with ``gpus > 1``, and ``predict``) is queued as a job of its own (:func:`ttft.runs.jobs.enqueue_stage`, a folder
+``<runs>/<experiment>--<row>--<stage>/``; ``gpu`` when the device is a GPU) in the same queue and slots as every
+other job, and the experiment waits for it. The experiment itself runs under :class:`ttft.runs.lifecycle.RunLifecycle`
+(status, pid and start time in ``<out>/status.json``): SIGTERM stops its running stage and ends it ``stopped``; a
+rerun into the same folder skips the rows already done (and resumes a row's stopped TTFT run).
 """
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ttft.core.augment import AugmentOptions
 from ttft.engine.experiment_config import ROWS, AblationConfig, slug
-from ttft.runs.rundir import RunDir, read_json, runs_root, write_json_atomic
+from ttft.options import ConfigError
+from ttft.runs.jobs import enqueue_stage, wait_for
+from ttft.runs.lifecycle import RunLifecycle
+from ttft.runs.process import device_kind, process_alive
+from ttft.runs.registry import EXPERIMENTS_DIR, Job, JobConfig
+from ttft.runs.rundir import ACTIVE, RunDir, read_json, runs_root, write_json_atomic
 
 
 def select_ids(cfg: AblationConfig) -> list[str]:
+    """The experiment's task ids: the selected tasks whose test outputs are known (to score), sorted by id, the
+    first ``limit``. An empty selection raises ConfigError."""
     from ttft.core.selection import select_tasks
 
-    _, tasks = select_tasks(cfg.dataset, cfg.tasks, cfg.max_task_tokens)
-    tasks = [t for t in tasks if t.test_outputs_known]
+    _, tasks = select_tasks(cfg.dataset, cfg.tasks, cfg.max_task_tokens, known_outputs=True)
     ids = sorted(t.id for t in tasks)
     return ids[: cfg.limit] if cfg.limit else ids
+
+
+def stage_kind(cfg: AblationConfig) -> str:
+    """The slot kind of the experiment's train and predict stages: ``gpu`` when its device is (or, for ``auto``,
+    finds) a GPU, else ``cpu``."""
+    return device_kind(cfg.device)
 
 
 def train_config_for(row: str, cfg: AblationConfig, ids: list[str]):
@@ -49,79 +65,143 @@ def train_config_for(row: str, cfg: AblationConfig, ids: list[str]):
     ).validate()
 
 
-def _run(cmd: list[str], log: Path, env: dict | None = None) -> dict:
-    """Run one stage as its own process; its output goes to ``log``; returns the JSON of its last stdout line."""
-    with open(log, "a") as lf:
-        lf.write(f"$ {' '.join(cmd)}\n")
-        lf.flush()
-        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=lf, text=True, env=env)
-    if p.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[:6])} … exited {p.returncode}; see {log}")
-    return json.loads(p.stdout.strip().splitlines()[-1])
+class _Stages:
+    """The stage jobs of one experiment, run one at a time through the job queue."""
+
+    def __init__(self, out: Path, life: RunLifecycle, jobs_cfg: JobConfig, progress: Callable[[str], None]):
+        self.out, self.life, self.jobs_cfg, self.progress = out, life, jobs_cfg, progress
+        self.stopped: Job | None = None  # a stage that ended 'stopped' (by us or by someone else)
+
+    def run(self, row: str, stage: str, argv: list[str], run_dir: Path, kind: str, module: str = "ttft") -> Job | None:
+        """Queue the stage, wait for it; the finished job, or None when it was stopped. Raises when it failed."""
+        job = enqueue_stage(argv, f"{self.out.name}--{slug(row)}--{stage}", kind, self.jobs_cfg, run_dir=run_dir,
+                            owner=self.out, module=module)
+        where = f"queued, position {job.position}" if job.status == "queued" and job.position else job.status
+        self.progress(f"[{row}] {stage}: job {job.id} ({kind}, {where})")
+        self.life.log(f"[{row}] {stage}: job {job.id} ({kind}): {job.command()}")
+        self.life.update(stage=job.id)
+        job = wait_for(job, self.jobs_cfg, should_stop=lambda: self.life.requested)
+        self.life.log(f"[{row}] {stage}: job {job.id} {job.status}")
+        if job.status == "finished":
+            return job
+        if job.status == "stopped":
+            self.stopped = job
+            return None
+        why = job.raw.get("error") or job.note or job.status
+        raise RuntimeError(f"[{row}] {stage} job {job.id} {job.status}: {why}; see {job.path}")
 
 
-def run_ablation(cfg: AblationConfig, out: Path, progress: Callable[[str], None] = print) -> dict:
-    """Run every row (skipping rows already done in ``out``), collect and save the table."""
+def _seconds(raw: dict) -> float:
+    s, e = raw.get("started"), raw.get("ended")
+    return max(0.0, float(e) - float(s)) if isinstance(s, (int, float)) and isinstance(e, (int, float)) else 0.0
+
+
+def _train_stage(row: str, cfg: AblationConfig, ids: list[str], rdir: Path, stages: _Stages, kind: str) -> float | None:
+    """The row's TTFT run (skipped when finished before, resumed when stopped before): its seconds, or None when
+    it was stopped."""
+    run = RunDir(rdir / "run")
+    if run.status().get("status") == "finished":
+        stages.progress(f"[{row}] TTFT done before ({run.path})")
+        return _seconds(run.status())
+    tcfg = train_config_for(row, cfg, ids)
+    cfile = rdir / "train-config.json"
+    write_json_atomic(cfile, tcfg.to_json())
+    started = run.exists() or any(run.path.glob("shard-*/config.json"))
+    if started and cfg.gpus > 1:
+        write_json_atomic(run.config_file, tcfg.to_json())  # what the shards resume from (merge-shards rewrites it)
+    elif started:
+        from ttft.engine.train_config import TrainConfig
+
+        if TrainConfig.from_json(run.config()).to_json() != tcfg.to_json():
+            raise ConfigError(f"rows: {run.path} holds a TTFT run with other options than row {row!r} now has; "
+                              "delete it (or choose another --out) to run the row again")
+    args = ["train", "--resume", str(run.path)] if started else ["train", "--config", str(cfile), "--run-dir",
+                                                                  str(run.path)]
+    stages.progress(f"[{row}] TTFT on {len(ids)} tasks × {cfg.steps} steps ({cfg.gpus} process(es))"
+                    + (" (resumed)" if started else ""))
+    if cfg.gpus > 1:
+        job = stages.run(row, "train", ["--standalone", "--nproc-per-node", str(cfg.gpus), "-m", "ttft", *args,
+                                        "--json"], run.path, kind, module="torch.distributed.run")
+        if job is None:
+            return None
+        merged = stages.run(row, "merge", ["merge-shards", str(run.path), "--json"], run.path, "cpu")
+        return None if merged is None else _seconds(job.raw) + _seconds(merged.raw)
+    job = stages.run(row, "train", [*args, "--json"], run.path, kind)
+    return None if job is None else _seconds(job.raw)
+
+
+def _run_row(row: str, cfg: AblationConfig, ids: list[str], out: Path, stages: _Stages, kind: str) -> dict | None:
+    """Run one row's stages; its results, or None when a stage was stopped."""
+    rdir = out / "rows" / slug(row)
+    rdir.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    train_s = 0.0
+    if ROWS[row] is None:
+        pred_src = ["--base-model", cfg.base_model]
+    else:
+        got = _train_stage(row, cfg, ids, rdir, stages, kind)
+        if got is None:
+            return None
+        train_s, pred_src = got, ["--run", str(rdir / "run")]
+    stages.progress(f"[{row}] predicting {len(ids)} tasks × {cfg.views} views")
+    pdir = rdir / "predictions"
+    job = stages.run(row, "predict", ["predict", *pred_src, "--dataset", cfg.dataset, "--tasks", ",".join(ids),
+                                      "--views", str(cfg.views), "--device", cfg.device, "--out", str(pdir),
+                                      "--json"], pdir, kind)
+    if job is None:
+        return None
+    pred = (read_json(pdir / "metrics.json") or {}).get("summary") or {}
+    return {
+        "experiment": row, "status": "finished", "val_loss": pred.get("val_loss"),
+        "accuracy": pred.get("accuracy"), "pass_at_2": pred.get("pass_at_2"), "vote_1": pred.get("vote_1"),
+        "correct_pixels": pred.get("correct_pixels"), "unanswered": pred.get("unanswered"),
+        "train_seconds": train_s, "predict_seconds": _seconds(job.raw), "wall_seconds": time.time() - t0,
+        "ttft_seconds_per_task_per_100_steps": (train_s / len(ids) * 100 / cfg.steps) if train_s else None,
+        "n_tasks": pred.get("n_tasks"), "predictions": str(pdir),
+        "run_dir": str(rdir / "run") if ROWS[row] is not None else None,
+    }
+
+
+def run_ablation(cfg: AblationConfig, out: Path, progress: Callable[[str], None] = print,
+                 jobs_cfg: JobConfig | None = None) -> dict:
+    """Run every row (skipping rows already done in ``out``), each stage as a queued job; collect and save the
+    table. Returns ``{"config", "rows", "status"}`` (``stopped`` after SIGTERM or a stopped stage)."""
     cfg.validate()
+    out = Path(out).absolute()
     out.mkdir(parents=True, exist_ok=True)
     exp = RunDir(out)
+    st = exp.status()
+    if st.get("status") in ACTIVE and st.get("pid") != os.getpid() and process_alive(st.get("pid"),
+                                                                                        st.get("pid_start")):
+        raise ConfigError(f"out: {out} is being run by process {st['pid']}: stop it first")
     ids = select_ids(cfg)
     if not exp.config_file.exists():
         write_json_atomic(exp.config_file, {"experiment": "seed-ablation", **cfg.to_json(), "task_ids": ids})
-    exp.update_status(status="running", pid=os.getpid(), rows_done=0, n_rows=len(cfg.rows), n_tasks=len(ids),
-                      started=time.time())
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    py = sys.executable
+    jobs_cfg = jobs_cfg or JobConfig.from_env()
+    kind = stage_kind(cfg)
     results = (read_json(out / "results.json") or {}).get("rows", {})
-    log = out / "log.txt"
-    try:
-        for k, row in enumerate(cfg.rows):
-            if row in results and results[row].get("status") == "finished":
+    done = lambda: sum(1 for r in cfg.rows if (results.get(r) or {}).get("status") == "finished")  # noqa: E731
+    life = RunLifecycle(exp, stop_message="stopping its running stage")
+    with life.start(rows_done=done(), n_rows=len(cfg.rows), n_tasks=len(ids), step=done(), max_steps=len(cfg.rows),
+                    stage=None):
+        stages = _Stages(out, life, jobs_cfg, progress)
+        for row in cfg.rows:
+            if life.requested or stages.stopped:
+                break
+            if (results.get(row) or {}).get("status") == "finished":
                 continue
-            rdir = out / "rows" / slug(row)
-            rdir.mkdir(parents=True, exist_ok=True)
-            t0 = time.time()
-            train_s = 0.0
-            if ROWS[row] is None:
-                pred_src = ["--base-model", cfg.base_model]
-            else:
-                tcfg = train_config_for(row, cfg, ids)
-                cfile = rdir / "train-config.json"
-                write_json_atomic(cfile, tcfg.to_json())
-                run_dir = rdir / "run"
-                progress(f"[{row}] TTFT on {len(ids)} tasks × {cfg.steps} steps ({cfg.gpus} process(es))")
-                if cfg.gpus > 1:
-                    _run([py, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(cfg.gpus),
-                          "-m", "ttft", "train", "--config", str(cfile), "--run-dir", str(run_dir), "--json"],
-                         log, env)
-                    _run([py, "-m", "ttft", "merge-shards", str(run_dir), "--json"], log, env)
-                else:
-                    _run([py, "-m", "ttft", "train", "--config", str(cfile), "--run-dir", str(run_dir), "--json"],
-                         log, env)
-                train_s = time.time() - t0
-                pred_src = ["--run", str(run_dir)]
-            progress(f"[{row}] predicting {len(ids)} tasks × {cfg.views} views")
-            t1 = time.time()
-            pred = _run([py, "-m", "ttft", "predict", *pred_src, "--dataset", cfg.dataset, "--tasks", ",".join(ids),
-                         "--views", str(cfg.views), "--out", str(rdir / "predictions"), "--json"], log, env)
-            results[row] = {
-                "experiment": row, "status": "finished", "val_loss": pred.get("val_loss"),
-                "accuracy": pred.get("accuracy"), "pass_at_2": pred.get("pass_at_2"), "vote_1": pred.get("vote_1"),
-                "correct_pixels": pred.get("correct_pixels"), "unanswered": pred.get("unanswered"),
-                "train_seconds": train_s, "predict_seconds": time.time() - t1, "wall_seconds": time.time() - t0,
-                "ttft_seconds_per_task_per_100_steps": (train_s / len(ids) * 100 / cfg.steps) if train_s else None,
-                "n_tasks": pred.get("n_tasks"), "predictions": str(rdir / "predictions"),
-                "run_dir": str(rdir / "run") if ROWS[row] is not None else None,
-            }
+            rec = _run_row(row, cfg, ids, out, stages, kind)
+            if rec is None:
+                break
+            results[row] = rec
             write_json_atomic(out / "results.json", {"config": cfg.to_json(), "rows": results})
             (out / "results.md").write_text(results_markdown(cfg, results))
-            exp.update_status(rows_done=k + 1)
-            progress(f"[{row}] val loss {results[row]['val_loss']}, accuracy {results[row]['accuracy']}")
-    except BaseException as e:
-        exp.update_status(status="failed", error=f"{type(e).__name__}: {e}", ended=time.time())
-        raise
-    exp.update_status(status="finished", ended=time.time())
-    return {"config": cfg.to_json(), "rows": results}
+            life.update(rows_done=done(), step=done())
+            progress(f"[{row}] val loss {rec['val_loss']}, accuracy {rec['accuracy']}")
+        why = {} if life.requested or not stages.stopped else {"note": f"its stage {stages.stopped.id} was stopped"}
+        status = life.finish("stopped" if stages.stopped else None, stage=None, **why)
+    progress(f"{status}: {done()} of {len(cfg.rows)} rows; {out}")
+    return {"config": cfg.to_json(), "rows": results, "status": status}
 
 
 def _fmt(v: Any, pct: bool = False) -> str:
@@ -143,7 +223,8 @@ def results_markdown(cfg: AblationConfig, rows: dict) -> str:
 
 
 def experiments_root() -> Path:
-    return runs_root() / "experiments"
+    """Where experiments are written by default: ``<runs>/experiments`` (the job registry lists them too)."""
+    return runs_root() / EXPERIMENTS_DIR
 
 
 def list_experiments(root: Path | None = None) -> list[Path]:

@@ -17,10 +17,7 @@ attempt 1 and attempt 2 (:func:`vote`).
 from __future__ import annotations
 
 import os
-import signal
-import threading
 import time
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -37,7 +34,8 @@ from ttft.engine.generate import Generated, Predictor, auto_batch_size, generate
 from ttft.engine.predict_config import PredictConfig, PredictError
 from ttft.engine.sources import resolve_source, select
 from ttft.engine.views import max_output_tokens, output_token_estimate, view_specs
-from ttft.runs.rundir import RunDir, append_jsonl, process_start_time, runs_root, safe_name, write_json_atomic
+from ttft.runs.lifecycle import RunLifecycle
+from ttft.runs.rundir import RunDir, append_jsonl, runs_root, safe_name, write_json_atomic
 
 #: folder (under the runs folder) of predictions of bare base models made without --out
 BASELINES_DIR = "baselines"
@@ -274,28 +272,6 @@ def write_json_compact(path: Path, obj: Any) -> None:
         raise
 
 
-class _Stop:
-    """SIGTERM/SIGINT set a flag checked between batches (installed only in the main thread)."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._old: dict = {}
-
-    def install(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for s in (signal.SIGTERM, signal.SIGINT):
-            self._old[s] = signal.signal(s, self._handle)
-
-    def _handle(self, signum, frame) -> None:
-        self.requested = True
-
-    def restore(self) -> None:
-        for s, h in self._old.items():
-            signal.signal(s, h)
-        self._old.clear()
-
-
 def run_prediction(cfg: PredictConfig, log: Callable[[str], None] = lambda m: None) -> PredictResult:
     """Predict every selected task and write the prediction folder. Bad options, a missing run or model, or an
     unknown task raise PredictError before the folder is written."""
@@ -322,12 +298,10 @@ def run_prediction(cfg: PredictConfig, log: Callable[[str], None] = lambda m: No
     write_json_atomic(run.config_file, {"kind": "predict", **cfg.to_json(), "dataset": spec,
                                         "tasks": [t.id for t in tasks], "source": source.to_json(),
                                         "dataset_version": ds.version, "device": device})
-    stop = _Stop()
-    stop.install()
     t0 = time.time()
-    run.update_status(status="running", pid=os.getpid(), pid_start=process_start_time(os.getpid()), started=t0,
-                      done=0, total=len(tasks), error=None)
-    try:
+    # the run's lifecycle: running (pid, start time) → finished / stopped (SIGTERM/SIGINT between batches) / failed;
+    # its signal handlers are installed only in the main thread and restored at the end
+    with RunLifecycle(run, stop_message="stopping after the current batch").start(done=0, total=len(tasks)) as stop:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         pred = load_predictor(source, device, cfg.dtype)
@@ -348,16 +322,10 @@ def run_prediction(cfg: PredictConfig, log: Callable[[str], None] = lambda m: No
             "selected_tasks": len(tasks)})
         write_json_compact(out / "submission.json", submission([t.id for t in tasks], results,
                                                                {t.id: len(t.test) for t in tasks}))
-        run.update_status(status=status, ended=time.time(), done=len(results), summary=summary)
+        stop.finish(status, done=len(results), summary=summary)
         log(f"{status}: {len(results)} task(s), pass@2 {summary.get('pass_at_2')}, accuracy "
             f"{summary.get('accuracy')}, val loss {summary.get('val_loss')}; {out}")
         return PredictResult(str(out), status, summary, n_pred, pps, wall)
-    except BaseException as e:
-        run.update_status(status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc()[-4000:],
-                          ended=time.time())
-        raise
-    finally:
-        stop.restore()
 
 
 def _groups(tasks: list[Task], pred: Predictor, cfg: PredictConfig) -> list[list[Task]]:
@@ -368,7 +336,7 @@ def _groups(tasks: list[Task], pred: Predictor, cfg: PredictConfig) -> list[list
     return [tasks[i:i + per_chunk] for i in range(0, len(tasks), per_chunk)]
 
 
-def _predict_tasks(cfg, pred: Predictor, tasks, limit, run: RunDir, stop: _Stop, log):
+def _predict_tasks(cfg, pred: Predictor, tasks, limit, run: RunDir, stop: RunLifecycle, log):
     results: dict[str, dict] = {}
     gen_s, n_pred = 0.0, 0
     for group in _groups(tasks, pred, cfg):

@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import os
 import platform
-import signal
 import subprocess
 import sys
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +41,7 @@ from ttft.engine.models import (
 from ttft.engine.samples import SampleStream, ValSet, fits_at_all, known_pairs_task, make_collator
 from ttft.engine.train_config import TrainConfig
 from ttft.options import ConfigError
+from ttft.runs.lifecycle import RunLifecycle
 from ttft.runs.rundir import RunDir, new_run_id, runs_root, safe_name, write_json_atomic
 
 # --------------------------------------------------------------------------- config
@@ -55,28 +54,8 @@ from ttft.runs.rundir import RunDir, new_run_id, runs_root, safe_name, write_jso
 
 
 # --------------------------------------------------------------------------- stop handling
-
-
-class StopFlag:
-    """Set by SIGTERM/SIGINT; the callback saves a checkpoint at the next step end and stops."""
-
-    def __init__(self):
-        self.requested = False
-        self.signal_name = ""
-
-    def install(self, run: RunDir | None) -> None:
-        def handler(signum, frame):
-            self.requested = True
-            self.signal_name = signal.Signals(signum).name
-            if run is not None:
-                try:
-                    run.update_status(status="stopping")
-                    run.log(f"{self.signal_name} received: saving a checkpoint and stopping")
-                except OSError:
-                    pass
-
-        signal.signal(signal.SIGTERM, handler)
-        signal.signal(signal.SIGINT, handler)
+# The run's lifecycle (ttft.runs.lifecycle.RunLifecycle) holds the stop flag: SIGTERM/SIGINT set it, and the
+# callback saves a checkpoint at the next step end and stops.
 
 
 def _cuda_in_use() -> bool:
@@ -85,7 +64,7 @@ def _cuda_in_use() -> bool:
     return torch.cuda.is_available() and torch.cuda.is_initialized()
 
 
-def _make_callback(run: RunDir | None, stop: StopFlag, task_label: str | None, step_offset: int, total_steps: int,
+def _make_callback(run: RunDir | None, stop: RunLifecycle, task_label: str | None, step_offset: int, total_steps: int,
                    stream: SampleStream | None):
     from transformers import TrainerCallback
 
@@ -287,36 +266,19 @@ def train(cfg: TrainConfig, run_dir: str | None = None, resume: bool = False, lo
         if cfg.val_max_tokens is not None:
             val_tasks = [t for t in val_tasks if t.stats().tokens <= cfg.val_max_tokens]
     run = prepare_run_dir(cfg, run_dir, resume)
-    stop = StopFlag()
-    stop.install(run if _rank() == 0 else None)
     is_main = _rank() == 0
-    try:
-        if is_main:
-            run.update_status(status="running", pid=os.getpid(), pid_start=_own_start(), step=0,
-                              max_steps=cfg.steps * (len(tasks) if cfg.per_task else 1), started=time.time(),
-                              mode=cfg.mode, n_tasks=len(tasks), error=None)
-            run.log(f"{'resuming' if resume else 'starting'} {cfg.mode} on {cfg.dataset} ({len(tasks)} tasks), "
-                    f"device {device}")
-        result = _train_inner(cfg, run, ds, tasks, val_tasks, device, resume, stop, log)
+    # rank 0 writes the run's status; every rank gets the stop flag (a failure is recorded as failed and re-raised)
+    life = RunLifecycle(run, write=is_main, stop_message="saving a checkpoint and stopping")
+    with life.start(step=0, max_steps=cfg.steps * (len(tasks) if cfg.per_task else 1), mode=cfg.mode,
+                    n_tasks=len(tasks)):
+        life.log(f"{'resuming' if resume else 'starting'} {cfg.mode} on {cfg.dataset} ({len(tasks)} tasks), "
+                 f"device {device}")
+        result = _train_inner(cfg, run, ds, tasks, val_tasks, device, resume, life, log)
         if is_main:
             write_json_atomic(run.path / "result.json", result.to_json())
-            run.update_status(status=result.status, step=result.steps, ended=time.time(),
-                              val_loss=result.val_loss, final_loss=result.final_loss)
-            run.log(f"{result.status} at step {result.steps}")
+        life.finish(result.status, step=result.steps, val_loss=result.val_loss, final_loss=result.final_loss)
+        life.log(f"{result.status} at step {result.steps}")
         return result
-    except BaseException as e:
-        if is_main:
-            tb = traceback.format_exc()
-            run.log(tb)
-            run.update_status(status="failed", error=f"{type(e).__name__}: {e}", traceback=tb[-4000:],
-                              ended=time.time())
-        raise
-
-
-def _own_start() -> float | None:
-    from ttft.runs.rundir import process_start_time
-
-    return process_start_time(os.getpid())
 
 
 def _train_inner(cfg, run, ds, tasks, val_tasks, device, resume, stop, log) -> TrainResult:

@@ -29,12 +29,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ttft.runs.process import (
+    JOB_DIR_ENV,
     _descendants,
-    _job_env,
     _signal,
     _spawn_detached,
     device_kind,
@@ -42,7 +42,19 @@ from ttft.runs.process import (
     run_lock,
     try_acquire_slot,
 )
-from ttft.runs.registry import KINDS, Job, JobConfig, JobError, _is_run_dir, derive_status, get_job
+from ttft.runs.registry import (
+    KINDS,
+    ORCHESTRATOR,
+    Job,
+    JobConfig,
+    JobError,
+    _is_run_dir,
+    _link,
+    derive_status,
+    get_job,
+    job_dirs,
+    queue_root,
+)
 from ttft.runs.rundir import (
     ACTIVE,
     JOB_FILE,
@@ -129,17 +141,29 @@ def launch(argv: Sequence[str], cfg: JobConfig | None = None, name: str | None =
 
 
 _CLEARED_ON_QUEUE = ("pid", "pid_start", "ended", "error", "traceback", "exit_code", "exit_signal", "stop_requested",
-                     "note", "supervisor_pid", "supervisor_start", "slot")
+                     "note", "supervisor_pid", "supervisor_start", "slot", "run_dir", "started")
+
+#: the one slot of the ``experiment`` kind: one experiment (orchestrator) at a time per runs folder
+ORCHESTRATOR_SLOTS = 1
 
 
-def _enqueue(path: Path, argv: list[str], kind: str, cfg: JobConfig, config: dict | None) -> Job:
+def job_kind(argv: Sequence[str], kind: str) -> str:
+    """The slot kind a command takes: an ``experiment`` only orchestrates cpu/gpu stage jobs, so it takes the
+    ``experiment`` slot whatever it was launched as (it must not hold a slot its own stages wait for)."""
+    return ORCHESTRATOR if list(argv[:1]) == ["experiment"] else kind
+
+
+def _enqueue(path: Path, argv: list[str], kind: str, cfg: JobConfig, config: dict | None,
+             extra: dict | None = None) -> Job:
     path = Path(path).absolute()
+    kind = job_kind(argv, kind)
     now = time.time()
     old = read_json(path / JOB_FILE, {}) or {}
-    meta = {"argv": argv, "kind": kind, "slots": cfg.slots(kind), "stop_timeout_s": cfg.stop_timeout_s,
-            "poll_s": cfg.poll_s, "cwd": os.getcwd(), "python": sys.executable,
-            "created": old.get("created", now), "queued_at": now, "launches": int(old.get("launches", 0)) + 1,
-            "config": config if config is not None else old.get("config")}
+    meta = {"argv": argv, "kind": kind, "slots": ORCHESTRATOR_SLOTS if kind == ORCHESTRATOR else cfg.slots(kind),
+            "stop_timeout_s": cfg.stop_timeout_s, "poll_s": cfg.poll_s, "cwd": os.getcwd(), "python": sys.executable,
+            "root": str(cfg.root), "created": old.get("created", now), "queued_at": now,
+            "launches": int(old.get("launches", 0)) + 1,
+            "config": config if config is not None else old.get("config"), **(extra or {})}
     write_json_atomic(path / JOB_FILE, meta)
     with run_lock(path):
         st = {k: v for k, v in RunDir(path).status().items() if k not in _CLEARED_ON_QUEUE}
@@ -151,26 +175,84 @@ def _enqueue(path: Path, argv: list[str], kind: str, cfg: JobConfig, config: dic
         run = RunDir(path)
         if run.status().get("status") == "queued" and "supervisor_pid" not in run.status():
             run.update_status(supervisor_pid=sup.pid, supervisor_start=process_start_time(sup.pid))
-    return get_job(path)
+    return get_job(path, cfg.root)
+
+
+# --------------------------------------------------------------------------- stages of an experiment
+
+
+def enqueue_stage(argv: Sequence[str], name: str, kind: str, cfg: JobConfig | None = None,
+                  run_dir: str | os.PathLike | None = None, owner: str | os.PathLike | None = None,
+                  module: str = "ttft") -> Job:
+    """Queue one stage of an orchestrating process (an experiment's ``train``/``predict`` command) as a job of its
+    own, ``<runs>/<name>/``, in the same queue and slots as every other job: ``python -m <module> <argv>`` of
+    ``kind`` (cpu or gpu). ``run_dir`` is the folder the command writes (linked: the registry reads its progress
+    and final status through it). ``owner`` (the experiment folder) and this process's pid and start time are
+    recorded: a stage whose owner process is gone is stopped by its supervisor. A stage folder of the same owner
+    from an earlier attempt is reused (stopped first if it is still active)."""
+    cfg = (cfg or JobConfig.from_env()).validate()
+    root = cfg.root
+    root.mkdir(parents=True, exist_ok=True)
+    owner_path = str(Path(owner).absolute()) if owner else None
+    base = safe_name(name)
+    for i in range(1000):
+        path = root / (base if i == 0 else f"{base}-{i + 1}")
+        if not path.exists():
+            path.mkdir()
+            break
+        prev = read_json(path / JOB_FILE, {}) or {}
+        if owner_path and (prev.get("owner") or {}).get("path") == owner_path:
+            job = get_job(path, root)
+            if job.active:
+                stop(job, cfg, wait=True)
+            break
+    else:
+        raise JobError(f"cannot create a stage folder {base} in {root}")
+    me = os.getpid()
+    extra = {"module": module, "stage": True, "run_dir": str(Path(run_dir).absolute()) if run_dir else None,
+             "owner": {"path": owner_path, "pid": me, "pid_start": process_start_time(me)}}
+    return _enqueue(path, [str(a) for a in argv], kind, cfg, None, extra)
+
+
+def wait_for(run: str | os.PathLike | Job, cfg: JobConfig | None = None, should_stop=lambda: False,
+             poll: float | None = None) -> Job:
+    """Wait until a job has ended (``finished``, ``failed``, ``stopped`` or ``lost``) and return it. When
+    ``should_stop()`` turns true first, the job is stopped (:func:`stop`, waiting for it) and returned."""
+    cfg = cfg or JobConfig.from_env()
+    path = get_job(run, cfg.root).path
+    poll = cfg.poll_s if poll is None else poll
+    while True:
+        job = get_job(path, cfg.root)
+        if job.status not in ACTIVE:
+            return job
+        if should_stop():
+            return stop(job, cfg, wait=True)
+        time.sleep(poll)
 
 
 # --------------------------------------------------------------------------- the supervisor
 
 
-def _queue_head(path: Path, kind: str) -> bool:
+def _queue_head(path: Path, kind: str, root: Path | None = None) -> bool:
     """Whether this run is first among the queued runs of its kind in its runs folder."""
-    root = path.parent
+    root = root or path.parent
     queued = []
-    for p in root.iterdir():
-        if not _is_run_dir(p):
-            continue
+    for p in {*job_dirs(root), path}:
         raw = read_json(p / "status.json", {}) or {}
         if raw.get("status") != "queued" or raw.get("kind", (read_json(p / JOB_FILE, {}) or {}).get("kind")) != kind:
             continue
         if p != path and derive_status(raw, {})[0] != "queued":
             continue  # a dead waiter does not hold the queue
-        queued.append((float(raw.get("queued_at") or 0), p.name, p))
-    return bool(queued) and min(queued)[2] == path
+        queued.append((float(raw.get("queued_at") or 0), p.name, str(p), p))
+    return bool(queued) and min(queued)[3] == path
+
+
+def _owner_gone(meta: dict) -> str:
+    """Why the process that queued this stage is gone ('' while it lives or when there is none)."""
+    o = meta.get("owner") or {}
+    if not o.get("pid") or process_alive(o.get("pid"), o.get("pid_start")):
+        return ""
+    return f"its experiment's process ({o['pid']}) is gone"
 
 
 def wait_and_run(run_dir: str | os.PathLike) -> int:
@@ -183,6 +265,7 @@ def wait_and_run(run_dir: str | os.PathLike) -> int:
         print(f"{path}: no {JOB_FILE}", file=sys.stderr)
         return 2
     kind, slots, poll = meta["kind"], int(meta.get("slots", 1)), float(meta.get("poll_s", 0.25))
+    root = queue_root(path, meta)
     me = {"supervisor_pid": os.getpid(), "supervisor_start": process_start_time(os.getpid())}
     with run_lock(path):
         st = run.status()
@@ -206,16 +289,18 @@ def wait_and_run(run_dir: str | os.PathLike) -> int:
     signal.signal(signal.SIGINT, on_signal)
     got = None
     while got is None:
-        if flag["stop"]:
+        gone = _owner_gone(meta)
+        if flag["stop"] or gone:
             with run_lock(path):
                 if run.status().get("status") == "queued":
-                    run.update_status(status="stopped", ended=time.time(), note="stopped while queued")
+                    run.update_status(status="stopped", ended=time.time(),
+                                      note="stopped while queued" + (f": {gone}" if gone else ""))
             return 0
         st = run.status()
         if st.get("status") != "queued" or st.get("supervisor_pid") != os.getpid():
             return 0  # stopped, deleted or taken over while waiting
-        if _queue_head(path, kind):
-            got = try_acquire_slot(path.parent, kind, slots, holder=path.name)
+        if _queue_head(path, kind, root):
+            got = try_acquire_slot(root, kind, slots, holder=path.name)
         if got is None:
             time.sleep(poll)
     fd, slot = got
@@ -225,15 +310,17 @@ def wait_and_run(run_dir: str | os.PathLike) -> int:
             if st.get("status") == "queued":
                 run.update_status(status="stopped", ended=time.time(), note="stopped while queued")
             return 0
+        env = {**os.environ, JOB_DIR_ENV: str(path)}
+        cmd = [sys.executable, "-m", meta.get("module") or "ttft", *meta["argv"]]
         with open(path / STDOUT_FILE, "ab") as out, open(path / STDERR_FILE, "ab") as err:
-            p = subprocess.Popen([sys.executable, "-m", "ttft", *meta["argv"]], stdin=subprocess.DEVNULL,
-                                 stdout=out, stderr=err, cwd=meta.get("cwd"), env=_job_env(), pass_fds=(fd,))
+            p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=meta.get("cwd"), env=env,
+                                 pass_fds=(fd,))
         child.append(p)
         run.update_status(status="running", pid=p.pid, pid_start=process_start_time(p.pid), slot=f"{kind}-{slot}",
                           started=time.time())
-    print(f"{time.strftime('%H:%M:%S')} started pid {p.pid} in slot {kind}-{slot}: {shlex.join(meta['argv'])}",
+    print(f"{time.strftime('%H:%M:%S')} started pid {p.pid} in slot {kind}-{slot}: {shlex.join(cmd[2:])}",
           flush=True)
-    rc = p.wait()
+    rc = _wait_child(p, path, meta, poll)
     os.close(fd)
     finalize(path, rc)
     print(f"{time.strftime('%H:%M:%S')} pid {p.pid} exited with {rc}; status {run.status().get('status')}",
@@ -241,16 +328,48 @@ def wait_and_run(run_dir: str | os.PathLike) -> int:
     return 0
 
 
+def _wait_child(p: subprocess.Popen, path: Path, meta: dict, poll: float) -> int:
+    """Wait for the job's process; a stage whose owner is gone is stopped (SIGTERM, SIGKILL after the timeout)."""
+    if not meta.get("owner"):
+        return p.wait()
+    kill_at = None
+    while (rc := p.poll()) is None:
+        if kill_at is None and (gone := _owner_gone(meta)):
+            with run_lock(path):
+                RunDir(path).update_status(status="stopping", stop_requested=time.time(), note=f"stopped: {gone}")
+            _signal(p.pid, signal.SIGTERM)
+            kill_at = time.monotonic() + float(meta.get("stop_timeout_s", 30))
+        elif kill_at is not None and time.monotonic() > kill_at:
+            for q in [p.pid, *_descendants(p.pid)]:
+                _signal(q, signal.SIGKILL)
+            kill_at = float("inf")
+        time.sleep(min(poll, 0.5))
+    return rc
+
+
+#: what the supervisor copies from a linked run's final status into the job's
+_FINAL_FIELDS = ("status", "error", "traceback", "note", "ended")
+
+
 def finalize(path: Path, rc: int) -> None:
-    """Record how the job's process ended when it did not write a final status itself."""
+    """Record how the job's process ended when it did not write a final status itself: the final status of the run
+    it is linked to (written by the same process), else from the exit code (0: ``finished``, or ``stopped`` when a
+    stop was requested; > 0: ``failed`` with the end of stderr; a signal: ``exit_signal``, shown as ``lost``)."""
     run = RunDir(Path(path))
     with run_lock(run.path):
         st = run.status()
         now = time.time()
+        link = _link(run.path, st, read_json(run.path / JOB_FILE, {}) or {})
+        lst = (read_json(link / "status.json", {}) or {}) if link else {}
         if st.get("status") in TERMINAL:
             run.update_status(exit_code=rc)
+        elif lst.get("status") in TERMINAL and st.get("pid") and lst.get("pid") == st.get("pid"):
+            run.update_status(exit_code=rc, **{k: lst[k] for k in _FINAL_FIELDS if lst.get(k) is not None})
         elif rc == 0:
-            run.update_status(status="finished", exit_code=0, ended=now)
+            if st.get("stop_requested"):
+                run.update_status(status="stopped", exit_code=0, ended=now)
+            else:
+                run.update_status(status="finished", exit_code=0, ended=now)
         elif rc > 0:
             tail = _tail(run.path / STDERR_FILE)
             last = next((ln for ln in reversed(tail.splitlines()) if ln.strip()), f"exit status {rc}")
@@ -328,15 +447,25 @@ def stop(run: str | os.PathLike | Job, cfg: JobConfig | None = None, wait: bool 
 
 
 def resume(run: str | os.PathLike | Job, cfg: JobConfig | None = None) -> Job:
-    """Queue a stopped, failed or lost run again: ``train --resume RUN`` from its last checkpoint (a run that never
-    started is launched again with its original command)."""
+    """Queue a stopped, failed or lost run again: a training run as ``train --resume RUN`` from its last
+    checkpoint, an experiment folder as ``experiment <name> --out RUN`` (the rows done are skipped); a job that
+    never started, or whose command writes elsewhere, is launched again with its original command. An experiment's
+    stage is resumed by running its experiment again."""
     cfg = cfg or JobConfig.from_env()
     job = get_job(run, cfg.root)
     if job.status not in RESUMABLE:
         raise JobError(f"{job.id} is {job.status}: only a stopped, failed or lost run can be resumed")
-    if (job.path / "config.json").exists():
+    conf = read_json(job.path / "config.json")
+    conf = conf if isinstance(conf, dict) else None
+    if job.meta.get("stage"):
+        owner = (job.meta.get("owner") or {}).get("path")
+        raise JobError(f"{job.id} is a stage of the experiment {owner}: run the experiment again (the rows done are "
+                       "skipped)")
+    if conf is not None and conf.get("experiment"):
+        argv, kind = ["experiment", str(conf["experiment"]), "--out", str(job.path)], ORCHESTRATOR
+    elif conf is not None and conf.get("kind") != "predict":
         argv = ["train", "--resume", str(job.path)]
-        kind = job.meta.get("kind") or device_kind(job.config().get("device"))
+        kind = job.meta.get("kind") or device_kind(conf.get("device"))
     elif job.meta.get("argv"):
         argv, kind = list(job.meta["argv"]), job.meta.get("kind", "cpu")
     else:

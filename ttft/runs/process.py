@@ -8,12 +8,14 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ttft.runs.rundir import LOCKS_DIR, process_start_time
 
-_PKG_PARENT = str(Path(__file__).resolve().parents[1])
+#: set by a job's supervisor for the job's process: the job folder (see :mod:`ttft.runs.lifecycle`)
+JOB_DIR_ENV = "TTFT_JOB_DIR"
 
 
 #: supervisors (and stop watchdogs) this process started: polled (reaped) on every registry read
@@ -86,19 +88,11 @@ def _signal(pid: int, sig: int) -> bool:
         return False
 
 
-def _job_env() -> dict:
-    env = dict(os.environ)
-    pp = env.get("PYTHONPATH", "")
-    if _PKG_PARENT not in pp.split(os.pathsep):
-        env["PYTHONPATH"] = _PKG_PARENT + (os.pathsep + pp if pp else "")
-    return env
-
-
 def _spawn_detached(argv: list[str], log: Path | None, cwd: str | None = None) -> subprocess.Popen:
     out = open(log, "ab") if log else subprocess.DEVNULL
     try:
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT if log else out,
-                             cwd=cwd, env=_job_env(), start_new_session=True, close_fds=True)
+                             cwd=cwd, start_new_session=True, close_fds=True)
     finally:
         if log:
             out.close()

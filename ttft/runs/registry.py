@@ -17,7 +17,13 @@ from ttft.runs.metrics import Metrics, Progress, _last
 from ttft.runs.process import process_alive, reap_children
 from ttft.runs.rundir import ACTIVE, JOB_FILE, TERMINAL, RunDir, read_json, runs_root
 
-KINDS = ("cpu", "gpu")
+#: the slot kinds: cpu and gpu jobs compute; an experiment (an orchestrator of cpu/gpu stage jobs) takes the
+#: ``experiment`` slot, which no stage uses (so an experiment waiting for its stages never holds a slot they need)
+ORCHESTRATOR = "experiment"
+KINDS = ("cpu", "gpu", ORCHESTRATOR)
+
+#: experiments' folders (``python -m ttft experiment …``), relative to the runs folder; listed as jobs too
+EXPERIMENTS_DIR = "experiments"
 
 
 #: a queued run whose supervisor pid is not recorded yet (the launcher writes it right after starting it)
@@ -93,30 +99,40 @@ class Job:
     meta: dict = field(default_factory=dict)  # job.json ({} for a run started without the launcher)
     position: int | None = None  # 1-based queue position among queued jobs of the same kind
     note: str = ""
+    linked_raw: dict = field(default_factory=dict)  # status.json of the run it writes elsewhere (run_dir)
 
     @property
     def id(self) -> str:
         return self.path.name
 
     @property
+    def run_dir(self) -> Path:
+        """The folder of the run the job's process writes: the job folder itself, or the ``run_dir`` it is linked
+        to (an experiment stage's train run or predictions, an experiment launched with ``jobs launch``)."""
+        link = _link(self.path, self.raw, self.meta)
+        return link or self.path
+
+    @property
     def run(self) -> RunDir:
-        return RunDir(self.path)
+        return RunDir(self.run_dir)
 
     @property
     def kind(self) -> str:
         """'cpu' or 'gpu' (the slot it takes); for a run started without the launcher, from its device."""
         if self.meta.get("kind") in KINDS:
             return self.meta["kind"]
+        if self.config().get("experiment"):
+            return ORCHESTRATOR
         dev = str(self.run.manifest().get("device") or self.config().get("device") or "")
         return "cpu" if dev == "cpu" else ("gpu" if dev.startswith(("cuda", "mps")) else "")
 
     @property
     def step(self) -> int:
-        return int(self.raw.get("step") or 0)
+        return int(self.raw.get("step") or self.linked_raw.get("step") or 0)
 
     @property
     def max_steps(self) -> int | None:
-        v = self.raw.get("max_steps")
+        v = self.raw.get("max_steps") or self.linked_raw.get("max_steps")
         return int(v) if v else None
 
     @property
@@ -151,7 +167,7 @@ class Job:
 
     def command(self) -> str:
         argv = self.meta.get("argv")
-        return shlex.join(["python", "-m", "ttft", *argv]) if argv else ""
+        return shlex.join(["python", "-m", self.meta.get("module") or "ttft", *argv]) if argv else ""
 
     def to_json(self) -> dict:
         return {"id": self.id, "path": str(self.path), "status": self.status, "raw_status": self.raw.get("status"),
@@ -163,6 +179,31 @@ class Job:
 def _is_run_dir(p: Path) -> bool:
     return p.is_dir() and not p.name.startswith(".") and any(
         (p / f).exists() for f in ("status.json", "config.json", JOB_FILE))
+
+
+def job_dirs(root: Path | str) -> list[Path]:
+    """The run folders of a runs folder: ``<root>/*`` and the experiments in ``<root>/experiments/*``."""
+    root = Path(root)
+    out: list[Path] = []
+    for base in (root, root / EXPERIMENTS_DIR):
+        try:
+            out += [p for p in base.iterdir() if _is_run_dir(p)]
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+    return out
+
+
+def queue_root(path: Path, meta: dict) -> Path:
+    """The runs folder whose queue and slots a job uses (recorded at launch; else the folder it is in)."""
+    return Path(meta["root"]) if meta.get("root") else Path(path).parent
+
+
+def _link(path: Path, raw: dict, meta: dict) -> Path | None:
+    v = raw.get("run_dir") or meta.get("run_dir")
+    if not v:
+        return None
+    p = Path(v)
+    return None if p.absolute() == Path(path).absolute() else p
 
 
 def derive_status(raw: dict, meta: dict, now: float | None = None) -> tuple[str, str]:
@@ -196,18 +237,21 @@ def read_job(path: Path | str) -> Job:
     raw = read_json(path / "status.json", {}) or {}
     meta = read_json(path / JOB_FILE, {}) or {}
     status, note = derive_status(raw, meta)
-    return Job(path=path, status=status, raw=raw, meta=meta, note=note)
+    link = _link(path, raw, meta)
+    linked = (read_json(link / "status.json", {}) or {}) if link else {}
+    return Job(path=path, status=status, raw=raw, meta=meta, note=note, linked_raw=linked)
 
 
 def list_jobs(root: Path | str | None = None) -> list[Job]:
-    """Every run in the runs folder, newest first, with derived statuses and queue positions."""
+    """Every run in the runs folder and its experiments folder, newest first, with derived statuses and queue
+    positions. A run linked to the job that runs it (``job`` in its status: an experiment launched with ``jobs
+    launch``) is listed once, as that job."""
     reap_children()
     root = Path(root) if root else runs_root()
-    try:
-        dirs = [p for p in root.iterdir() if _is_run_dir(p)]
-    except FileNotFoundError:
-        return []
-    jobs = [read_job(p) for p in dirs]
+    jobs = [read_job(p) for p in job_dirs(root)]
+    listed = {j.path.absolute() for j in jobs}
+    jobs = [j for j in jobs if not (j.raw.get("job") and Path(j.raw["job"]).absolute() in listed
+                                    and Path(j.raw["job"]).absolute() != j.path.absolute())]
     assign_positions(jobs)
     return sorted(jobs, key=lambda j: (j.created, j.id), reverse=True)
 
@@ -226,7 +270,8 @@ def resolve(run: str | os.PathLike | Job, root: Path | str | None = None) -> Pat
         return run.path
     p = Path(run).expanduser()
     root = Path(root) if root else runs_root()
-    for cand in ((root / p) if not p.is_absolute() else None, p):
+    for cand in ((root / p) if not p.is_absolute() else None,
+                 (root / EXPERIMENTS_DIR / p) if not p.is_absolute() else None, p):
         if cand is not None and _is_run_dir(cand):
             return cand.absolute()
     raise JobError(f"no run {str(run)!r} in {root} (give a run id from `python -m ttft jobs list` or a path)")
@@ -237,7 +282,7 @@ def get_job(run: str | os.PathLike | Job, root: Path | str | None = None) -> Job
     path = resolve(run, root)
     job = read_job(path)
     if job.status == "queued":
-        siblings = [read_job(p) for p in path.parent.iterdir() if _is_run_dir(p)]
+        siblings = [read_job(p) for p in {*job_dirs(queue_root(path, job.meta)), path}]
         assign_positions(siblings)
         job.position = next((j.position for j in siblings if j.path == path), None)
     return job
