@@ -34,6 +34,7 @@ def test_row_configs_follow_the_seed_experiment():
         AblationConfig(rows=("bogus",)).validate()
 
 
+@pytest.mark.slow
 def test_miniature_ablation_end_to_end(tiny_model, tmp_path):
     out = tmp_path / "exp"
     # every stage is a job in the runs folder's queue: a runs folder of its own
@@ -56,6 +57,7 @@ def test_miniature_ablation_end_to_end(tiny_model, tmp_path):
     assert len(list((out / "rows" / "n-1" / "run" / "adapters").iterdir())) == 2
 
 
+@pytest.mark.slow
 def test_sharded_ttft_matches_unsharded_layout(tiny_model, tmp_path):
     common = ["--base-model", tiny_model, "--dataset", "arc-agi-1/evaluation", "--tasks", TASKS + ",0692e18c",
               "--mode", "ttft", "--per-task", "--steps", "2", "--lora-r", "2", "--device", "cpu", "--json"]

@@ -211,6 +211,7 @@ def test_launch_rejects_bad_commands_before_queueing(runs, tiny_model):
 # =========================================================================== real tiny jobs
 
 
+@pytest.mark.slow
 def test_real_jobs_queue_progress_restart_and_stop(runs, tiny_model):
     a = jobs.launch(tiny_train(tiny_model, 5000, "--save-steps", "100000"), runs, name="a")
     b = jobs.launch(tiny_train(tiny_model, 3), runs, name="b")
@@ -240,6 +241,7 @@ def test_real_jobs_queue_progress_restart_and_stop(runs, tiny_model):
     assert b_done.step == 3 and (b.path / "adapter" / "adapter_config.json").exists()
 
 
+@pytest.mark.slow
 def test_sigkill_shows_lost_and_resume_continues_from_the_checkpoint(runs, tiny_model):
     job = jobs.launch(tiny_train(tiny_model, 5000, "--save-steps", "20"), runs)
     wait_for(lambda: registry.get_job(job.path).run.last_checkpoint() is not None, 120, "a checkpoint")

@@ -86,6 +86,7 @@ def test_per_task_writes_one_adapter_per_task(tiny_model, tmp_path):
     assert tasks_logged == set(SMALL_TASKS.split(","))
 
 
+@pytest.mark.slow
 def test_sigterm_stops_with_checkpoint_and_resume_reaches_same_steps(tiny_model, tmp_path):
     run_dir = tmp_path / "stop"
     args = base_args(tiny_model, run_dir, "--mode", "ttft", "--steps", "400", "--lora-r", "2", "--save-steps", "1000",
