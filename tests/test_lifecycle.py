@@ -52,8 +52,23 @@ def jobs_by_id(cfg) -> dict[str, registry.Job]:
 
 
 def experiment_argv(model: str, out: Path, *extra: str) -> list[str]:
-    return ["experiment", "seed-ablation", "--base-model", model, "--tasks", TASK, "--rows", "baseline", "--views",
-            "1", "--device", "cpu", "--out", str(out), *extra]
+    return [
+        "experiment",
+        "seed-ablation",
+        "--base-model",
+        model,
+        "--tasks",
+        TASK,
+        "--rows",
+        "baseline",
+        "--views",
+        "1",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 # =========================================================================== the lifecycle
@@ -132,8 +147,10 @@ def test_a_process_ends_stopped_on_sigterm_and_lost_when_killed(runs, sig, statu
 
 def test_a_run_started_by_a_job_supervisor_elsewhere_is_linked_to_the_job(runs, monkeypatch):
     job_dir, exp = runs.root / "wrapper", runs.root / registry.EXPERIMENTS_DIR / "exp"
-    write_json_atomic(job_dir / "status.json", {"status": "running", "pid": os.getpid(),
-                                                "pid_start": process_start_time(os.getpid()), "started": 1.0})
+    write_json_atomic(
+        job_dir / "status.json",
+        {"status": "running", "pid": os.getpid(), "pid_start": process_start_time(os.getpid()), "started": 1.0},
+    )
     write_json_atomic(job_dir / JOB_FILE, {"argv": ["experiment", "seed-ablation"], "kind": "experiment"})
     write_json_atomic(exp / "config.json", {"experiment": "seed-ablation"})
     monkeypatch.setenv(process.JOB_DIR_ENV, str(job_dir))
@@ -151,7 +168,7 @@ def test_a_run_started_by_a_job_supervisor_elsewhere_is_linked_to_the_job(runs, 
     assert st["status"] == "stopped" and st["exit_code"] == 0 and st["ended"] == RunDir(exp).status()["ended"]
     # a process that merely inherited the variable (a stage, a torchrun worker) does not link
     other = runs.root / "other"
-    write_json_atomic(job_dir / "status.json", {"status": "running", "pid": 2 ** 22 + 17, "pid_start": 1.0})
+    write_json_atomic(job_dir / "status.json", {"status": "running", "pid": 2**22 + 17, "pid_start": 1.0})
     with RunLifecycle(other).start():
         pass
     assert "job" not in RunDir(other).status() and "run_dir" not in RunDir(job_dir).status()
@@ -173,9 +190,14 @@ def test_experiment_commands_take_the_experiment_slot():
 def test_a_killed_experiment_shows_lost_and_its_queued_stage_is_stopped(runs, tiny_model):
     held = process.try_acquire_slot(runs.root, "cpu", 1, holder="test")  # a CPU job is running: stages wait
     out = runs.root / registry.EXPERIMENTS_DIR / "killed"
-    p = subprocess.Popen([sys.executable, "-m", "ttft", *experiment_argv(tiny_model, out)], cwd=ROOT,
-                         env={**CLI_ENV, "TTFT_RUNS_DIR": str(runs.root)}, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE, text=True)
+    with open(runs.root.parent / "experiment-stderr.txt", "wb") as err:
+        p = subprocess.Popen(
+            [sys.executable, "-m", "ttft", *experiment_argv(tiny_model, out)],
+            cwd=ROOT,
+            env={**CLI_ENV, "TTFT_RUNS_DIR": str(runs.root)},
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
     try:
         stage = wait_for(lambda: jobs_by_id(runs).get("killed--baseline--predict"), 60, "the stage job")
         assert stage.status == "queued" and stage.kind == "cpu" and stage.position == 1
@@ -185,8 +207,14 @@ def test_a_killed_experiment_shows_lost_and_its_queued_stage_is_stopped(runs, ti
         t0 = time.monotonic()
         wait_for(lambda: jobs_by_id(runs)["killed"].status == "lost", 5, "the killed experiment to show lost")
         assert time.monotonic() - t0 < 5
-        r = subprocess.run([sys.executable, "-m", "ttft", "jobs", "list", "--json"], capture_output=True, text=True,
-                           env={**CLI_ENV, "TTFT_RUNS_DIR": str(runs.root)}, cwd=ROOT, timeout=60)
+        r = subprocess.run(
+            [sys.executable, "-m", "ttft", "jobs", "list", "--json"],
+            capture_output=True,
+            text=True,
+            env={**CLI_ENV, "TTFT_RUNS_DIR": str(runs.root)},
+            cwd=ROOT,
+            timeout=60,
+        )
         listed = {j["id"]: j for j in json.loads(r.stdout.strip().splitlines()[-1])}
         assert listed["killed"]["status"] == "lost", r.stderr
         # its stage's supervisor sees the experiment gone and stops the stage instead of running it later
@@ -230,13 +258,15 @@ def test_a_gpu_stage_waits_while_another_gpu_job_runs(runs, tiny_model, tmp_path
     monkeypatch.setattr(experiment, "stage_kind", lambda cfg: "gpu")  # as with --device cuda, without a GPU
     me = os.getpid()
     fake = runs.root / "gpu-job"
-    write_json_atomic(fake / "status.json", {"status": "running", "pid": me, "pid_start": process_start_time(me),
-                                             "kind": "gpu"})
+    write_json_atomic(
+        fake / "status.json", {"status": "running", "pid": me, "pid_start": process_start_time(me), "kind": "gpu"}
+    )
     write_json_atomic(fake / JOB_FILE, {"argv": ["train"], "kind": "gpu"})
     held = process.try_acquire_slot(runs.root, "gpu", 1, holder="gpu-job")
     out = tmp_path / "exp"
-    cfg = AblationConfig(tasks=(TASK,), max_task_tokens=None, rows=("baseline",), base_model=tiny_model, views=1,
-                         device="cpu")
+    cfg = AblationConfig(
+        tasks=(TASK,), max_task_tokens=None, rows=("baseline",), base_model=tiny_model, views=1, device="cpu"
+    )
     got: dict = {}
 
     def orchestrate():

@@ -29,7 +29,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ttft.runs.process import (
@@ -214,8 +214,8 @@ def enqueue_stage(argv: Sequence[str], name: str, kind: str, cfg: JobConfig | No
     return _enqueue(path, [str(a) for a in argv], kind, cfg, None, extra)
 
 
-def wait_for(run: str | os.PathLike | Job, cfg: JobConfig | None = None, should_stop=lambda: False,
-             poll: float | None = None) -> Job:
+def wait_for(run: str | os.PathLike | Job, cfg: JobConfig | None = None,
+             should_stop: Callable[[], bool] = lambda: False, poll: float | None = None) -> Job:
     """Wait until a job has ended (``finished``, ``failed``, ``stopped`` or ``lost``) and return it. When
     ``should_stop()`` turns true first, the job is stopped (:func:`stop`, waiting for it) and returned."""
     cfg = cfg or JobConfig.from_env()
@@ -416,6 +416,7 @@ def stop(run: str | os.PathLike | Job, cfg: JobConfig | None = None, wait: bool 
     if job.status not in ("running", "stopping"):
         return job
     pid, start = job.raw.get("pid"), job.raw.get("pid_start")
+    pid = pid if isinstance(pid, int) else 0  # 0: never alive, never signalled
     if process_alive(pid, start):
         with run_lock(path):
             RunDir(path).update_status(stop_requested=time.time(), status="stopping")

@@ -29,6 +29,7 @@ import threading
 import time
 import traceback
 from pathlib import Path
+from types import FrameType, TracebackType
 from typing import Any
 
 from ttft.runs.process import JOB_DIR_ENV, run_lock
@@ -48,8 +49,9 @@ class RunLifecycle:
     ``stop_message`` is logged with the signal's name when a stop is requested.
     """
 
-    def __init__(self, run: RunDir | str | os.PathLike, *, write: bool = True,
-                 stop_message: str = "stopping at the next step"):
+    def __init__(
+        self, run: RunDir | str | os.PathLike, *, write: bool = True, stop_message: str = "stopping at the next step"
+    ):
         self.run = run if isinstance(run, RunDir) else RunDir(Path(run))
         self.write = write
         self.stop_message = stop_message
@@ -75,7 +77,7 @@ class RunLifecycle:
             except OSError:
                 pass
 
-    def _on_signal(self, signum, frame) -> None:
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.signal_name = signal.Signals(signum).name
         self.request_stop(f"{self.signal_name} received")
 
@@ -102,8 +104,14 @@ class RunLifecycle:
             with run_lock(self.run.path):
                 st = {k: v for k, v in self.run.status().items() if k not in _STALE}
                 now = time.time()
-                st.update(status="stopping" if self.stop_requested else "running", pid=pid,
-                          pid_start=process_start_time(pid), started=now, **fields, updated=now)
+                st.update(
+                    status="stopping" if self.stop_requested else "running",
+                    pid=pid,
+                    pid_start=process_start_time(pid),
+                    started=now,
+                    **fields,
+                    updated=now,
+                )
                 write_json_atomic(self.run.status_file, st)
             self._link_job()
         self.status = "stopping" if self.stop_requested else "running"
@@ -151,7 +159,9 @@ class RunLifecycle:
     def __enter__(self) -> RunLifecycle:
         return self if self.status is not None else self.start()
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         try:
             if self.status not in TERMINAL:
                 if exc is not None:
@@ -160,7 +170,6 @@ class RunLifecycle:
                     self.finish()
         finally:
             self.restore_signals()
-        return False
 
     # ------------------------------------------------------------------ the job that runs it
 

@@ -68,6 +68,10 @@ class MetricsReader:
     """Reads a growing metrics.jsonl incrementally: only the bytes appended since the last read are parsed (a
     half-written last line waits for the next read). A replaced or truncated file is read again from the start."""
 
+    ino: int | None
+    offset: int
+    m: Metrics
+
     def __init__(self, path: Path | str):
         self.path = Path(path)
         self.lock = threading.Lock()

@@ -80,7 +80,10 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
-def _signal(pid: int, sig: int) -> bool:
+def _signal(pid: Any, sig: int) -> bool:
+    """Send ``sig`` to one process; never to a pid <= 0 (a process group, or every process)."""
+    if type(pid) is not int or pid <= 0:
+        return False
     try:
         os.kill(pid, sig)
         return True
@@ -89,13 +92,14 @@ def _signal(pid: int, sig: int) -> bool:
 
 
 def _spawn_detached(argv: list[str], log: Path | None, cwd: str | None = None) -> subprocess.Popen:
-    out = open(log, "ab") if log else subprocess.DEVNULL
+    log_f = open(log, "ab") if log else None
     try:
-        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT if log else out,
-                             cwd=cwd, start_new_session=True, close_fds=True)
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_f or subprocess.DEVNULL,
+                             stderr=subprocess.STDOUT if log_f else subprocess.DEVNULL, cwd=cwd,
+                             start_new_session=True, close_fds=True)
     finally:
-        if log:
-            out.close()
+        if log_f is not None:
+            log_f.close()
     with _CHILDREN_LOCK:
         _CHILDREN.append(p)
     return p
