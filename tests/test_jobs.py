@@ -135,8 +135,8 @@ def test_a_zombie_job_process_counts_as_ended(runs):
 def test_queue_positions_stop_while_queued_and_release(runs):
     held = process.try_acquire_slot(runs.root, "cpu", 1, holder="test")
     assert held is not None
-    first = jobs.launch(["--", "--version"], runs, name="first")
-    second = jobs.launch(["--version"], runs, name="second")
+    first = commands.launch_command(["--", "--version"], runs, name="first")
+    second = commands.launch_command(["--version"], runs, name="second")
     assert first.status == second.status == "queued"
     assert (first.position, second.position) == (1, 2)
     assert process.try_acquire_slot(runs.root, "cpu", 1) is None, "the slot is busy"
@@ -162,21 +162,21 @@ def test_a_stale_slot_lock_does_not_block_the_queue(runs):
     assert process.try_acquire_slot(runs.root, "cpu", 1) is None
     holder.kill()  # dies holding the lock: the kernel releases it
     holder.wait()
-    job = jobs.launch(["--version"], runs)
+    job = commands.launch_command(["--version"], runs)
     wait_for(lambda: status_of(runs, job) == "finished", 60, "the job after a stale lock")
 
 
 def test_cpu_concurrency_setting_runs_jobs_side_by_side(runs):
     two = registry.JobConfig(runs_dir=runs.runs_dir, cpu_slots=2, poll_s=0.1)
     held = process.try_acquire_slot(runs.root, "cpu", 1, holder="test")  # slot 0 busy, slot 1 free
-    job = jobs.launch(["--version"], two)
+    job = commands.launch_command(["--version"], two)
     wait_for(lambda: status_of(runs, job) == "finished", 60, "a job in the second CPU slot")
     assert registry.get_job(job.path).raw["slot"] == "cpu-1"
     os.close(held[0])
 
 
 def test_a_failing_command_ends_failed_with_its_stderr(runs):
-    job = jobs.launch(["tasks", str(runs.root / "no-such-dataset")], runs)
+    job = commands.launch_command(["tasks", str(runs.root / "no-such-dataset")], runs)
     wait_for(lambda: status_of(runs, job) == "failed", 60, "the job to fail")
     j = registry.get_job(job.path, runs.root)
     assert "no-such-dataset" in j.raw["error"] and j.raw["exit_code"] == 2
@@ -200,11 +200,11 @@ def test_delete_refuses_a_running_job_and_removes_others(runs):
 
 def test_launch_rejects_bad_commands_before_queueing(runs, tiny_model):
     with pytest.raises(registry.JobError, match="lr"):
-        jobs.launch(tiny_train(tiny_model, 5, "--lr", "-1"), runs)
+        commands.launch_command(tiny_train(tiny_model, 5, "--lr", "-1"), runs)
     with pytest.raises(registry.JobError, match="bad train command"):
-        jobs.launch(["train", "--no-such-flag"], runs)
+        commands.launch_command(["train", "--no-such-flag"], runs)
     with pytest.raises(registry.JobError, match="nothing to launch"):
-        jobs.launch(["--"], runs)
+        commands.launch_command(["--"], runs)
     assert registry.list_jobs(runs.root) == []
 
 
@@ -213,8 +213,8 @@ def test_launch_rejects_bad_commands_before_queueing(runs, tiny_model):
 
 @pytest.mark.slow
 def test_real_jobs_queue_progress_restart_and_stop(runs, tiny_model):
-    a = jobs.launch(tiny_train(tiny_model, 5000, "--save-steps", "100000"), runs, name="a")
-    b = jobs.launch(tiny_train(tiny_model, 3), runs, name="b")
+    a = commands.launch_command(tiny_train(tiny_model, 5000, "--save-steps", "100000"), runs, name="a")
+    b = commands.launch_command(tiny_train(tiny_model, 3), runs, name="b")
     assert a.kind == b.kind == "cpu" and a.status == b.status == "queued"
     wait_for(lambda: status_of(runs, a) == "running", 60, "a to start")
     b_now = registry.get_job(b.path, runs.root)
@@ -243,7 +243,7 @@ def test_real_jobs_queue_progress_restart_and_stop(runs, tiny_model):
 
 @pytest.mark.slow
 def test_sigkill_shows_lost_and_resume_continues_from_the_checkpoint(runs, tiny_model):
-    job = jobs.launch(tiny_train(tiny_model, 5000, "--save-steps", "20"), runs)
+    job = commands.launch_command(tiny_train(tiny_model, 5000, "--save-steps", "20"), runs)
     wait_for(lambda: registry.get_job(job.path).run.last_checkpoint() is not None, 120, "a checkpoint")
     j = registry.get_job(job.path)
     os.kill(j.pid, signal.SIGKILL)
@@ -304,7 +304,15 @@ def test_train_argv_gives_back_exactly_the_config(tiny_model):
         argv = commands.train_argv(cfg)
         assert commands.parse_train_argv(argv)[0].to_json() == cfg.to_json()
     # an option without a flag: the command goes through a config file instead
-    assert commands.train_argv(TrainConfig(save_total_limit=5)) is None
+    from dataclasses import dataclass
+
+    from ttft.options import option
+
+    @dataclass
+    class WithFlagless(TrainConfig):
+        secret: int = option(0, "an option set only through a config file", flag=False)
+
+    assert commands.train_argv(WithFlagless(secret=5)) is None and commands.train_argv(WithFlagless()) is not None
     assert jobs.command_line(["train", "--tasks", "a b"]) == "python -m ttft train --tasks 'a b'"
 
 

@@ -43,12 +43,10 @@ from ttft.runs.process import (
     try_acquire_slot,
 )
 from ttft.runs.registry import (
-    KINDS,
     ORCHESTRATOR,
     Job,
     JobConfig,
     JobError,
-    _is_run_dir,
     _link,
     derive_status,
     get_job,
@@ -97,47 +95,6 @@ def _new_run_path(root: Path, label: str) -> Path:
         except FileExistsError:
             continue
     raise JobError(f"cannot create a run folder in {root}")
-
-
-def launch(argv: Sequence[str], cfg: JobConfig | None = None, name: str | None = None,
-           kind: str | None = None) -> Job:
-    """Queue ``python -m ttft <argv>`` as a background job and start its supervisor; returns the queued job.
-
-    ``train`` commands are validated first and get ``--run-dir`` (a new folder in the runs folder) unless they name
-    one; ``train --resume RUN_DIR`` resumes that run. Other commands get a job folder for their status and output.
-    """
-    cfg = (cfg or JobConfig.from_env()).validate()
-    argv = [str(a) for a in argv]
-    if argv[:1] == ["--"]:
-        argv = argv[1:]
-    if not argv:
-        raise JobError("nothing to launch: give a ttft command, e.g. train --config FILE")
-    if kind is not None and kind not in KINDS:
-        raise JobError(f"kind: must be cpu or gpu, got {kind!r}")
-    config = None
-    if argv[0] == "train":
-        from ttft.engine.commands import parse_train_argv
-
-        tcfg, run_dir, resume_dir = parse_train_argv(argv)
-        kind = kind or device_kind(tcfg.device)
-        config = tcfg.to_json()
-        if resume_dir:
-            job = get_job(resume_dir, cfg.root)
-            if job.status not in RESUMABLE:
-                raise JobError(f"{job.id} is {job.status}: only a stopped, failed or lost run can be resumed")
-            return _enqueue(job.path, argv, kind, cfg, config)
-        if run_dir:
-            path = Path(run_dir).expanduser().absolute()
-            if _is_run_dir(path):
-                raise JobError(f"{path} already holds a run: resume it, or choose another --run-dir")
-            path.mkdir(parents=True, exist_ok=True)
-        else:
-            path = _new_run_path(cfg.root, name or tcfg.mode)
-            argv = [*argv, "--run-dir", str(path)]
-    else:
-        kind = kind or "cpu"
-        path = _new_run_path(cfg.root, name or argv[0])
-    return _enqueue(path, argv, kind, cfg, config)
 
 
 _CLEARED_ON_QUEUE = ("pid", "pid_start", "ended", "error", "traceback", "exit_code", "exit_signal", "stop_requested",

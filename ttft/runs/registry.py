@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import shlex
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
+from ttft.options import ConfigError, Options, option
 from ttft.runs.metrics import Metrics, Progress, _last
 from ttft.runs.process import process_alive, reap_children
 from ttft.runs.rundir import ACTIVE, JOB_FILE, TERMINAL, RunDir, read_json, runs_root
@@ -30,53 +30,51 @@ EXPERIMENTS_DIR = "experiments"
 _START_GRACE_S = 30.0
 
 
-class JobError(ValueError):
+class JobError(ConfigError):
     """A job operation that cannot be done (the message says why)."""
 
 
 @dataclass
-class JobConfig:
+class JobConfig(Options):
     """How jobs are queued and stopped. ``from_env`` reads ``TTFT_RUNS_DIR``, ``TTFT_CPU_SLOTS``,
     ``TTFT_GPU_SLOTS`` and ``TTFT_STOP_TIMEOUT``."""
 
-    runs_dir: str | None = None
-    cpu_slots: int = 1
-    gpu_slots: int = 1
-    stop_timeout_s: float = 30.0
-    poll_s: float = 0.25
+    ERROR: ClassVar[type[ConfigError]] = JobError
+    TITLE: ClassVar[str] = "jobs"
+    GROUP: ClassVar[str] = "Jobs"
 
-    HELP: ClassVar[dict[str, str]] = {
-        "runs_dir": "the runs folder (default: $TTFT_RUNS_DIR or ./runs); the queue is per runs folder",
-        "cpu_slots": "how many CPU jobs may run at once; more wait as 'queued'",
-        "gpu_slots": "how many GPU jobs may run at once (1: one GPU job at a time)",
-        "stop_timeout_s": "seconds between SIGTERM (checkpoint and stop) and SIGKILL",
-        "poll_s": "how often a queued job checks for its turn",
-    }
+    runs_dir: str | None = option(None, "the runs folder (default: $TTFT_RUNS_DIR or ./runs); the queue is per "
+                                  "runs folder", flag="--runs-dir")
+    cpu_slots: int = option(1, "how many CPU jobs may run at once; more wait as 'queued' ($TTFT_CPU_SLOTS)", lo=1,
+                            hi=1024)
+    gpu_slots: int = option(1, "how many GPU jobs may run at once (1: one GPU job at a time; $TTFT_GPU_SLOTS)",
+                            lo=1, hi=1024)
+    stop_timeout_s: float = option(30.0, "seconds between SIGTERM (checkpoint and stop) and SIGKILL "
+                                   "($TTFT_STOP_TIMEOUT)", lo=0.0, lo_open=True, hi=86400.0, flag="--stop-timeout")
+    poll_s: float = option(0.25, "how often a queued job checks for its turn (seconds)", lo=0.0, lo_open=True,
+                           hi=60.0, flag=False)
 
-    def validate(self) -> "JobConfig":
-        for name in ("cpu_slots", "gpu_slots"):
-            v = getattr(self, name)
-            if type(v) is not int or v < 1:
-                raise JobError(f"{name}: must be a positive integer, got {v!r}")
-        for name in ("stop_timeout_s", "poll_s"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-                raise JobError(f"{name}: must be a positive number of seconds, got {v!r}")
-        return self
+    ENV: ClassVar[dict[str, str]] = {"runs_dir": "TTFT_RUNS_DIR", "cpu_slots": "TTFT_CPU_SLOTS",
+                                     "gpu_slots": "TTFT_GPU_SLOTS", "stop_timeout_s": "TTFT_STOP_TIMEOUT"}
 
     @classmethod
     def from_env(cls, **overrides: Any) -> "JobConfig":
-        env = os.environ
+        """From the environment (``ENV``), then ``overrides`` (None values ignored); validated."""
         kw: dict[str, Any] = {}
-        for name, var, conv in (("cpu_slots", "TTFT_CPU_SLOTS", int), ("gpu_slots", "TTFT_GPU_SLOTS", int),
-                                ("stop_timeout_s", "TTFT_STOP_TIMEOUT", float)):
-            if env.get(var):
-                try:
-                    kw[name] = conv(env[var])
-                except ValueError:
-                    raise JobError(f"{var}: not a number: {env[var]!r}") from None
+        kinds = {o.name: o.kind for o in cls.options()}
+        for name, var in cls.ENV.items():
+            text = os.environ.get(var)
+            if not text or name == "runs_dir":
+                continue
+            try:
+                kw[name] = int(text) if kinds[name] == "int" else float(text)
+            except ValueError:
+                raise JobError(f"{var}: not a number: {text!r}") from None
         kw.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**kw).validate()
+        try:
+            return cls.from_json(kw)
+        except ConfigError as e:
+            raise JobError(str(e)) from None
 
     @property
     def root(self) -> Path:
@@ -84,9 +82,6 @@ class JobConfig:
 
     def slots(self, kind: str) -> int:
         return self.gpu_slots if kind == "gpu" else self.cpu_slots
-
-    def to_json(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass
