@@ -3,6 +3,7 @@
 import streamlit as st
 
 from ttft.core.catalog import TaskFilter, neighbours, page_count, page_slice
+from ttft.ui import navigation as nav
 from ttft.ui import widgets as w
 
 w.page_frame("Tasks")
@@ -53,6 +54,8 @@ if task_id is not None:
     pos = f"{order.index(task_id) + 1} of {len(order)}" if task_id in order else ""
     st.caption(f"{key} · {pos} · {s.n_train} train, {s.n_test} test · largest {s.max_height}×{s.max_width} · "
                f"{s.tokens} tokens · test outputs {'known' if s.test_outputs_known else 'hidden'}")
+    nav.remember(task=task_id)
+    nav.next_steps(key, task_id)
 
     def show_pair(label: str, pair) -> None:
         with st.container(border=True):

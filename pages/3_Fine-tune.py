@@ -6,8 +6,10 @@ Jobs run as `python -m ttft …` in their own process sessions (ttft.jobs); this
 import streamlit as st
 
 from ttft.engine import commands
+from ttft.engine.train_config import TrainConfig
 from ttft.runs import registry
 from ttft.ui import jobs_widgets as jw
+from ttft.ui import navigation as nav
 from ttft.ui import widgets as w
 
 w.page_frame("Fine-tune")
@@ -33,6 +35,8 @@ if job is not None:
 
 # ---------------------------------------------------------------- new run
 st.subheader("New run")
+if nav.preselect_form(TrainConfig, jw.PREFIX):
+    st.info(f"Task {st.query_params.get('task')} is preselected below: set the steps and Launch.")
 form = jw.options_form()
 ok = form.error is None
 st.caption(form.selected)

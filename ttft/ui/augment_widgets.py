@@ -23,6 +23,7 @@ from ttft.core.encoding import (
     tokenize_task,
 )
 from ttft.core.tokenizer import EMBEDDED, load_tokenizer
+from ttft.ui import navigation as nav
 from ttft.ui import widgets as w
 from ttft.views import augview
 from ttft.views import grids as viz
@@ -52,7 +53,7 @@ class Controls:
 def task_picker(key: str, ds: Dataset) -> str:
     """A task selectbox mirrored in the ``task`` query parameter (the URL wins; default the first task)."""
     ids = ds.ids
-    qp = w.query_param("task")
+    qp = w.query_param("task") or nav.current().get("task")
     switched = st.session_state.get("_aug_dataset") not in (None, key)
     st.session_state["_aug_dataset"] = key
     if qp is not None and qp not in ds.tasks:
@@ -66,6 +67,7 @@ def task_picker(key: str, ds: Dataset) -> str:
     tid = st.sidebar.selectbox("Task", ids, key="aug_task", help="Type to search; the URL's ?task= follows it",
                                on_change=lambda: w.set_query_params(task=st.session_state["aug_task"]))
     w.set_query_params(task=tid)
+    nav.remember(task=tid)
     return tid
 
 

