@@ -61,7 +61,7 @@ class Option:
     group: str = "Other"
     widget: str | None = None  # a form widget hint: "dataset", "model", "tasks", "text"
     parse: Callable[[str], Any] | None = None  # command-line text -> value (default from the kind)
-    nested: type | None = None  # the Options class of a nested config
+    nested: type[Options] | None = None  # the Options class of a nested config
 
     @property
     def dest(self) -> str:
@@ -118,7 +118,7 @@ def option(default: Any = dataclasses.MISSING, help: str = "", *, choices: Seque
     return dataclasses.field(default=default, metadata=meta)
 
 
-def _kind_of(tp: Any) -> tuple[str, bool, type | None]:
+def _kind_of(tp: Any) -> tuple[str, bool, type[Options] | None]:
     """(kind, optional, nested class) of an annotation."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
@@ -141,7 +141,7 @@ def _kind_of(tp: Any) -> tuple[str, bool, type | None]:
 class _HelpOf:
     """``Config.HELP``: {option name: help text}, read from the declarations."""
 
-    def __get__(self, obj: Any, cls: type) -> dict[str, str]:
+    def __get__(self, obj: Any, cls: type[Options]) -> dict[str, str]:
         return {o.name: o.help for o in cls.options() if o.kind != "options"}
 
 
@@ -173,7 +173,8 @@ class Options:
             if meta is None:
                 raise TypeError(f"{cls.__name__}.{f.name} is not declared with option()")
             kind, optional, nested = _kind_of(hints[f.name])
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            factory: Any = f.default_factory
+            default = f.default if f.default is not dataclasses.MISSING else factory()
             flag = meta["flag"]
             if flag is True:
                 flag = "--" + f.name.replace("_", "-")
@@ -200,8 +201,9 @@ class Options:
             v = getattr(self, o.name)
             path = prefix + o.name
             if o.kind == "options":
-                if not isinstance(v, o.nested):  # type: ignore[arg-type]
-                    raise err(f"{path}: must be a JSON object of {o.nested.TITLE}, got {_show(v)}")  # type: ignore
+                if not isinstance(v, Options) or not isinstance(v, o.nested or Options):
+                    title = o.nested.TITLE if o.nested else "options"
+                    raise err(f"{path}: must be a JSON object of {title} options, got {_show(v)}")
                 v._validate(path + ".")
             else:
                 msg = check_value(o, v)
@@ -434,7 +436,7 @@ def add_arguments(parser: argparse.ArgumentParser | Any, cls: type[Options], exc
 
 def apply_args(cls: type[T], args: argparse.Namespace, base: dict | None = None) -> T:
     """A validated config: ``base`` (a config JSON, e.g. a file or a run's config) with the given flags applied."""
-    d = cls().to_json()  # type: ignore[call-arg]
+    d = cls().to_json()
     if base is not None:
         if not isinstance(base, dict):
             raise ConfigError(f"{cls.TITLE}: must be a JSON object, got {_show(base)}")
@@ -468,7 +470,7 @@ def argv_of(cfg: Options, always: Sequence[str] = ()) -> list[str] | None:
     None when an option that differs from its default has no flag or cannot be written as one (then pass the config
     as a file)."""
     cls = type(cfg)
-    d, dflt = cfg.to_json(), cls().to_json()  # type: ignore[call-arg]
+    d, dflt = cfg.to_json(), cls().to_json()
     argv: list[str] = []
     for o in flat_options(cls):
         v, dv = get_path(d, o.path), get_path(dflt, o.path)

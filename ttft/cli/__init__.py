@@ -1,0 +1,1 @@
+"""The command line, ``python -m ttft …``: argument parsers generated from the options' declarations."""

@@ -1,0 +1,1 @@
+"""The engine: models and LoRA, sample streams, training, shards, generation, prediction, experiments, commands."""

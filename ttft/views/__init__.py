@@ -1,0 +1,1 @@
+"""Pure views: grid images, plotly figures and pandas tables (no Streamlit)."""
