@@ -230,7 +230,7 @@ def test_leave_two_out_and_keep_original_colors_streams():
         # keep_original_colors=1.0: colours never permuted, so only colours 1-4 occur
         digits = {t - VOCAB["0"] for t in ids if VOCAB["0"] <= t <= VOCAB["9"]}
         assert digits <= {1, 2, 3, 4}
-    with pytest.raises(Exception, match="leave_out: must be 1"):
+    with pytest.raises(Exception, match="leave_out: must be one of 1, 2"):
         TrainConfig(leave_out=3).validate()
 
 

@@ -323,8 +323,12 @@ def _float_words(o: Option) -> str:
 
 
 def _check_bounds(o: Option, v: float) -> str | None:
-    if o.lo is not None and (v <= o.lo if o.lo_open else v < o.lo) or o.hi is not None and v > o.hi:
-        return f"must be {_int_words(o) if o.kind == 'int' else _float_words(o)}"
+    """The bound ``v`` violates, in words ("must be a positive integer", "must be at most 10"), or None."""
+    if o.lo is not None and (v <= o.lo if o.lo_open else v < o.lo):
+        low = dataclasses.replace(o, hi=None)
+        return f"must be {_int_words(low) if o.kind == 'int' else _float_words(low)}"
+    if o.hi is not None and v > o.hi:
+        return f"must be at most {_num(o.hi)}"
     return None
 
 

@@ -98,7 +98,7 @@ class ModelConfig(Options):
             raise ConfigError("adapter and full_finetune exclude each other")
         if self.base_model != DEFAULT_MODEL and _looks_like_path(self.base_model) and not Path(
                 self.base_model).expanduser().is_dir():
-            raise self.bad("base_model", "is not an existing model folder")
+            raise ModelError(f"base_model: model folder {self.base_model!r} does not exist")
 
 
 def _looks_like_path(s: str) -> bool:
