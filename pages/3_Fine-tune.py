@@ -10,6 +10,7 @@ from ttft.engine.train_config import TrainConfig
 from ttft.runs import registry
 from ttft.ui import jobs_widgets as jw
 from ttft.ui import navigation as nav
+from ttft.ui import run_panel as rp
 from ttft.ui import widgets as w
 
 w.page_frame("Fine-tune")
@@ -27,11 +28,11 @@ jw.show_message()
 all_jobs = registry.list_jobs(root)
 st.session_state["_ft_sig"] = jw.signature(all_jobs)
 st.subheader("Runs")
-jw.runs_list(root)
+jw.runs_list(root, all_jobs)  # live while a job is active; else drawn once, a cheap watcher reruns on a change
 job = jw.run_picker(all_jobs)
 if job is not None:
     with st.container(border=True):
-        jw.run_panel(job)
+        rp.run_panel(job)
 
 # ---------------------------------------------------------------- new run
 st.subheader("New run")
@@ -55,8 +56,7 @@ if c[1].button("Launch", type="primary", disabled=not ok, key="ft_launch", icon=
         st.session_state["_ft_msg"] = ("error", f"Not launched: {e}")
     else:
         st.session_state["_ft_select_next"] = launched.id
-        where = f", position {launched.position} in the queue" if launched.status == "queued" else ""
-        st.session_state["_ft_msg"] = ("success", f"Launched {launched.id} ({launched.status}{where}).")
+        st.session_state["_ft_msg"] = ("success", jw.launch_message(launched, root, cfg))
     st.session_state["_ft_full_run"] = False
     st.rerun()
 with st.expander("Config files"):

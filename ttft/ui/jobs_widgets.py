@@ -1,11 +1,18 @@
 """Streamlit parts of the Fine-tune page: the training-options form (generated from the config dataclasses), the
-runs list, and the live panel of one run. Jobs run in their own processes (:mod:`ttft.jobs`); this only reads
-their run directories and asks :mod:`ttft.jobs` to launch, stop, resume or delete.
+runs list with its status labels, and the run picker (the panel of one run is :mod:`ttft.ui.run_panel`). Jobs run in
+their own processes (:mod:`ttft.runs.jobs`); this only reads their run directories and asks :mod:`ttft.runs.jobs` to
+launch, stop, resume or delete.
+
+Refreshing costs nothing measurable while no job is active: the runs list is then drawn once, and a watcher polls a
+cheap signature of the runs folder (the names and the status/job files' mtimes) every 2 s, rerunning the page only
+when it changed (a run launched by command line appears by itself). While a job is queued, running or stopping, the
+list is redrawn every 2 s (live progress, a killed process shows ``lost``).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +24,7 @@ from ttft.engine.train_config import TrainConfig
 from ttft.options import ConfigError
 from ttft.runs import jobs, registry, rundir
 from ttft.runs import metrics as runmetrics
-from ttft.runs.rundir import write_json_atomic
+from ttft.runs.rundir import LOCKS_DIR, write_json_atomic
 from ttft.ui import forms
 from ttft.ui import widgets as w
 from ttft.views import charts
@@ -147,12 +154,17 @@ def show_message() -> None:
         getattr(st, msg[0])(msg[1])
 
 
-# --------------------------------------------------------------------------- runs list
+# --------------------------------------------------------------------------- status labels
 
-STATUS_ICON = {"queued": "⏳", "running": "▶️", "stopping": "⏹️", "stopped": "⏸️", "finished": "✅", "failed": "❌",
-               "lost": "⚠️"}
+#: status badges (Material Symbols, bundled with Streamlit: no emoji font needed)
+STATUS_ICON = {"queued": ":material/schedule:", "running": ":material/play_circle:",
+               "stopping": ":material/stop_circle:", "stopped": ":material/pause_circle:",
+               "finished": ":material/check_circle:", "failed": ":material/error:", "lost": ":material/help:"}
 STATUS_COLOR = {"queued": "gray", "running": "blue", "stopping": "orange", "stopped": "orange", "finished": "green",
                 "failed": "red", "lost": "violet"}
+#: how often (seconds) the page looks for changes: the live list while a job is active, the cheap watcher else
+LIVE_S = 2.0
+IDLE_POLL_S = 2.0
 
 
 def job_config() -> registry.JobConfig:
@@ -160,7 +172,76 @@ def job_config() -> registry.JobConfig:
 
 
 def signature(js: list[registry.Job]) -> tuple:
-    return tuple((j.id, j.status) for j in js)
+    return tuple((j.id, j.status, j.position) for j in js)
+
+
+def files_signature(root: Path) -> tuple:
+    """What a change of the runs folder touches: the run folders' names and their status/job files' mtimes
+    (a few ``stat`` calls per run; statuses derived from process liveness are checked by the live list)."""
+    out = []
+    for base in (Path(root), Path(root) / registry.EXPERIMENTS_DIR):
+        try:
+            entries = sorted(os.scandir(base), key=lambda e: e.name)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for e in entries:
+            if e.name.startswith(".") or not e.is_dir():
+                continue
+            stamps = []
+            for f in ("status.json", rundir.JOB_FILE, "config.json"):
+                try:
+                    stamps.append(os.stat(os.path.join(e.path, f)).st_mtime_ns)
+                except OSError:
+                    stamps.append(0)
+            out.append((e.name, *stamps))
+    return tuple(out)
+
+
+def slots_busy(root: Path, kind: str, slots: int) -> int | None:
+    """How many of the ``kind`` slots are held now (their lock files have a ``flock`` in /proc/locks), without
+    taking one; None when /proc/locks cannot be read."""
+    d = Path(root) / LOCKS_DIR
+    inodes = set()
+    for i in range(slots):
+        try:
+            s = os.stat(d / f"{kind}-{i}.lock")
+        except OSError:
+            continue
+        inodes.add((os.major(s.st_dev), os.minor(s.st_dev), s.st_ino))
+    try:
+        text = Path("/proc/locks").read_text()
+    except OSError:
+        return None
+    held = set()
+    for line in text.splitlines():
+        f = line.split()
+        if len(f) < 6 or "->" in f or f[1] != "FLOCK":
+            continue
+        try:
+            maj, mnr, ino = f[5].split(":")
+            held.add((int(maj, 16), int(mnr, 16), int(ino)))
+        except ValueError:
+            continue
+    return len(inodes & held)
+
+
+def queue_text(j: registry.Job, root: Path | None = None, cfg: registry.JobConfig | None = None) -> str:
+    """What a queued job is waiting for, honestly: starting now (first in line and a slot is free) or its position
+    and how many slots are busy."""
+    cfg = cfg or job_config()
+    root = registry.queue_root(j.path, j.meta) if root is None else root
+    n = jobs.ORCHESTRATOR_SLOTS if j.kind == registry.ORCHESTRATOR else cfg.slots(j.kind)
+    busy = slots_busy(root, j.kind, n) if j.kind else None
+    if j.position == 1 and busy is not None and busy < n:
+        return f"position 1 for the {j.kind} slot, starting now (a slot is free)"
+    held = f", {busy} of {n} slot(s) busy" if busy is not None else ""
+    return f"position {j.position or '?'} for the {j.kind or '?'} slot{held}"
+
+
+def launch_message(j: registry.Job, root: Path, cfg: registry.JobConfig) -> str:
+    if j.status != "queued":
+        return f"Launched {j.id} ({j.status})."
+    return f"Launched {j.id}: queued, {queue_text(j, root, cfg)}."
 
 
 def _maybe_rerun_app(sig: tuple) -> None:
@@ -172,6 +253,9 @@ def _maybe_rerun_app(sig: tuple) -> None:
         st.rerun(scope="app")
 
 
+# --------------------------------------------------------------------------- runs list
+
+
 def runs_table(js: list[registry.Job]) -> pd.DataFrame:
     rows = []
     for j in js:
@@ -180,41 +264,75 @@ def runs_table(js: list[registry.Job]) -> pd.DataFrame:
             loss = registry.progress(j, metrics_for(j)).loss
         cfg = j.config()
         rows.append({
-            "run": j.id, "status": f"{STATUS_ICON.get(j.status, '')} {j.status}",
+            "run": j.id, "status": j.status,
             "queue": f"#{j.position}" if j.position else "",
             "progress": min(1.0, j.step / j.max_steps) if j.max_steps else None,
             "step": f"{j.step}/{j.max_steps}" if j.max_steps else "", "loss": loss, "val loss": j.raw.get("val_loss"),
-            "mode": cfg.get("mode"), "dataset": cfg.get("dataset"), "slot": j.kind,
+            "mode": cfg.get("mode") or ("experiment" if cfg.get("experiment") else cfg.get("kind")),
+            "per task": bool(cfg.get("per_task")), "dataset": cfg.get("dataset"), "slot": j.kind,
             "created": pd.Timestamp.fromtimestamp(j.created) if j.created else None,
         })
     return pd.DataFrame(rows)
 
 
-def runs_list(root: Path) -> None:
-    """The runs in the folder, refreshed every 2 s in the browser (a new CLI run appears by itself)."""
+def _table(root: Path, js: list[registry.Job]) -> None:
+    if not js:
+        st.info(f"No runs yet in `{root}`. Fill in the options below and press **Launch**, or start one by "
+                "command line (`python -m ttft jobs launch -- train …`): it appears here.")
+        return
+    df = runs_table(js)
+    st.dataframe(df, hide_index=True, key="ft_runs_table", column_config={
+        "status": st.column_config.TextColumn("status", help="queued, running, stopping, stopped, finished, failed, "
+                                              "or lost (its process is gone)"),
+        "queue": st.column_config.TextColumn("queue", help="position in the queue (queued runs)"),
+        "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
+        "loss": st.column_config.NumberColumn(format="%.4f", help="the last train loss"),
+        "val loss": st.column_config.NumberColumn(format="%.4f", help="the final validation loss; for a per-task "
+                                                  "run the mean over its tasks"),
+        "per task": st.column_config.CheckboxColumn("per task", help="one adapter per task (--per-task)"),
+        "created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
+    }, height=min(400, 38 + 35 * len(df)), placeholder="")
 
-    @st.fragment(run_every=2.0)
-    def _list() -> None:
-        js = registry.list_jobs(root)
-        _maybe_rerun_app(signature(js))
-        if not js:
-            st.info(f"No runs yet in `{root}`. Fill in the options below and press **Launch**, or start one by "
-                    "command line (`python -m ttft jobs launch -- train …`): it appears here.")
+
+def runs_list(root: Path, js: list[registry.Job] | None = None) -> None:
+    """The runs in the folder. While a job is active the list redraws itself every 2 s (live progress and
+    statuses); else it is drawn once and a watcher reruns the page when the runs folder changes."""
+    js = registry.list_jobs(root) if js is None else js
+    if any(j.active for j in js):
+
+        @st.fragment(run_every=LIVE_S)
+        def _live() -> None:
+            cur = js
+            if not st.session_state.get("_ft_full_run"):
+                cur = registry.list_jobs(root)
+                _maybe_rerun_app(signature(cur))
+            _table(root, cur)
+
+        _live()
+    else:
+        _table(root, js)
+        watch(root)
+
+
+def watch(root: Path) -> None:
+    """Rerun the page when the runs folder changes (a run appears, is deleted, or writes its status): a timed
+    fragment that draws nothing and costs a few ``stat`` calls."""
+    st.session_state["_ft_files"] = files_signature(root)
+
+    @st.fragment(run_every=IDLE_POLL_S)
+    def _watch() -> None:
+        if st.session_state.get("_ft_full_run"):
             return
-        df = runs_table(js)
-        st.dataframe(df, hide_index=True, key="ft_runs_table", column_config={
-            "queue": st.column_config.TextColumn("queue", help="position in the queue (queued runs)"),
-            "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
-            "loss": st.column_config.NumberColumn(format="%.4f"),
-            "val loss": st.column_config.NumberColumn(format="%.4f"),
-            "created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
-        }, height=min(400, 38 + 35 * len(df)), placeholder="")
+        if files_signature(root) != st.session_state.get("_ft_files"):
+            st.rerun(scope="app")
 
-    _list()
+    _watch()
 
 
 def run_picker(js: list[registry.Job]) -> registry.Job | None:
-    """Which run the panel shows (mirrored in the ``run`` query parameter)."""
+    """Which run the panel shows (mirrored in the ``run`` query parameter). The options are the run ids only: a
+    selectbox keeps showing the label it was first drawn with, so a status in it would go stale (the panel's
+    badge and the runs list say the status)."""
     ids = [j.id for j in js]
     nxt = st.session_state.pop("_ft_select_next", None)
     if nxt in ids:
@@ -226,13 +344,12 @@ def run_picker(js: list[registry.Job]) -> registry.Job | None:
         w.set_query_params(run=None)
         return None
     by_id = {j.id: j for j in js}
-    rid = st.selectbox("Run", ids, key="ft_run", format_func=lambda i: f"{i} · {by_id[i].status}"
-                       + (f" #{by_id[i].position}" if by_id[i].position else ""))
+    rid = st.selectbox("Run", ids, key="ft_run")
     w.set_query_params(run=rid)
     return by_id.get(rid)
 
 
-# --------------------------------------------------------------------------- the live panel of one run
+# --------------------------------------------------------------------------- what the panel of one run reads
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -242,7 +359,7 @@ def _metrics_cached(path: str, mtime_ns: int, size: int) -> runmetrics.Metrics:
 
 def metrics_for(job: registry.Job) -> runmetrics.Metrics:
     """A run's metrics, cached by (path, mtime, size); a grown file is parsed incrementally (new lines only)."""
-    f = job.path / "metrics.jsonl"
+    f = job.run_dir / "metrics.jsonl" if not (job.path / "metrics.jsonl").exists() else job.path / "metrics.jsonl"
     try:
         s = f.stat()
     except FileNotFoundError:
@@ -250,122 +367,7 @@ def metrics_for(job: registry.Job) -> runmetrics.Metrics:
     return _metrics_cached(str(f), s.st_mtime_ns, s.st_size)
 
 
-def panel_data(job: registry.Job, log_y: bool = False):
+def panel_data(job: registry.Job, log_y: bool = False, task: str | None = None):
     """What one refresh of the live panel computes: (metrics, progress, loss figure)."""
     m = metrics_for(job)
-    return m, registry.progress(job, m), charts.loss_figure(m, log_y=log_y, uirevision=job.id)
-
-
-def _act(action: str, path: str) -> None:
-    cfg = job_config()
-    try:
-        if action == "stop":
-            j = jobs.stop(path, cfg, wait=False)
-            st.session_state["_ft_msg"] = ("info", f"Stopping {j.id}: it saves a checkpoint and ends 'stopped' "
-                                                   f"(SIGKILL after {cfg.stop_timeout_s:g} s).")
-        elif action == "resume":
-            j = jobs.resume(path, cfg)
-            st.session_state["_ft_msg"] = ("info", f"{j.id} queued again: `{j.command()}`")
-        elif action == "clone":
-            config_to_state(registry.read_job(path).config())
-            st.session_state["_ft_msg"] = ("success", f"The config of {Path(path).name} is in the form below: change "
-                                                      "it and Launch.")
-        elif action == "delete":
-            jobs.delete(path, cfg)
-            st.session_state.pop("_ft_confirm_delete", None)
-            st.session_state["_ft_msg"] = ("success", f"Deleted {Path(path).name}.")
-        elif action == "ask_delete":
-            st.session_state["_ft_confirm_delete"] = path
-        elif action == "cancel_delete":
-            st.session_state.pop("_ft_confirm_delete", None)
-    except (registry.JobError, ValueError, OSError) as e:
-        st.session_state["_ft_msg"] = ("error", str(e))
-    st.session_state["_ft_action"] = True
-
-
-def run_panel(job: registry.Job) -> None:
-    """Progress, ETA, tokens/s, the loss chart, the log tail and the actions of one run; refreshed every second
-    while the job is queued or running."""
-    path = str(job.path)
-
-    @st.fragment(run_every=1.0 if job.active else None)
-    def _panel() -> None:
-        if st.session_state.pop("_ft_action", False) and not st.session_state.get("_ft_full_run"):
-            st.rerun(scope="app")
-        try:
-            j = registry.get_job(path)
-        except registry.JobError:
-            st.rerun(scope="app")
-            return
-        if j.status != job.status and not st.session_state.get("_ft_full_run"):
-            st.rerun(scope="app")  # the buttons and the refresh rate depend on the status
-        _panel_body(j)
-
-    _panel()
-
-
-def _panel_body(j: registry.Job) -> None:
-    head = st.columns([6, 1], vertical_alignment="center")
-    head[0].subheader(j.id)
-    head[1].badge(j.status, icon=None, color=STATUS_COLOR.get(j.status, "gray"))
-    cfg = j.config()
-    st.caption(" · ".join(str(x) for x in (
-        cfg.get("mode"), cfg.get("dataset"), (cfg.get("model") or {}).get("base_model"),
-        f"{j.kind} slot" if j.kind else None, j.raw.get("slot"), f"pid {j.pid}" if j.pid and j.active else None)
-        if x))
-    if j.status == "queued":
-        st.info(f"Queued: position {j.position or '?'} for the {j.kind} slot. It starts when the jobs before it end "
-                "— also with the app closed.")
-    elif j.status == "lost":
-        ck = j.run.last_checkpoint()
-        st.warning(f"Lost: {j.note}. Everything it wrote is kept; **Resume** continues from "
-                   + (f"its last checkpoint ({ck.name})." if ck else "the start (no checkpoint was saved)."))
-    elif j.status == "failed":
-        st.error(f"Failed: {j.raw.get('error') or 'see the traceback'}")
-        tb = j.raw.get("traceback") or runmetrics.tail_text(j.path / rundir.STDERR_FILE, 30)
-        st.code("\n".join(str(tb).rstrip().splitlines()[-25:]), language="text")
-    elif j.status == "stopped" and j.raw.get("note"):
-        st.caption(f"Stopped: {j.raw['note']}")
-    log_y = st.toggle("log-scale loss", key="ft_log_y")
-    m, p, fig = panel_data(j, log_y)
-    frac_text = f"step {p.step} / {p.max_steps}" if p.max_steps else f"step {p.step}"
-    st.progress(p.fraction, text=frac_text)
-    c = st.columns(6)
-    c[0].metric("ETA", runmetrics.format_seconds(p.eta_s) if j.active else "–")
-    c[1].metric("tokens/s", f"{p.tokens_per_second:,.0f}" if p.tokens_per_second else "–")
-    c[2].metric("loss", f"{p.loss:.4f}" if p.loss is not None else "–")
-    c[3].metric("eval loss", f"{p.eval_loss:.4f}" if p.eval_loss is not None else "–")
-    c[4].metric("elapsed", runmetrics.format_seconds(p.elapsed_s))
-    gpu = next((k for k in m.columns if k.startswith("gpu_mem")), None)
-    c[5].metric("GPU memory" if gpu else "lr", (f"{runmetrics._last(m.col(gpu)):.2f}" if gpu else
-                                                 f"{p.lr:.2e}" if p.lr is not None else "–"))
-    st.plotly_chart(fig, key="ft_loss_chart", config={"displaylogo": False})
-    _actions(j)
-    with st.expander("Log", expanded=j.active):
-        st.code(runmetrics.tail_text(j.run.log_file, 30) or "(nothing logged yet)", language="text", height=260)
-        err = runmetrics.tail_text(j.path / rundir.STDERR_FILE, 15)
-        if err and j.status in ("failed", "lost"):
-            st.caption("stderr")
-            st.code(err, language="text", height=200)
-        if j.command():
-            st.caption(f"command: `{j.command()}`")
-
-
-def _actions(j: registry.Job) -> None:
-    path = str(j.path)
-    b = st.columns(4)
-    b[0].button("Stop", on_click=_act, args=("stop", path), disabled=not j.active, key="ft_stop",
-                icon=":material/stop:", width="stretch", help="SIGTERM: the job saves a checkpoint and ends 'stopped'")
-    b[1].button("Resume", on_click=_act, args=("resume", path), disabled=j.status not in rundir.RESUMABLE,
-                key="ft_resume", icon=":material/play_arrow:", width="stretch",
-                help="continue from the last checkpoint (optimizer and scheduler state too)")
-    b[2].button("Clone config", on_click=_act, args=("clone", path), disabled=not j.config(), key="ft_clone",
-                icon=":material/content_copy:", width="stretch", help="load this run's options into the form")
-    b[3].button("Delete", on_click=_act, args=("ask_delete", path), disabled=j.status in ("running", "stopping"),
-                key="ft_delete", icon=":material/delete:", width="stretch",
-                help="delete the run folder (stop it first)")
-    if st.session_state.get("_ft_confirm_delete") == path:
-        st.warning(f"Delete **{j.id}** and everything in it (checkpoints, adapter, metrics)? This cannot be undone.")
-        c = st.columns([1, 1, 4])
-        c[0].button("Yes, delete", type="primary", on_click=_act, args=("delete", path), key="ft_delete_yes")
-        c[1].button("Cancel", on_click=_act, args=("cancel_delete", path), key="ft_delete_no")
+    return m, registry.progress(job, m), charts.loss_figure(m, log_y=log_y, uirevision=job.id, task=task)
