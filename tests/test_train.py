@@ -255,3 +255,41 @@ def test_balanced_shards_cover_every_task_once_and_even_out_the_work():
     assert rr[1] / rr[0] > 2
     loads = sorted(sum(cost[i] for i in s) for s in balanced_shards(small, 2))
     assert loads[1] / loads[0] < 1.2
+
+
+def test_per_task_adapter_does_not_depend_on_the_other_tasks(tiny_model, tmp_path):
+    """Each task's adapter is seeded from the run seed and its id: training it alone or after another task gives the
+    same weights (issue 14: order independence, also what makes --gpus N shards reproducible)."""
+    from safetensors.torch import load_file
+
+    alone = run_train(*base_args(tiny_model, tmp_path / "alone", "--per-task", "--steps", "3", "--lora-r", "2",
+                                 "--tasks", "0c786b71", "--val", "none"))
+    both = run_train(*base_args(tiny_model, tmp_path / "both", "--per-task", "--steps", "3", "--lora-r", "2",
+                                "--tasks", "00576224,0c786b71", "--val", "none"))
+    assert alone.returncode == 0 and both.returncode == 0, alone.stderr + both.stderr
+    a = load_file(tmp_path / "alone" / "adapters" / "0c786b71" / "adapter_model.safetensors")
+    b = load_file(tmp_path / "both" / "adapters" / "0c786b71" / "adapter_model.safetensors")
+    assert a.keys() == b.keys() and a
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) <= 1e-6
+    other = load_file(tmp_path / "both" / "adapters" / "00576224" / "adapter_model.safetensors")
+    assert max(float((a[k] - other[k]).abs().max()) for k in a) > 1e-6, "tasks get their own seeds"
+
+
+def test_per_task_results_record_val_loss_before_and_after(tiny_model, tmp_path):
+    r = run_train(*base_args(tiny_model, tmp_path / "pt", "--per-task", "--steps", "2", "--lora-r", "2"))
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path / "pt" / "result.json").read_text())
+    assert set(res["per_task"]) == set(SMALL_TASKS.split(","))
+    for row in res["per_task"].values():
+        assert row["steps"] == 2 and row["val_loss_before"] > 0 and row["val_loss"] > 0 and row["seconds"] > 0
+    before = [row["val_loss_before"] for row in res["per_task"].values()]
+    assert res["val_loss_before"] == pytest.approx(sum(before) / len(before))
+    lines = [m for m in read_jsonl(tmp_path / "pt" / "metrics.jsonl") if "val_loss_before" in m]
+    assert {m["task"] for m in lines} == set(SMALL_TASKS.split(",")) and all(m["step"] in (0, 2) for m in lines)
+
+
+def test_a_run_in_which_no_sample_fits_is_refused_before_any_work(tiny_model, tmp_path):
+    r = run_train(*base_args(tiny_model, tmp_path / "tiny", "--max-seq-len", "8", "--steps", "2"))
+    assert r.returncode == 2
+    assert "encoding.max_seq_len: no training sample of the 2 selected task(s) fits in 8 tokens" in r.stderr
+    assert not (tmp_path / "tiny").exists(), "nothing is written for a run that cannot train"

@@ -99,12 +99,15 @@ def merge_shards(run_dir: str | os.PathLike, cfg: TrainConfig) -> TrainResult:
     for r in results:
         for k, v in (r.get("counts") or {}).items():
             counts[k] = counts.get(k, 0) + v
+    per_task = {k: v for r in results for k, v in (r.get("per_task") or {}).items()}
+    before = [v["val_loss_before"] for v in per_task.values() if v.get("val_loss_before") is not None]
     res = TrainResult(
         run_dir=str(run.path), status=status, steps=sum(r.get("steps", 0) for r in results),
         train_tokens=sum(r.get("train_tokens", 0) for r in results),
         train_tokens_per_second=sum(r.get("train_tokens_per_second", 0.0) for r in results),
         final_loss=results[-1].get("final_loss") if results else None,
         val_loss=float(np.average(vals, weights=weights)) if vals else None, counts=counts,
+        val_loss_before=float(np.mean(before)) if before else None, per_task=per_task,
     )
     write_json_atomic(run.path / "result.json", res.to_json())
     run.update_status(status=status, step=res.steps, max_steps=res.steps if status == "finished" else None,

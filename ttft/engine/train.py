@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 
 from ttft import __version__
-from ttft.core.augment import AugmentSkipped, leave_one_out, leave_two_out
 from ttft.core.data import Task
 from ttft.core.selection import select_tasks
 from ttft.engine.models import (
@@ -38,20 +37,16 @@ from ttft.engine.models import (
     load_tokenizer_for,
     use_bf16,
 )
-from ttft.engine.samples import SampleStream, ValSet, fits_at_all, known_pairs_task, make_collator
+from ttft.engine.samples import SampleStream, ValSet, make_collator, source_tasks
 from ttft.engine.train_config import TrainConfig
 from ttft.options import ConfigError
 from ttft.runs.lifecycle import RunLifecycle
-from ttft.runs.rundir import RunDir, new_run_id, runs_root, safe_name, write_json_atomic
-
-# --------------------------------------------------------------------------- config
+from ttft.runs.rundir import RunDir, append_jsonl, new_run_id, read_json, runs_root, safe_name, write_json_atomic
 
 
-# --------------------------------------------------------------------------- task selection
-
-
-# --------------------------------------------------------------------------- datasets
-
+def read_json_dict(path: Path) -> dict:
+    d = read_json(path)
+    return d if isinstance(d, dict) else {}
 
 # --------------------------------------------------------------------------- stop handling
 # The run's lifecycle (ttft.runs.lifecycle.RunLifecycle) holds the stop flag: SIGTERM/SIGINT set it, and the
@@ -188,6 +183,9 @@ def prepare_run_dir(cfg: TrainConfig, run_dir: str | None, resume: bool) -> RunD
 
 @dataclass
 class TrainResult:
+    """What a run reached. ``val_loss`` / ``val_loss_before``: the mean over tasks (per-task runs) of the val loss
+    after / before training; ``per_task``: {task: {steps, final_loss, val_loss_before, val_loss, seconds}}."""
+
     run_dir: str
     status: str
     steps: int
@@ -196,6 +194,8 @@ class TrainResult:
     final_loss: float | None
     val_loss: float | None
     counts: dict = field(default_factory=dict)
+    val_loss_before: float | None = None
+    per_task: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -243,6 +243,29 @@ def _evaluate(trainer, val: ValSet | None) -> float | None:
     return float(trainer.evaluate(val)["eval_loss"])
 
 
+def task_seed(seed: int, task_id: str) -> int:
+    """The seed of one task's adapter in a per-task run: from the run seed and the task id only, so an adapter is
+    the same whatever tasks are trained before or beside it (order, shards, --gpus N)."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(f"{seed}:{task_id}".encode()).digest()[:4], "little")
+
+
+def training_sources(cfg: TrainConfig, tasks: list[Task], tokenizer: Any) -> list[tuple[list[Task], int]]:
+    """Per group (one per task in per-task runs, else one), the source tasks samples are drawn from and how many
+    tasks gave none. Raises ConfigError when no sample of any task fits ``encoding.max_seq_len``."""
+    groups = [[t] for t in tasks] if cfg.per_task else [tasks]
+    out = []
+    for group in groups:
+        per = [source_tasks(t, cfg, tokenizer) for t in group]
+        out.append(([s for ss in per for s in ss], sum(not ss for ss in per)))
+    if not any(srcs for srcs, _ in out):
+        raise ConfigError(f"encoding.max_seq_len: no training sample of the {len(tasks)} selected task(s) fits in "
+                          f"{cfg.encoding.max_seq_len} tokens (a sample needs at least two pairs); raise max_seq_len "
+                          f"or choose smaller tasks, got {cfg.encoding.max_seq_len}")
+    return out
+
+
 def train(cfg: TrainConfig, run_dir: str | None = None, resume: bool = False, log=print) -> TrainResult:
     """Run (or resume) a training run end to end. Bad options raise ConfigError/ModelError before any work."""
     cfg.validate()
@@ -265,6 +288,8 @@ def train(cfg: TrainConfig, run_dir: str | None = None, resume: bool = False, lo
             _, val_tasks = select_tasks(cfg.val, (), cfg.val_max_tokens)
         if cfg.val_max_tokens is not None:
             val_tasks = [t for t in val_tasks if t.stats().tokens <= cfg.val_max_tokens]
+    tokenizer = load_tokenizer_for(cfg.model)
+    sources = training_sources(cfg, tasks, tokenizer)  # refuses a run in which no sample fits, before any work
     run = prepare_run_dir(cfg, run_dir, resume)
     is_main = _rank() == 0
     # rank 0 writes the run's status; every rank gets the stop flag (a failure is recorded as failed and re-raised)
@@ -273,7 +298,7 @@ def train(cfg: TrainConfig, run_dir: str | None = None, resume: bool = False, lo
                     n_tasks=len(tasks)):
         life.log(f"{'resuming' if resume else 'starting'} {cfg.mode} on {cfg.dataset} ({len(tasks)} tasks), "
                  f"device {device}")
-        result = _train_inner(cfg, run, ds, tasks, val_tasks, device, resume, life, log)
+        result = _train_inner(cfg, run, ds, tasks, val_tasks, device, resume, life, tokenizer, sources)
         if is_main:
             write_json_atomic(run.path / "result.json", result.to_json())
         life.finish(result.status, step=result.steps, val_loss=result.val_loss, final_loss=result.final_loss)
@@ -281,33 +306,15 @@ def train(cfg: TrainConfig, run_dir: str | None = None, resume: bool = False, lo
         return result
 
 
-def _train_inner(cfg, run, ds, tasks, val_tasks, device, resume, stop, log) -> TrainResult:
+def _train_inner(cfg, run, ds, tasks, val_tasks, device, resume, stop, tokenizer, sources_by_group) -> TrainResult:
     import torch
     from transformers import Trainer
 
-    tokenizer = load_tokenizer_for(cfg.model)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    dtype = torch.bfloat16 if use_bf16(device) else torch.float32
     torch.manual_seed(cfg.seed)
     base = load_model(cfg.model, device="cpu" if device == "cpu" else device, dtype=torch.float32)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     n_samples = cfg.steps * cfg.batch_size * cfg.grad_accum * world
-
-    def sources_for(group: list[Task]) -> tuple[list[Task], int]:
-        out, dropped = [], 0
-        for t in group:
-            if cfg.mode == "finetune":
-                t = known_pairs_task(t)
-                cands = [t] if len(t.train) >= 2 else []
-            else:
-                try:
-                    cands = leave_one_out(t) if cfg.leave_out == 1 else leave_two_out(t)
-                except AugmentSkipped:
-                    cands = []
-            keep = [c for c in cands if fits_at_all(c, cfg.mode, cfg, tokenizer)]
-            dropped += len(cands) == 0 or not keep
-            out.extend(keep)
-        return out, dropped
 
     if is_main := _rank() == 0:
         total, trainable = count_parameters(base)
@@ -317,21 +324,30 @@ def _train_inner(cfg, run, ds, tasks, val_tasks, device, resume, stop, log) -> T
     groups = [[t] for t in tasks] if cfg.per_task else [tasks]
     t_start = time.time()
     tokens_total, last_loss, val_losses, steps_done, status = 0, None, [], 0, "finished"
+    before_losses: list[float] = []
+    per_task: dict[str, dict] = (read_json_dict(run.path / "result.json").get("per_task") or {}) if resume else {}
     counts_total: dict[str, int] = {}
     for gi, group in enumerate(groups):
         label = group[0].id if cfg.per_task else None
+        gcfg = cfg.replace(seed=task_seed(cfg.seed, label)) if label else cfg  # per-task: independent of the others
+        t_group = time.time()
         sub = safe_name(label) if label else None
         final_dir = (run.adapters_dir / sub) if sub else (run.path / ("model" if cfg.model.full_finetune else "adapter"))
         if cfg.per_task and (final_dir / "adapter_config.json").exists():
             steps_done += cfg.steps
+            done = per_task.get(label) or {}
+            for key, into in (("val_loss", val_losses), ("val_loss_before", before_losses)):
+                if done.get(key) is not None:
+                    into.append(done[key])
             continue  # finished before a resume
-        sources, dropped_tasks = sources_for(group)
+        sources, dropped_tasks = sources_by_group[gi]
         counts_total["tasks_without_samples"] = counts_total.get("tasks_without_samples", 0) + dropped_tasks
         if not sources:
             if is_main:
                 run.log(f"{label or 'run'}: no training sample fits (needs >= 2 train pairs within max_seq_len); "
                         "skipped")
             continue
+        torch.manual_seed(gcfg.seed)  # the LoRA initialisation: from this group's seed only
         if cfg.model.full_finetune:
             model = base
         else:
@@ -341,11 +357,11 @@ def _train_inner(cfg, run, ds, tasks, val_tasks, device, resume, stop, log) -> T
             m = RunDir(run.path).manifest()
             m.update(parameters=total, trainable_parameters=trainable)
             write_json_atomic(run.manifest_file, m)
-        stream = SampleStream(sources, cfg.mode, n_samples, cfg, tokenizer)
+        stream = SampleStream(sources, cfg.mode, n_samples, gcfg, tokenizer)
         val = ValSet([t for t in val_tasks if t.id in {g.id for g in group}] if cfg.per_task else val_tasks, cfg,
                      tokenizer) if val_tasks else None
         out_dir = run.checkpoints_dir / sub if sub else run.checkpoints_dir
-        args = _training_args(cfg, out_dir, device, has_eval=val is not None and len(val) > 0)
+        args = _training_args(gcfg, out_dir, device, has_eval=val is not None and len(val) > 0)
         cb = _make_callback(run, stop, label, steps_done, cfg.steps * len(groups), stream)
         trainer = Trainer(model=model, args=args, train_dataset=stream, eval_dataset=val if val and len(val) else None,
                           data_collator=make_collator(pad_id), callbacks=[cb], processing_class=tokenizer)
@@ -353,7 +369,17 @@ def _train_inner(cfg, run, ds, tasks, val_tasks, device, resume, stop, log) -> T
 
         trainer.remove_callback(PrinterCallback)  # our callback writes metrics.jsonl, log.txt and a stderr line
         ckpt = run.last_checkpoint(sub) if resume else None
-        out = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+        before = None
+        if ckpt is None:  # the val loss before training (a resumed group had it recorded when it started)
+            before = _evaluate(trainer, val)
+            if before is not None and is_main:
+                append_jsonl(run.metrics_file, {"step": steps_done, "time": time.time(), "eval_loss": before,
+                                                "val_loss_before": before, **({"task": label} if label else {})})
+        else:
+            before = (per_task.get(label or "") or {}).get("val_loss_before")
+        if before is not None:
+            before_losses.append(before)
+        trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
         tokens_total += int(trainer.state.num_input_tokens_seen)
         losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
         last_loss = losses[-1] if losses else last_loss
@@ -368,10 +394,16 @@ def _train_inner(cfg, run, ds, tasks, val_tasks, device, resume, stop, log) -> T
         if vl is not None:
             val_losses.append(vl)
             if is_main:
-                from ttft.runs.rundir import append_jsonl
-
                 append_jsonl(run.metrics_file, {"step": steps_done, "time": time.time(), "eval_loss": vl,
                                                 "final": True, **({"task": label} if label else {})})
+        if label:
+            group_losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+            per_task[label] = {"steps": trainer.state.global_step,
+                               "final_loss": group_losses[-1] if group_losses else None,
+                               "val_loss_before": before, "val_loss": vl,
+                               "seconds": round(time.time() - t_group, 3)}
+            if is_main:  # so a resume knows what finished tasks reached
+                write_json_atomic(run.path / "result.json", {"per_task": per_task, "partial": True})
         if is_main:
             if cfg.model.full_finetune:
                 trainer.save_model(str(final_dir))
@@ -386,6 +418,7 @@ def _train_inner(cfg, run, ds, tasks, val_tasks, device, resume, stop, log) -> T
         run_dir=str(run.path), status=status, steps=steps_done, train_tokens=tokens_total,
         train_tokens_per_second=tokens_total / elapsed if elapsed > 0 else 0.0,
         final_loss=last_loss, val_loss=float(np.mean(val_losses)) if val_losses else None, counts=counts_total,
+        val_loss_before=float(np.mean(before_losses)) if before_losses else None, per_task=per_task,
     )
 
 

@@ -94,6 +94,10 @@ class TrainConfig(Options):
     def check(self) -> None:
         if self.per_task and self.mode != "ttft":
             raise self.bad("per_task", "is only for mode 'ttft'")
+        if self.per_task and self.model.full_finetune:
+            raise self.bad("per_task", "trains one LoRA adapter per task from the same base; a full fine-tune per "
+                                       "task is not supported (it would keep a whole model copy per task): use "
+                                       "LoRA, or --no-per-task for one fully fine-tuned model")
         check_task_ids(self)
         if not self.dataset.strip():
             raise self.bad("dataset", "must be a bundled name or a path")
