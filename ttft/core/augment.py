@@ -363,8 +363,8 @@ def apply_task(task: Task, spec: AugmentSpec) -> Task:
             raise ValueError(f"task {task.id}: spec train order {list(spec.order)} has {len(spec.order)} entries "
                              f"but the task has {len(train)} train pairs")
         train = tuple(train[i] for i in spec.order)
-    new_train = []
-    new_test = []
+    new_train: list[Pair] = []
+    new_test: list[Pair] = []
     for kind, src, dst in (("train", train, new_train), ("test", task.test, new_test)):
         for i, p in enumerate(src):
             try:

@@ -259,10 +259,11 @@ def _segments(task: Task, cfg: EncodingConfig, test_index: int, answer: bool) ->
     inp, outp = cfg.input_marker + "\n", cfg.output_marker + "\n"
     segs: list[tuple[str, str, bool]] = []
     for i, p in enumerate(task.train):
+        assert p.output is not None, f"task {task.id}: train pair {i} has no output"  # the loaders require one
         segs += [(inp, "marker", False), (grid_to_text(p.input, fmt), "input", False), (outp, "marker", False),
                  (grid_to_text(p.output, fmt), "output", cfg.loss_on == "outputs" and i >= 1)]
     segs += [(inp, "marker", False), (grid_to_text(test.input, fmt), "test_input", False), (outp, "marker", False)]
-    if answer:
+    if answer and test.output is not None:
         segs.append((grid_to_text(test.output, fmt), "test_output", True))
     return segs
 

@@ -70,7 +70,8 @@ def score_output(views: Sequence[Any], attempts: Sequence[Any], truth: Any = Non
     out["vote_1"] = float(bool(att) and same_grid(att[0], t))
     out["pass_at_2"] = float(any(same_grid(a, t) for a in att[:2]))
     out["correct_pixels"] = float(np.mean([pixel_share(v, t) for v in views]))
-    out["correct_size"] = float(np.mean([as_grid(v) is not None and as_grid(v).shape == t.shape for v in views]))
+    grids = [as_grid(v) for v in views]
+    out["correct_size"] = float(np.mean([g is not None and g.shape == t.shape for g in grids]))
     return out
 
 
