@@ -21,19 +21,15 @@ os.environ["TOKENIZERS_PARALLELISM"] = "false"
 import argparse  # noqa: E402
 import json  # noqa: E402
 import statistics  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Callable  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from collections.abc import Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from ttft.core.augment import AugmentOptions, apply_task, random_spec
-from ttft.core.data import Task, load_dataset
-from ttft.core.encoding import EncodingConfig, tokenize_task
-from ttft.core.tokenizer import VOCAB, load_tokenizer
+from ttft.core.augment import AugmentOptions, apply_task, random_spec  # noqa: E402
+from ttft.core.data import Task, load_dataset  # noqa: E402
+from ttft.core.encoding import EncodingConfig, tokenize_task  # noqa: E402
+from ttft.core.tokenizer import VOCAB, load_tokenizer  # noqa: E402
 
 TARGET = 2000.0
 

@@ -20,7 +20,6 @@ import argparse
 import os
 import signal
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,7 +28,6 @@ from ttft.engine import commands
 from ttft.runs import registry
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -95,9 +93,9 @@ def main() -> None:
             pid, start = job.pid, job.raw["pid_start"]
             t0 = time.monotonic()
             jobs.stop(job, cfg, wait=False)
-            wait(lambda: registry.get_job(job.path).raw.get("status") == "stopped", 120, "'stopped'")
+            wait(lambda j=job: registry.get_job(j.path).raw.get("status") == "stopped", 120, "'stopped'")
             to_stopped.append(time.monotonic() - t0)
-            wait(lambda: not process.process_alive(pid, start), 120, "the process to exit")
+            wait(lambda p=pid, s=start: not process.process_alive(p, s), 120, "the process to exit")
             to_exit.append(time.monotonic() - t0)
             ckpt.append(job.run.last_checkpoint() is not None)
             t = runmetrics.read_metrics(job.path / "metrics.jsonl").col("time")

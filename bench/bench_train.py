@@ -1,6 +1,6 @@
 """Training benchmarks (issue 4), CPU.
 
-1. Overhead: `ttft.train.train()` (Trainer + callbacks + on-the-fly augmentation) tokens/s against a plain PyTorch
+1. Overhead: `ttft.engine.train.train()` (Trainer + callbacks + on-the-fly augmentation) tokens/s against a plain PyTorch
    loop (forward, backward, AdamW step) on the same model architecture and the same token stream (the loop replays
    exactly the samples the Trainer drew), measured in one run, alternating, median of the repeats.
    Target: ratio >= 0.95.
@@ -145,7 +145,7 @@ def main():
     small = sorted((t for t in ev if t.stats().tokens <= 1200 and len(t.train) >= 2), key=lambda t: t.id)
     ids = [t.id for t in small[: args.ttft_tasks]]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    base_mb, _, _ = peak_rss_mb([sys.executable, "-c", "import torch, transformers, peft, ttft.train"], env)
+    base_mb, _, _ = peak_rss_mb([sys.executable, "-c", "import torch, transformers, peft, ttft.engine.train"], env)
     with tempfile.TemporaryDirectory() as d:
         cmd = [sys.executable, "-m", "ttft", "train", "--mode", "ttft", "--per-task", "--dataset",
                "arc-agi-1/evaluation", "--tasks", ",".join(ids), "--steps", str(args.ttft_steps), "--lr", "1e-4",

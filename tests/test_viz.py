@@ -22,7 +22,8 @@ def rgb(png: bytes) -> np.ndarray:
 
 
 def hex_of(px) -> str:
-    return "#%02X%02X%02X" % tuple(int(v) for v in px)
+    r, g, b = (int(v) for v in px[:3])
+    return f"#{r:02X}{g:02X}{b:02X}"
 
 
 def test_palette_is_official():

@@ -22,8 +22,9 @@ import dataclasses
 import math
 import types
 import typing
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Iterator, Sequence, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 __all__ = ["ConfigError", "Option", "Options", "option", "flat_options", "add_arguments", "apply_args", "argv_of",
            "parse_list", "NONE_WORD"]

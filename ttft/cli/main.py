@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from ttft import __version__
 from ttft.core.data import BUNDLED, DatasetError, TaskError, load_dataset

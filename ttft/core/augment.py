@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -79,7 +80,7 @@ class AugmentResult:
     """Outcome of :func:`try_apply_task`: the augmented task, or ``None`` and the reason it was skipped."""
 
     task: Task | None
-    spec: "AugmentSpec"
+    spec: AugmentSpec
     reason: str | None = None
 
     @property
@@ -279,7 +280,7 @@ class AugmentSpec:
         }
 
     @classmethod
-    def from_json(cls, d: Any) -> "AugmentSpec":
+    def from_json(cls, d: Any) -> AugmentSpec:
         if not isinstance(d, dict):
             raise ValueError(f"an augment spec must be a JSON object, got {d!r}")
         known = {"version", "geometric", "colors", "order", "steps", "seed"}

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar, Sequence, Union
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -202,7 +203,7 @@ class Tile(_StepBase):
         return np.ascontiguousarray(first)
 
 
-Step = Union[Upscale, Pad, Mirror, Tile]
+Step = Upscale | Pad | Mirror | Tile
 
 
 _STEP_CLASSES: dict[str, type] = {c.kind: c for c in (Upscale, Pad, Mirror, Tile)}

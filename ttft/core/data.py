@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +58,7 @@ class TaskError(ValueError):
         self.field = field
         super().__init__(self.__str__())
 
-    def located(self, **where: str | None) -> "TaskError":
+    def located(self, **where: str | None) -> TaskError:
         """Return a copy with missing location parts filled in."""
         parts = {k: getattr(self, k) for k in ("file", "task", "pair", "field")}
         for k, v in where.items():

@@ -20,8 +20,9 @@ Model output is read back with :func:`text_to_grid` / :func:`parse_output`, whic
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -189,7 +190,7 @@ def text_to_grid(text: str, fmt: str = "minimal", stop: Sequence[str] | None = N
     return ParseResult(grid)
 
 
-def parse_output(text: str, cfg: "EncodingConfig | None" = None, tokenizer: Any = None) -> ParseResult:
+def parse_output(text: str, cfg: EncodingConfig | None = None, tokenizer: Any = None) -> ParseResult:
     """Read a model's generated output grid: ``text_to_grid`` in ``cfg.format``, stopping at ``cfg``'s markers, the
     tokenizer's end-of-sequence text and common end texts. Never raises for bad text."""
     cfg = cfg or EncodingConfig()

@@ -20,7 +20,8 @@ of nothing is ``None``). Nothing here imports torch or streamlit.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

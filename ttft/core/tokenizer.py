@@ -61,7 +61,7 @@ def _backend():
     return tok
 
 
-def build_embedded_tokenizer() -> "PreTrainedTokenizerFast":
+def build_embedded_tokenizer() -> PreTrainedTokenizerFast:
     """A fresh embedded tokenizer (no files read)."""
     from transformers import PreTrainedTokenizerFast
 
@@ -76,7 +76,7 @@ def save_embedded_tokenizer(path: str | os.PathLike = ASSET_DIR) -> list[Path]:
     return [Path(p) for p in build_embedded_tokenizer().save_pretrained(str(path))]
 
 
-def load_tokenizer(name_or_path: str | os.PathLike | None = None) -> "PreTrainedTokenizerBase":
+def load_tokenizer(name_or_path: str | os.PathLike | None = None) -> PreTrainedTokenizerBase:
     """Load a tokenizer offline: ``None`` or ``"embedded"`` gives the shipped embedded tokenizer; otherwise a folder
     with tokenizer files (or a hub id already in the local cache). Raises ValueError naming the path when nothing
     can be loaded."""
@@ -109,7 +109,7 @@ def tokenizer_name(tokenizer: Any) -> str:
 
 _SIGNATURE_KEYS = ("normalizer", "pre_tokenizer", "model", "post_processor")
 _reference: dict[str, Any] = {}
-_known: "weakref.WeakKeyDictionary[Any, bool]" = weakref.WeakKeyDictionary()
+_known: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
 
 
 def _signature(backend_json: str) -> dict[str, Any]:

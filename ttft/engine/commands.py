@@ -14,9 +14,10 @@ import io
 import json
 import shlex
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ttft.engine.experiment_config import AblationConfig
 from ttft.engine.predict_config import PredictConfig

@@ -58,7 +58,7 @@ class JobConfig(Options):
                                      "gpu_slots": "TTFT_GPU_SLOTS", "stop_timeout_s": "TTFT_STOP_TIMEOUT"}
 
     @classmethod
-    def from_env(cls, **overrides: Any) -> "JobConfig":
+    def from_env(cls, **overrides: Any) -> JobConfig:
         """From the environment (``ENV``), then ``overrides`` (None values ignored); validated."""
         kw: dict[str, Any] = {}
         kinds = {o.name: o.kind for o in cls.options()}

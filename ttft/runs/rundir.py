@@ -22,9 +22,10 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 STATUSES = ("queued", "running", "stopping", "stopped", "finished", "failed", "lost")
 TERMINAL = ("stopped", "finished", "failed")
