@@ -108,6 +108,9 @@ def _wrap(fn):
         return fn()
     except ConfigError as e:
         raise CliError(str(e)) from None
+    except OSError as e:  # a full disk, a read-only or missing folder: one line, not a traceback
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        raise CliError(f"{e.strerror or e}{where}") from None
 
 
 def cmd_launch(args) -> int:
@@ -152,13 +155,19 @@ def cmd_resume(args) -> int:
 
 
 def cmd_delete(args) -> int:
+    from pathlib import Path
+
     from ttft.cli.main import CliError
-    from ttft.runs.jobs import delete
+    from ttft.runs.jobs import delete, delete_text
+    from ttft.runs.registry import resolve
 
     if not args.yes:
         raise CliError(f"delete {args.run}: pass --yes to delete the run folder and everything in it")
-    path = _wrap(lambda: delete(args.run, _cfg(args)))
-    print(f"deleted {path}", file=sys.stderr)
+    cfg = _cfg(args)
+    found = _wrap(lambda: resolve(args.run, cfg.root))
+    target = Path(found).resolve() if Path(found).is_symlink() else None
+    path = _wrap(lambda: delete(found, cfg))
+    print(delete_text(path, target), file=sys.stderr)
     return 0
 
 

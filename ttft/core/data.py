@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,7 +189,20 @@ class Dataset:
 # --------------------------------------------------------------------------- validation
 
 
+class _Unreadable:
+    """A JSON value that could be parsed but not read as Python (nested too deeply, an integer too long): kept in
+    place so that validation reports it where it is (task, pair, field) and the rest of the file still loads."""
+
+    def __init__(self, what: str):
+        self.what = what
+
+    def __repr__(self) -> str:
+        return self.what
+
+
 def _describe(v: Any) -> str:
+    if isinstance(v, _Unreadable):
+        return v.what
     if v is None:
         return "null"
     if isinstance(v, bool):
@@ -302,21 +316,111 @@ def load_bundled(name: str) -> Dataset:
 
 
 def _read_json(path: Path, max_bytes: int = MAX_FILE_BYTES) -> Any:
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise TaskError(
-            f"file is {size / 1e6:.1f} MB, larger than the {max_bytes / 1024 / 1024:.0f} MB limit", file=str(path)
-        )
-    return _parse_json_bytes(path.read_bytes(), str(path))
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise TaskError(
+                f"file is {size / 1e6:.1f} MB, larger than the {max_bytes / 1024 / 1024:.0f} MB limit", file=str(path)
+            )
+        data = path.read_bytes()
+    except OSError as e:
+        raise TaskError(f"cannot read it ({e.strerror or type(e).__name__})", file=str(path)) from None
+    return _parse_json_bytes(data, str(path))
+
+
+#: a JSON integer longer than this is kept as an unreadable value (Python refuses to convert ints over 4,300 digits)
+_MAX_INT_DIGITS = 4000
+
+
+def _parse_int(text: str) -> Any:
+    digits = len(text.lstrip("-"))
+    return int(text) if digits <= _MAX_INT_DIGITS else _Unreadable(f"an integer with {digits} digits")
 
 
 def _parse_json_bytes(data: bytes, file: str) -> Any:
+    """Parse a JSON file's bytes. Syntax errors name the line and column; a value nested too deeply or an integer
+    too long to convert stays in place as an unreadable value, so that only the task holding it is rejected."""
     try:
-        return json.loads(data)
+        text = data.decode(json.detect_encoding(data))
     except UnicodeDecodeError as e:
-        raise TaskError(f"not UTF-8 text ({e.reason})", file=file) from None
+        raise TaskError(f"not UTF-8 text ({e.reason} at byte {e.start})", file=file) from None
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as e:
         raise TaskError(f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}", file=file) from None
+    except RecursionError:
+        pass
+    except ValueError:  # an integer too long to convert: parse again keeping it as an unreadable value
+        try:
+            return json.loads(text, parse_int=_parse_int)
+        except RecursionError:
+            pass
+        except ValueError as e:
+            raise TaskError(f"cannot read the JSON ({e})", file=file) from None
+    try:
+        return _parse_members(text)
+    except (ValueError, IndexError, RecursionError):
+        raise TaskError("JSON nested too deeply to read (arrays or objects inside each other thousands of times)",
+                        file=file) from None
+
+
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.S)
+_SCALAR = re.compile(r'[^,}\]\s]*')
+_WS = re.compile(r"\s*")
+
+
+def _value_end(text: str, pos: int) -> int:
+    """Where the JSON value starting at ``pos`` ends (brackets matched without recursion; strings skipped)."""
+    if text[pos] == '"':
+        m = _TOKEN.match(text, pos)
+        if m is None:
+            raise ValueError("unterminated string")
+        return m.end()
+    if text[pos] not in "[{":
+        return _SCALAR.match(text, pos).end()  # type: ignore[union-attr]
+    depth = 0
+    for m in _TOKEN.finditer(text, pos):
+        tok = m.group()
+        if tok[0] == '"':
+            continue
+        depth += 1 if tok in "[{" else -1
+        if depth == 0:
+            return m.end()
+    raise ValueError("unbalanced brackets")
+
+
+def _parse_value(chunk: str) -> Any:
+    try:
+        return json.loads(chunk, parse_int=_parse_int)
+    except RecursionError:
+        return _Unreadable("JSON nested too deeply to read")
+
+
+def _parse_members(text: str) -> dict:
+    """A top-level JSON object parsed member by member, so that one member nested too deeply to parse does not
+    hide the others (it becomes an unreadable value)."""
+    pos = _WS.match(text, 0).end()  # type: ignore[union-attr]
+    if text[pos] != "{":
+        raise ValueError("not an object")
+    dec = json.JSONDecoder()
+    out: dict[str, Any] = {}
+    pos = _WS.match(text, pos + 1).end()  # type: ignore[union-attr]
+    if text[pos] == "}":
+        return out
+    while True:
+        key, pos = dec.raw_decode(text, pos)
+        pos = _WS.match(text, pos).end()  # type: ignore[union-attr]
+        if text[pos] != ":":
+            raise ValueError("expected ':'")
+        start = _WS.match(text, pos + 1).end()  # type: ignore[union-attr]
+        end = _value_end(text, start)
+        out[key] = _parse_value(text[start:end])
+        pos = _WS.match(text, end).end()  # type: ignore[union-attr]
+        if text[pos] == "}":
+            return out
+        if text[pos] != ",":
+            raise ValueError("expected ','")
+        pos = _WS.match(text, pos + 1).end()  # type: ignore[union-attr]
 
 
 def _load_mapping(
@@ -328,10 +432,13 @@ def _load_mapping(
     solutions: Mapping[str, Any] | None = None,
     solutions_file: str | None = None,
 ) -> Dataset:
+    """Every task of a {task id: task} mapping, each checked on its own: a bad one is reported and skipped."""
     tasks: dict[str, Task] = {}
     errors: list[TaskError] = []
     for task_id, obj in raw.items():
         try:
+            if why := task_id_problem(task_id):
+                raise TaskError(why, file=file, task=repr(task_id))
             if solutions is not None and task_id in solutions and isinstance(obj, dict):
                 obj = _merge_solutions(obj, solutions[task_id], task_id, solutions_file)
             tasks[task_id] = task_from_json(obj, task_id, file=file, source=source)
@@ -341,6 +448,7 @@ def _load_mapping(
 
 
 def _merge_solutions(obj: dict, sol: Any, task_id: str, sol_file: str | None) -> dict:
+    """The task with its test outputs from the solutions file; a problem in a solution is located in that file."""
     test = obj.get("test")
     if not isinstance(test, list):
         return obj  # task_from_json reports it
@@ -352,20 +460,28 @@ def _merge_solutions(obj: dict, sol: Any, task_id: str, sol_file: str | None) ->
             task=task_id,
         )
     merged = []
-    for p, out in zip(test, sol):
+    for i, (p, out) in enumerate(zip(test, sol)):
+        try:
+            parse_grid(out)
+        except TaskError as e:
+            raise e.located(file=sol_file, task=task_id, pair=f"test pair {i}", field="output") from None
         if isinstance(p, dict):
             p = {**p, "output": out}
         merged.append(p)
     return {**obj, "test": merged}
 
 
-def _is_single_task(obj: Any) -> bool:
-    """A dict is a collection {task_id: task} when every value is an object and no key is 'train'/'test'."""
+def _is_single_task(obj: Any, name: str = "") -> bool:
+    """Whether a JSON object is one task rather than a collection {task_id: task}: it has 'train' or 'test', or it
+    is empty, or (outside a ``*challenges*`` file) none of its values is an object. A collection is checked task by
+    task, so one bad value (``null``, a list) rejects only its own task."""
     if not isinstance(obj, dict):
         return False
     if "train" in obj or "test" in obj or not obj:
         return True
-    return not all(isinstance(v, dict) for v in obj.values())
+    if "challenges" in Path(name).name:
+        return False
+    return not any(isinstance(v, (dict, _Unreadable)) for v in obj.values())
 
 
 def load_json_file(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> Dataset:
@@ -378,45 +494,104 @@ def load_json_file(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> 
 def _find_solutions(path: Path) -> Path | None:
     if "challenges" in path.name:
         cand = path.with_name(path.name.replace("challenges", "solutions"))
-        if cand.exists():
+        if cand.exists() or cand.is_symlink():
             return cand
     return None
 
 
+def _single_task(obj: Any, name: str, file: str) -> Dataset:
+    task_id = Path(name).stem
+    if why := task_id_problem(task_id):
+        raise TaskError(f"{why}: rename the file", file=file)
+    task = task_from_json(obj, task_id, file=file)
+    return Dataset(name=name, tasks={task_id: task}, version="file")
+
+
+def _read_solutions(path: Path) -> tuple[dict | None, list[TaskError]]:
+    """The solutions file's {task id: [grid, ...]}, or None and the reason (the challenges load without it)."""
+    try:
+        sol = _read_json(path)
+    except TaskError as e:
+        return None, [TaskError(e.message + "; the tasks are loaded without solutions", file=str(path))]
+    if not isinstance(sol, dict):
+        return None, [TaskError(f"solutions file must be a JSON object {{task_id: [grid, ...]}}, got {_describe(sol)}"
+                                "; the tasks are loaded without solutions", file=str(path))]
+    return sol, []
+
+
+#: how many solutions for unknown task ids are reported one by one (the rest in one message)
+_MAX_UNMATCHED_REPORTED = 20
+
+
 def dataset_from_json(obj: Any, name: str, *, file: str, solutions: Path | None = None) -> Dataset:
-    if _is_single_task(obj):
-        task_id = Path(name).stem
-        task = task_from_json(obj, task_id, file=file)
-        return Dataset(name=name, tasks={task_id: task}, version="file")
+    if _is_single_task(obj, name):
+        return _single_task(obj, name, file)
     if not isinstance(obj, dict):
         raise TaskError(f"top level must be a JSON object (a task or a Kaggle challenges file), got {_describe(obj)}",
                         file=file)
-    sol = None
-    if solutions is not None:
-        sol = _read_json(solutions)
-        if not isinstance(sol, dict):
-            raise TaskError(f"solutions file must be a JSON object {{task_id: [grid, ...]}}, got {_describe(sol)}",
-                            file=str(solutions))
+    sol, sol_errors = _read_solutions(solutions) if solutions is not None else (None, [])
     ds = _load_mapping(obj, name=name, file=file, source=file, solutions=sol,
                        solutions_file=str(solutions) if solutions else None)
-    ds.version = "kaggle" + (" + solutions" if sol is not None else " (no solutions)")
+    ds.errors[:0] = sol_errors
+    ds.version = "kaggle (no solutions)"
+    if sol is not None:
+        unmatched = [k for k in sol if k not in obj]
+        for k in unmatched[:_MAX_UNMATCHED_REPORTED]:
+            ds.errors.append(TaskError(f"a solution for a task that is not in {Path(file).name}; ignored",
+                                       file=str(solutions), task=k))
+        if len(unmatched) > _MAX_UNMATCHED_REPORTED:
+            ds.errors.append(TaskError(f"{len(unmatched) - _MAX_UNMATCHED_REPORTED} more solutions for tasks that are "
+                                       f"not in {Path(file).name}; ignored", file=str(solutions)))
+        matched = sum(k in sol for k in obj)
+        if matched == 0:
+            ds.version = f"kaggle (no solutions: none of the {len(sol)} in {Path(str(solutions)).name} match)"
+        else:
+            ds.version = "kaggle + solutions" + (f" ({matched} of {len(obj)} tasks)" if matched < len(obj) else "")
     return ds
+
+
+def _folder_entries(path: Path) -> tuple[list[Path], list[TaskError]]:
+    """The ``*.json`` files of a folder, and one message for each entry that is not a readable file (a broken
+    symbolic link, a folder)."""
+    try:
+        names = sorted(e.name for e in os.scandir(path) if e.name.endswith(".json"))
+    except OSError as e:
+        raise DatasetError(f"folder {path}: cannot list it ({e.strerror or type(e).__name__})") from None
+    files, errors = [], []
+    for n in names:
+        f = path / n
+        if f.is_symlink() and not f.exists():
+            try:
+                target = os.readlink(f)
+            except OSError:
+                target = "?"
+            errors.append(TaskError(f"broken symbolic link (its target {target} does not exist); skipped",
+                                    file=str(f)))
+        elif f.is_dir():
+            errors.append(TaskError("a folder, not a task file (the folder is not read recursively); skipped",
+                                    file=str(f)))
+        elif not f.is_file():
+            errors.append(TaskError("not a regular file; skipped", file=str(f)))
+        else:
+            files.append(f)
+    return files, errors
 
 
 def load_folder(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> Dataset:
     """Load every ``*.json`` task file of a folder (not recursive). Bad files are reported and skipped."""
     path = Path(path)
     tasks: dict[str, Task] = {}
-    errors: list[TaskError] = []
-    files = sorted(p for p in path.glob("*.json") if p.is_file())
-    if not files:
+    files, errors = _folder_entries(path)
+    if not files and not errors:
         raise DatasetError(f"folder {path} holds no *.json task files")
+    # a Kaggle solutions file is read with its challenges file, not as tasks of its own
+    used = {s for f in files if (s := _find_solutions(f)) is not None}
+    files = [f for f in files if f not in used]
     for f in files:
         try:
             obj = _read_json(f, max_bytes)
-            if _is_single_task(obj) or not isinstance(obj, dict):
-                task = task_from_json(obj, f.stem, file=str(f))
-                sub = {task.id: task}
+            if _is_single_task(obj, f.name) or not isinstance(obj, dict):
+                sub = _single_task(obj, f.name, str(f)).tasks
             else:  # a Kaggle-style collection inside a folder
                 ds = dataset_from_json(obj, f.name, file=str(f), solutions=_find_solutions(f))
                 errors.extend(ds.errors)
@@ -449,10 +624,15 @@ def load_dataset(spec: str | os.PathLike) -> Dataset:
     if s in BUNDLED:
         return load_bundled(s)
     p = Path(s).expanduser()
-    if p.is_dir():
-        return load_folder(p)
-    if p.is_file():
-        return load_json_file(p)
+    try:
+        if p.is_dir():
+            return load_folder(p)
+        if p.is_file():
+            return load_json_file(p)
+    except OSError as e:  # a path that cannot even be looked at (a folder above it not readable)
+        raise DatasetError(f"{s}: cannot read it ({e.strerror or type(e).__name__})") from None
+    if p.is_symlink():
+        raise DatasetError(f"{s} is a broken symbolic link (its target does not exist)")
     if "/" in s and not p.exists() and s.split("/")[0] in {n.split("/")[0] for n in BUNDLED}:
         raise DatasetError(f"unknown bundled dataset {s!r}; choose one of: {', '.join(BUNDLED)}")
     raise DatasetError(f"{s!r} is neither a bundled dataset ({', '.join(BUNDLED)}) nor an existing file or folder")
@@ -470,7 +650,13 @@ def dataset_fingerprint(spec: str | os.PathLike) -> str:
     p = Path(s).expanduser()
     try:
         if p.is_dir():
-            parts = [f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in sorted(p.glob("*.json"))]
+            parts = []
+            for f in sorted(p.glob("*.json")):
+                try:
+                    st = f.stat()
+                    parts.append(f"{f.name}:{st.st_size}:{st.st_mtime_ns}")
+                except OSError:  # a broken link: its name still counts
+                    parts.append(f"{f.name}:?")
             return s + "|" + str(hash("|".join(parts)))
         if p.is_file():
             st = p.stat()
@@ -483,13 +669,21 @@ def dataset_fingerprint(spec: str | os.PathLike) -> str:
 # --------------------------------------------------------------------------- task ids
 
 
+def name_problem(name: Any, what: str = "name") -> str | None:
+    """Why ``name`` cannot be the name of a file or folder inside a root (a run id, a prediction name, a task id),
+    or None: it must be non-empty text, not ``.`` or ``..``, with no path separator and no control character, so
+    that ``root / name`` is always a child of ``root``."""
+    if not isinstance(name, str) or not name.strip():
+        return f"a {what} must be non-empty text"
+    if name in (".", "..") or "/" in name or "\\" in name or os.sep in name or any(
+            ord(c) < 32 or ord(c) == 127 for c in name):
+        return f"{what} {name!r} cannot be a folder name (no '.', '..', separators or control characters)"
+    return None
+
+
 def task_id_problem(task_id: Any) -> str | None:
     """Why ``task_id`` cannot be a task id (ids become folder names: adapters/<id>/), or None."""
-    if not isinstance(task_id, str) or not task_id.strip():
-        return "a task id must be non-empty text"
-    if task_id in (".", "..") or "/" in task_id or "\\" in task_id or any(ord(c) < 32 for c in task_id):
-        return f"task id {task_id!r} cannot be a folder name (no '.', '..', separators or control characters)"
-    return None
+    return name_problem(task_id, "task id")
 
 
 def parse_task_list(text: str) -> tuple[str, ...]:

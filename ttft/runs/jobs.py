@@ -43,15 +43,21 @@ from ttft.runs.process import (
     try_acquire_slot,
 )
 from ttft.runs.registry import (
+    JOB_FIELDS,
     ORCHESTRATOR,
     Job,
     JobConfig,
     JobError,
+    _contains,
+    _inside,
     _link,
+    _unique,
     derive_status,
+    fields_problem,
     get_job,
     job_dirs,
     queue_root,
+    resolve,
 )
 from ttft.runs.rundir import (
     ACTIVE,
@@ -65,6 +71,7 @@ from ttft.runs.rundir import (
     _tail,
     process_start_time,
     read_json,
+    read_json_checked,
     safe_name,
     write_json_atomic,
 )
@@ -112,7 +119,18 @@ def job_kind(argv: Sequence[str], kind: str) -> str:
 
 def _enqueue(path: Path, argv: list[str], kind: str, cfg: JobConfig, config: dict | None,
              extra: dict | None = None) -> Job:
+    """Queue ``argv`` as the job of the folder ``path`` and start its supervisor. A folder outside the runs folder
+    (``train --run-dir`` elsewhere) is linked into it, so that it is listed and waits in the same queue and slots.
+    A write that fails (a full disk, a read-only folder) raises JobError saying so."""
     path = Path(path).absolute()
+    try:
+        return _enqueue_in(path, argv, kind, cfg, config, extra)
+    except OSError as e:
+        raise JobError(f"cannot queue {path.name}: {e.strerror or e} (writing in {path})") from None
+
+
+def _enqueue_in(path: Path, argv: list[str], kind: str, cfg: JobConfig, config: dict | None,
+                extra: dict | None) -> Job:
     kind = job_kind(argv, kind)
     now = time.time()
     old = read_json(path / JOB_FILE, {}) or {}
@@ -122,6 +140,8 @@ def _enqueue(path: Path, argv: list[str], kind: str, cfg: JobConfig, config: dic
             "launches": int(old.get("launches", 0)) + 1,
             "config": config if config is not None else old.get("config"), **(extra or {})}
     write_json_atomic(path / JOB_FILE, meta)
+    RunDir(path).reserve_space()
+    link_into_root(path, cfg.root)
     with run_lock(path):
         st = {k: v for k, v in RunDir(path).status().items() if k not in _CLEARED_ON_QUEUE}
         st.update(status="queued", queued_at=now, kind=kind, updated=now)
@@ -133,6 +153,24 @@ def _enqueue(path: Path, argv: list[str], kind: str, cfg: JobConfig, config: dic
         if run.status().get("status") == "queued" and "supervisor_pid" not in run.status():
             run.update_status(supervisor_pid=sup.pid, supervisor_start=process_start_time(sup.pid))
     return get_job(path, cfg.root)
+
+
+def link_into_root(path: Path, root: Path) -> Path | None:
+    """A run folder outside the runs folder gets a symbolic link ``<root>/<its name>`` (``-2``, ``-3``... when the
+    name is taken), so the registry lists it and the queue counts it; None when it is inside already."""
+    path, root = Path(path).absolute(), Path(root).absolute()
+    if _inside(path, root):
+        return None
+    root.mkdir(parents=True, exist_ok=True)
+    base = safe_name(path.name)
+    for i in range(1000):
+        cand = root / (base if i == 0 else f"{base}-{i + 1}")
+        if cand.is_symlink() and cand.resolve() == path.resolve():
+            return cand
+        if not cand.exists() and not cand.is_symlink():
+            os.symlink(path, cand, target_is_directory=True)
+            return cand
+    raise JobError(f"cannot link {path} into {root}")
 
 
 # --------------------------------------------------------------------------- stages of an experiment
@@ -151,10 +189,10 @@ def enqueue_stage(argv: Sequence[str], name: str, kind: str, cfg: JobConfig | No
     root = cfg.root
     root.mkdir(parents=True, exist_ok=True)
     owner_path = str(Path(owner).absolute()) if owner else None
-    base = safe_name(name)
+    base = safe_name(name)  # never '.', '..' or a path: the stage folder is a child of the runs folder
     for i in range(1000):
         path = root / (base if i == 0 else f"{base}-{i + 1}")
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             path.mkdir()
             break
         prev = read_json(path / JOB_FILE, {}) or {}
@@ -191,17 +229,21 @@ def wait_for(run: str | os.PathLike | Job, cfg: JobConfig | None = None,
 
 
 def _queue_head(path: Path, kind: str, root: Path | None = None) -> bool:
-    """Whether this run is first among the queued runs of its kind in its runs folder."""
+    """Whether this run is first among the queued runs of its kind in its runs folder (a run reached twice, in the
+    folder and through a link, counts once)."""
     root = root or path.parent
     queued = []
-    for p in {*job_dirs(root), path}:
+    me = path.resolve()
+    for p in _unique([path, *job_dirs(root)]):
         raw = read_json(p / "status.json", {}) or {}
         if raw.get("status") != "queued" or raw.get("kind", (read_json(p / JOB_FILE, {}) or {}).get("kind")) != kind:
             continue
-        if p != path and derive_status(raw, {})[0] != "queued":
+        rp = p.resolve()
+        if rp != me and derive_status(raw, {})[0] != "queued":
             continue  # a dead waiter does not hold the queue
-        queued.append((float(raw.get("queued_at") or 0), p.name, str(p), p))
-    return bool(queued) and min(queued)[3] == path
+        q = raw.get("queued_at")
+        queued.append((float(q) if isinstance(q, (int, float)) else 0.0, rp.name, str(rp), rp))
+    return bool(queued) and min(queued)[3] == me
 
 
 def _owner_gone(meta: dict) -> str:
@@ -217,9 +259,12 @@ def wait_and_run(run_dir: str | os.PathLike) -> int:
     command as a child holding the slot lock, record a final status if the child did not."""
     path = Path(run_dir).absolute()
     run = RunDir(path)
-    meta = read_json(path / JOB_FILE)
-    if not meta:
-        print(f"{path}: no {JOB_FILE}", file=sys.stderr)
+    meta, why = read_json_checked(path / JOB_FILE)
+    why = why or (fields_problem(meta, JOB_FIELDS, JOB_FILE) if meta else f"no {JOB_FILE}")
+    if why is None and (not meta or not meta.get("argv") or not meta.get("kind")):
+        why = f"{JOB_FILE} has no command (argv) or kind"
+    if why is not None or meta is None:
+        print(f"{path}: {why}", file=sys.stderr)
         return 2
     kind, slots, poll = meta["kind"], int(meta.get("slots", 1)), float(meta.get("poll_s", 0.25))
     root = queue_root(path, meta)
@@ -279,7 +324,10 @@ def wait_and_run(run_dir: str | os.PathLike) -> int:
           flush=True)
     rc = _wait_child(p, path, meta, poll)
     os.close(fd)
-    finalize(path, rc)
+    try:
+        finalize(path, rc)
+    except OSError as e:  # a full disk: the job wrote its own final status with the space it kept, if it could
+        print(f"{time.strftime('%H:%M:%S')} could not record the exit ({e})", flush=True)
     print(f"{time.strftime('%H:%M:%S')} pid {p.pid} exited with {rc}; status {run.status().get('status')}",
           flush=True)
     return 0
@@ -411,6 +459,8 @@ def resume(run: str | os.PathLike | Job, cfg: JobConfig | None = None) -> Job:
     stage is resumed by running its experiment again."""
     cfg = cfg or JobConfig.from_env()
     job = get_job(run, cfg.root)
+    if job.status == "corrupt":
+        raise JobError(f"{job.id} is corrupt ({job.note}): it cannot be resumed; repair the file or delete the run")
     if job.status not in RESUMABLE:
         raise JobError(f"{job.id} is {job.status}: only a stopped, failed or lost run can be resumed")
     conf = read_json(job.path / "config.json")
@@ -432,17 +482,37 @@ def resume(run: str | os.PathLike | Job, cfg: JobConfig | None = None) -> Job:
 
 
 def delete(run: str | os.PathLike | Job, cfg: JobConfig | None = None) -> Path:
-    """Delete a run folder. Refuses a running job (stop it first); a queued one is stopped first."""
+    """Delete a run folder (only a ttft run: see :func:`ttft.runs.registry.resolve`). Refuses a running job (stop
+    it first); a queued one is stopped first. A run that is a symbolic link (a run outside the runs folder, linked
+    into it) loses the link only: the folder it points to is kept (:func:`delete_text` says so)."""
     cfg = cfg or JobConfig.from_env()
-    job = get_job(run, cfg.root)
+    path = resolve(run, cfg.root)
+    root = cfg.root
+    if _contains(path, root):
+        raise JobError(f"{path} is the runs folder (or holds it), not a run")
+    job = get_job(path, cfg.root)
     if job.status in ("running", "stopping"):
         raise JobError(f"{job.id} is {job.status}: stop it before deleting it")
     if job.status == "queued":
         job = stop(job, cfg)
         if job.status in ACTIVE:
             raise JobError(f"{job.id} is {job.status}: could not stop it")
-    shutil.rmtree(job.path)
-    return job.path
+    try:
+        if path.is_symlink():
+            os.unlink(path)
+        else:
+            shutil.rmtree(path)
+    except OSError as e:
+        raise JobError(f"could not delete all of {path}: {e.strerror or e}") from None
+    return path
+
+
+def delete_text(path: Path, target: Path | None) -> str:
+    """What :func:`delete` did, for a person: the folder deleted, or the link removed and the folder kept."""
+    if target is not None:
+        kept = "was kept" if target.exists() else "no longer exists"
+        return f"removed the link {path}; the run folder it points to, {target}, {kept}"
+    return f"deleted {path}"
 
 
 # --------------------------------------------------------------------------- the command a config gives

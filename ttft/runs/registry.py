@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shlex
 import time
@@ -12,10 +13,20 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ttft.core.data import name_problem
 from ttft.options import ConfigError, Options, option
 from ttft.runs.metrics import Metrics, Progress, _last
 from ttft.runs.process import process_alive, reap_children
-from ttft.runs.rundir import ACTIVE, JOB_FILE, TERMINAL, RunDir, read_json, runs_root
+from ttft.runs.rundir import (
+    ACTIVE,
+    JOB_FILE,
+    TERMINAL,
+    RunDir,
+    is_ttft_run,
+    read_json,
+    read_json_checked,
+    runs_root,
+)
 
 #: the slot kinds: cpu and gpu jobs compute; an experiment (an orchestrator of cpu/gpu stage jobs) takes the
 #: ``experiment`` slot, which no stage uses (so an experiment waiting for its stages never holds a slot they need)
@@ -95,6 +106,7 @@ class Job:
     position: int | None = None  # 1-based queue position among queued jobs of the same kind
     note: str = ""
     linked_raw: dict = field(default_factory=dict)  # status.json of the run it writes elsewhere (run_dir)
+    problem: str = ""  # what is damaged in the run's files ('' when nothing); the note of a ``corrupt`` run
 
     @property
     def id(self) -> str:
@@ -123,16 +135,16 @@ class Job:
 
     @property
     def step(self) -> int:
-        return int(self.raw.get("step") or self.linked_raw.get("step") or 0)
+        return _count(self.raw.get("step")) or _count(self.linked_raw.get("step")) or 0
 
     @property
     def max_steps(self) -> int | None:
-        v = self.raw.get("max_steps") or self.linked_raw.get("max_steps")
-        return int(v) if v else None
+        return _count(self.raw.get("max_steps")) or _count(self.linked_raw.get("max_steps")) or None
 
     @property
     def pid(self) -> int | None:
-        return self.raw.get("pid")
+        v = self.raw.get("pid")
+        return v if type(v) is int else None
 
     @property
     def created(self) -> float:
@@ -158,7 +170,8 @@ class Job:
         cfg = read_json(self.path / "config.json")
         if isinstance(cfg, dict):
             return cfg
-        return self.meta.get("config") or {}
+        c = self.meta.get("config")
+        return c if isinstance(c, dict) else {}
 
     def command(self) -> str:
         argv = self.meta.get("argv")
@@ -168,23 +181,71 @@ class Job:
         return {"id": self.id, "path": str(self.path), "status": self.status, "raw_status": self.raw.get("status"),
                 "kind": self.kind, "position": self.position, "step": self.step, "max_steps": self.max_steps,
                 "pid": self.pid, "created": self.created, "note": self.note, "error": self.raw.get("error"),
-                "command": self.command()}
+                "command": self.command(), "problem": self.problem}
+
+
+def _count(v: Any) -> int | None:
+    """A step count from a status field (None when it is not a finite non-negative number)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+        return None
+    return int(v)
+
+
+def _exists(p: Path) -> bool:
+    try:
+        return p.exists() or p.is_symlink()
+    except OSError:
+        return False
 
 
 def _is_run_dir(p: Path) -> bool:
-    return p.is_dir() and not p.name.startswith(".") and any(
-        (p / f).exists() for f in ("status.json", "config.json", JOB_FILE))
+    try:
+        return p.is_dir() and not p.name.startswith(".") and any(
+            _exists(p / f) for f in ("status.json", "config.json", JOB_FILE))
+    except OSError:
+        return False
+
+
+def _dangling(p: Path) -> bool:
+    """A symbolic link whose target is gone (a run outside the runs folder, linked into it, then deleted)."""
+    try:
+        return p.is_symlink() and not p.exists() and not p.name.startswith(".")
+    except OSError:
+        return False
 
 
 def job_dirs(root: Path | str) -> list[Path]:
-    """The run folders of a runs folder: ``<root>/*`` and the experiments in ``<root>/experiments/*``."""
+    """The run folders of a runs folder: ``<root>/*`` and the experiments in ``<root>/experiments/*`` (a link into
+    the runs folder whose target is gone too: it is listed as ``corrupt``, so it can be deleted)."""
     root = Path(root)
     out: list[Path] = []
     for base in (root, root / EXPERIMENTS_DIR):
         try:
-            out += [p for p in base.iterdir() if _is_run_dir(p)]
-        except (FileNotFoundError, NotADirectoryError):
+            out += [p for p in base.iterdir() if _is_run_dir(p) or _dangling(p)]
+        except OSError:
             pass
+    return out
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return a.absolute() == b.absolute()
+
+
+def _unique(paths: list[Path]) -> list[Path]:
+    """Paths with the folders reached twice (a run and a link to it) kept once (the first one)."""
+    seen: set[Path] = set()
+    out = []
+    for p in paths:
+        try:
+            key = p.resolve()
+        except OSError:
+            key = p.absolute()
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
     return out
 
 
@@ -195,7 +256,7 @@ def queue_root(path: Path, meta: dict) -> Path:
 
 def _link(path: Path, raw: dict, meta: dict) -> Path | None:
     v = raw.get("run_dir") or meta.get("run_dir")
-    if not v:
+    if not v or not isinstance(v, str):
         return None
     p = Path(v)
     return None if p.absolute() == Path(path).absolute() else p
@@ -206,7 +267,7 @@ def derive_status(raw: dict, meta: dict, now: float | None = None) -> tuple[str,
     now = time.time() if now is None else now
     s = raw.get("status")
     if not s:
-        if meta and now - float(meta.get("queued_at", meta.get("created", 0))) < _START_GRACE_S:
+        if meta and now - float(meta.get("queued_at") or meta.get("created") or 0) < _START_GRACE_S:
             return "queued", ""
         return "lost", "no status was ever written (the process never started or died at once)"
     if s in TERMINAL:
@@ -227,23 +288,119 @@ def derive_status(raw: dict, meta: dict, now: float | None = None) -> tuple[str,
     return "lost", f"unknown status {s!r}"
 
 
+#: the fields of status.json the registry and the app read, and their JSON types (null is allowed for each)
+_NUM = (int, float)
+STATUS_FIELDS: dict[str, tuple[type, ...]] = {
+    "status": (str,), "pid": (int,), "pid_start": _NUM, "supervisor_pid": (int,), "supervisor_start": _NUM,
+    "step": _NUM, "max_steps": _NUM, "queued_at": _NUM, "started": _NUM, "ended": _NUM, "updated": _NUM,
+    "stop_requested": _NUM, "final_loss": _NUM, "val_loss": _NUM, "exit_code": (int,), "error": (str,),
+    "traceback": (str,), "note": (str,), "exit_signal": (str,), "kind": (str,), "slot": (str,), "run_dir": (str,),
+    "job": (str,), "task": (str,), "counts": (dict,), "done": _NUM, "total": _NUM,
+}
+#: the fields of job.json the queue and the registry read
+JOB_FIELDS: dict[str, tuple[type, ...]] = {
+    "argv": (list,), "kind": (str,), "slots": (int,), "stop_timeout_s": _NUM, "poll_s": _NUM, "cwd": (str,),
+    "python": (str,), "root": (str,), "created": _NUM, "queued_at": _NUM, "launches": (int,), "config": (dict,),
+    "module": (str,), "stage": (bool,), "run_dir": (str,), "owner": (dict,),
+}
+#: more files of a run whose damage makes a run that is not active ``corrupt``
+_OTHER_FILES = ("config.json", "manifest.json", "result.json")
+_TEXT_FILES = ("metrics.jsonl", "log.txt")
+
+
+def fields_problem(d: dict, schema: dict[str, tuple[type, ...]], fname: str) -> str | None:
+    """Why the values of a status.json / job.json object do not have the types the registry reads, or None."""
+    for k, types in schema.items():
+        v = d.get(k)
+        if v is None:
+            continue
+        ok = isinstance(v, types) and not (isinstance(v, bool) and bool not in types)
+        if ok and isinstance(v, float) and not math.isfinite(v):
+            ok = False
+        if ok and k in ("step", "max_steps", "pid", "supervisor_pid") and v < 0:
+            ok = False
+        if ok and isinstance(v, list):
+            ok = all(isinstance(a, str) for a in v)
+        if not ok:
+            shown = repr(v) if len(repr(v)) <= 40 else repr(v)[:37] + "..."
+            want = "a number" if types == _NUM else f"a JSON {'integer' if types == (int,) else types[0].__name__}"
+            return f"{fname}: '{k}' is {shown}, not {want}"
+    return None
+
+
+_FILE_PROBLEMS: dict[tuple[str, int, int], str | None] = {}
+
+
+def _file_problem(path: Path) -> str | None:
+    """What is wrong with a run's JSON file (None when it is missing or fine); cached by (path, mtime, size)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    if key not in _FILE_PROBLEMS:
+        if len(_FILE_PROBLEMS) > 4096:
+            _FILE_PROBLEMS.clear()
+        _FILE_PROBLEMS[key] = read_json_checked(path)[1]
+    return _FILE_PROBLEMS[key]
+
+
+def _text_problem(path: Path) -> str | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        return f"{path.name} cannot be read ({e.strerror})"
+    import stat as stat_mod
+
+    return None if stat_mod.S_ISREG(st.st_mode) else f"{path.name} is not a regular file"
+
+
+def _read_checked(path: Path, schema: dict[str, tuple[type, ...]]) -> tuple[dict, str | None]:
+    d, why = read_json_checked(path)
+    if why is None and d is not None:
+        why = fields_problem(d, schema, path.name)
+    return (d if why is None and d is not None else {}), why
+
+
 def read_job(path: Path | str) -> Job:
+    """One run folder as a Job. Never raises: a status.json or job.json that cannot be read (binary, not JSON, a
+    JSON list, a folder, a field of the wrong type...) makes the run ``corrupt`` with the reason in its note; a
+    damaged config, manifest, result, metrics or log file does too once the run is not active (while it is, the
+    reason is in the note)."""
     path = Path(path)
-    raw = read_json(path / "status.json", {}) or {}
-    meta = read_json(path / JOB_FILE, {}) or {}
+    if _dangling(path):
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        gone = f"a link to {target}, which is gone"
+        return Job(path=path, status="corrupt", note=gone, problem=gone)
+    raw, why_status = _read_checked(path / "status.json", STATUS_FIELDS)
+    meta, why_meta = _read_checked(path / JOB_FILE, JOB_FIELDS)
+    if why := (why_status or why_meta):
+        return Job(path=path, status="corrupt", raw={}, meta=meta, note=why, problem=why)
     status, note = derive_status(raw, meta)
     link = _link(path, raw, meta)
-    linked = (read_json(link / "status.json", {}) or {}) if link else {}
-    return Job(path=path, status=status, raw=raw, meta=meta, note=note, linked_raw=linked)
+    linked, why_linked = _read_checked(link / "status.json", STATUS_FIELDS) if link else ({}, None)
+    other = next((w for f in _OTHER_FILES if (w := _file_problem(path / f))), None) or next(
+        (w for f in _TEXT_FILES if (w := _text_problem(path / f))), None) or (
+        f"the linked run {link}: {why_linked}" if why_linked else None)
+    if other and status not in ACTIVE:
+        return Job(path=path, status="corrupt", raw=raw, meta=meta, note=other, linked_raw=linked, problem=other)
+    if other:
+        note = f"{note}; {other}" if note else other
+    return Job(path=path, status=status, raw=raw, meta=meta, note=note, linked_raw=linked, problem=other or "")
 
 
 def list_jobs(root: Path | str | None = None) -> list[Job]:
     """Every run in the runs folder and its experiments folder, newest first, with derived statuses and queue
     positions. A run linked to the job that runs it (``job`` in its status: an experiment launched with ``jobs
-    launch``) is listed once, as that job."""
+    launch``) is listed once, as that job. A run whose files are damaged is listed as ``corrupt`` (never raises)."""
     reap_children()
     root = Path(root) if root else runs_root()
-    jobs = [read_job(p) for p in job_dirs(root)]
+    jobs = [read_job(p) for p in _unique(job_dirs(root))]
     listed = {j.path.absolute() for j in jobs}
     jobs = [j for j in jobs if not (j.raw.get("job") and Path(j.raw["job"]).absolute() in listed
                                     and Path(j.raw["job"]).absolute() != j.path.absolute())]
@@ -259,17 +416,53 @@ def assign_positions(jobs: list[Job]) -> None:
             j.position = i
 
 
+def _inside(p: Path, root: Path) -> bool:
+    try:
+        return p.resolve().is_relative_to(root.resolve())
+    except OSError:
+        return False
+
+
 def resolve(run: str | os.PathLike | Job, root: Path | str | None = None) -> Path:
-    """A run's folder from its id (in the runs folder) or a path."""
+    """A run's folder from its id (a folder name in the runs folder or its experiments folder) or a path. Only a
+    folder ttft wrote a run into (``status.json`` or ``job.json``, :func:`ttft.runs.rundir.is_ttft_run`) is
+    returned; an id is a plain name (no ``.``, ``..`` or separator), so it never leaves the runs folder; a path
+    outside the runs folder is taken only as given, and only when it is a ttft run. JobError says why not."""
     if isinstance(run, Job):
         return run.path
-    p = Path(run).expanduser()
     root = Path(root) if root else runs_root()
-    for cand in ((root / p) if not p.is_absolute() else None,
-                 (root / EXPERIMENTS_DIR / p) if not p.is_absolute() else None, p):
-        if cand is not None and _is_run_dir(cand):
-            return cand.absolute()
-    raise JobError(f"no run {str(run)!r} in {root} (give a run id from `python -m ttft jobs list` or a path)")
+    text = str(run)
+    hint = "give a run id from `python -m ttft jobs list` or the path of a run folder"
+    if not text.strip():
+        raise JobError(f"no run given ({hint})")
+    is_path = isinstance(run, Path) or "/" in text or os.sep in text or text.startswith("~")
+    if not is_path:
+        if why := name_problem(text, "run id"):
+            raise JobError(f"{why} ({hint})")
+        cands = [root / text, root / EXPERIMENTS_DIR / text]
+    else:
+        p = Path(text).expanduser()
+        inner = [] if p.is_absolute() else [c for c in (root / p, root / EXPERIMENTS_DIR / p) if _inside(c, root)]
+        cands = [*inner, p]
+    for cand in cands:
+        if is_ttft_run(cand) or (_dangling(cand) and _inside(cand.parent, root)):
+            cand = cand.absolute()
+            if _contains(cand, root):
+                raise JobError(f"{text} is the runs folder {root} (or holds it), not a run")
+            return cand
+    found = next((c for c in cands if _exists(c)), None)
+    if found is not None:
+        raise JobError(f"no run {text!r} in {root}: {found} is not a ttft run (it has no status.json or job.json; "
+                       "ttft did not write it)")
+    raise JobError(f"no run {text!r} in {root} ({hint})")
+
+
+def _contains(p: Path, root: Path) -> bool:
+    """Whether ``p`` is ``root`` or a folder above it."""
+    try:
+        return root.resolve().is_relative_to(p.resolve())
+    except OSError:
+        return False
 
 
 def get_job(run: str | os.PathLike | Job, root: Path | str | None = None) -> Job:
@@ -277,9 +470,9 @@ def get_job(run: str | os.PathLike | Job, root: Path | str | None = None) -> Job
     path = resolve(run, root)
     job = read_job(path)
     if job.status == "queued":
-        siblings = [read_job(p) for p in {*job_dirs(queue_root(path, job.meta)), path}]
+        siblings = [read_job(p) for p in _unique([path, *job_dirs(queue_root(path, job.meta))])]
         assign_positions(siblings)
-        job.position = next((j.position for j in siblings if j.path == path), None)
+        job.position = next((j.position for j in siblings if _same(j.path, path)), None)
     return job
 
 

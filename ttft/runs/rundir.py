@@ -12,23 +12,37 @@ Layout of ``<runs root>/<run id>/`` (documented in docs/run-directory.md):
 * ``adapter/``       the final adapter (peft format) or model; ``adapters/<task id>/`` with ``--per-task``
 
 Writers use :func:`write_json_atomic`; readers never lock and tolerate a
-half-written last line in ``metrics.jsonl``. Nothing here imports streamlit.
+half-written last line in ``metrics.jsonl``. Readers never raise on a damaged file
+(unreadable, not UTF-8, not JSON, a JSON list, nested too deeply, a folder where a
+file should be): :func:`read_json_checked` says what is wrong, the registry shows
+such a run as ``corrupt``. Nothing here imports streamlit.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import re
+import struct
 import tempfile
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-STATUSES = ("queued", "running", "stopping", "stopped", "finished", "failed", "lost")
+from ttft.core.data import name_problem
+
+#: ``corrupt``: the registry could not read the run's status.json or job.json (the reason is in the job's note)
+STATUSES = ("queued", "running", "stopping", "stopped", "finished", "failed", "lost", "corrupt")
 TERMINAL = ("stopped", "finished", "failed")
+
+#: space kept in every run folder so that its last status.json can be written on a full disk
+RESERVE_FILE = ".reserve"
+RESERVE_BYTES = 64 * 1024
 
 
 def runs_root() -> Path:
@@ -42,19 +56,29 @@ def new_run_id(prefix: str = "run") -> str:
 
 
 def safe_name(s: str) -> str:
-    """A file-system-safe version of a task id or name."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", s)[:120] or "_"
+    """A file-system-safe version of a task id or name: only letters, digits, ``.``, ``_`` and ``-``, at most 120
+    characters, and never empty, ``.`` or ``..`` (so ``root / safe_name(x)`` is always a child of ``root``)."""
+    out = re.sub(r"[^A-Za-z0-9._-]+", "_", s)[:120]
+    return out if out.strip(".") else "_" + out
+
+
+def child(root: Path | str, name: str, what: str = "name") -> Path:
+    """``root / name`` for a name that stays inside ``root`` (see :func:`ttft.core.data.name_problem`); ValueError
+    naming ``what`` otherwise."""
+    if why := name_problem(name, what):
+        raise ValueError(why)
+    return Path(root) / name
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Write JSON so that readers see the old or the new file, never a partial one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=False, default=_json_default)
-            f.write("\n")
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -83,11 +107,46 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def read_json(path: Path, default: Any = None) -> Any:
+def read_json_checked(path: Path) -> tuple[Any, str | None]:
+    """(the JSON object in ``path``, None) or (None, what is wrong: unreadable, not UTF-8, not JSON, not an object,
+    nested too deeply, ...). A missing file is (None, None)."""
+    path = Path(path)
     try:
-        return json.loads(Path(path).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return default
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None, None
+    except IsADirectoryError:
+        return None, f"{path.name} is a folder, not a file"
+    except OSError as e:
+        return None, f"{path.name} cannot be read ({e.strerror or type(e).__name__})"
+    try:
+        obj = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        return None, f"{path.name} is not UTF-8 text (binary or damaged)"
+    except json.JSONDecodeError as e:
+        return None, f"{path.name} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})"
+    except RecursionError:
+        return None, f"{path.name} is nested too deeply to read"
+    except ValueError as e:  # an integer too long to convert
+        return None, f"{path.name} cannot be read ({str(e).split(':')[0]})"
+    if not isinstance(obj, dict):
+        return None, f"{path.name} holds a JSON {type(obj).__name__}, not an object"
+    return obj, None
+
+
+def read_json(path: Path, default: Any = None) -> Any:
+    """The JSON object in ``path``, or ``default`` when the file is missing or is not a readable JSON object."""
+    obj, _ = read_json_checked(path)
+    return default if obj is None else obj
+
+
+def read_json_dict(path: Path) -> dict:
+    """The JSON object in ``path``, or {} (missing or damaged)."""
+    return read_json(path, None) or {}
+
+
+def _is_disk_full(e: BaseException) -> bool:
+    return isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def append_jsonl(path: Path, obj: dict) -> None:
@@ -99,18 +158,21 @@ def append_jsonl(path: Path, obj: dict) -> None:
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    """All complete lines of a JSONL file (a half-written last line is ignored)."""
+    """All complete lines of a JSONL file that hold a JSON object (a half-written last line, a damaged line, a
+    missing or unreadable file are skipped)."""
     out = []
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8", errors="replace") as f:
             for line in f:
                 if not line.endswith("\n"):
                     break
                 try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError:
+                    obj = json.loads(line)
+                except (ValueError, RecursionError):
                     continue
-    except FileNotFoundError:
+                if isinstance(obj, dict):
+                    out.append(obj)
+    except OSError:
         pass
     return out
 
@@ -147,23 +209,61 @@ class RunDir:
         return self.config_file.exists()
 
     def config(self) -> dict:
-        return read_json(self.config_file, {}) or {}
+        return read_json_dict(self.config_file)
 
     def manifest(self) -> dict:
-        return read_json(self.manifest_file, {}) or {}
+        return read_json_dict(self.manifest_file)
 
     def status(self) -> dict:
-        return read_json(self.status_file, {}) or {}
+        return read_json_dict(self.status_file)
 
     def metrics(self) -> list[dict]:
         return read_jsonl(self.metrics_file)
 
     def update_status(self, **fields: Any) -> dict:
+        """Merge ``fields`` into status.json (a damaged one is replaced). On a full disk the space kept by
+        :meth:`reserve_space` is given back first, so the status that says why a run ended can still be written."""
         st = self.status()
         st.update(fields)
         st["updated"] = time.time()
-        write_json_atomic(self.status_file, st)
+        try:
+            write_json_atomic(self.status_file, st)
+        except OSError as e:
+            if not _is_disk_full(e) or not self.release_reserve():
+                raise
+            write_json_atomic(self.status_file, st)
         return st
+
+    # space kept for the last status write (a full disk must not hide why a run ended)
+
+    reserve_file = property(lambda self: self.path / RESERVE_FILE)
+
+    def reserve_space(self, nbytes: int = RESERVE_BYTES) -> bool:
+        """Keep ``nbytes`` of disk in ``.reserve`` (real blocks, not a sparse file); False when it cannot."""
+        if self.reserve_file.exists():
+            return True
+        try:
+            fd = os.open(self.reserve_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except OSError:
+            return False
+        try:
+            os.write(fd, b"\0" * nbytes)
+            os.fsync(fd)
+            return True
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(self.reserve_file)
+            return False
+        finally:
+            os.close(fd)
+
+    def release_reserve(self) -> bool:
+        """Give the reserved space back; True when there was some."""
+        try:
+            os.unlink(self.reserve_file)
+            return True
+        except OSError:
+            return False
 
     def log(self, msg: str) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -174,21 +274,120 @@ class RunDir:
         d = self.checkpoints_dir / sub if sub else self.checkpoints_dir
         # complete ones only: Trainer writes trainer_state.json last, so a checkpoint killed mid-save (SIGKILL, OOM)
         # lacks it and must not be resumed from
-        cps = [p for p in d.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()
-               and (p / "trainer_state.json").exists()]
+        try:
+            cps = [p for p in d.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()
+                   and (p / "trainer_state.json").exists()]
+        except OSError:
+            return []
         return sorted(cps, key=lambda p: int(p.name.split("-")[-1]))
 
     def last_checkpoint(self, sub: str | None = None) -> Path | None:
         cps = self.checkpoints(sub)
         return cps[-1] if cps else None
 
+    def intact_checkpoint(self, sub: str | None = None) -> tuple[Path | None, list[tuple[Path, str]]]:
+        """The newest checkpoint whose files are whole (:func:`checkpoint_problem`), and the newer ones skipped
+        with the reason."""
+        skipped: list[tuple[Path, str]] = []
+        for cp in reversed(self.checkpoints(sub)):
+            why = checkpoint_problem(cp)
+            if why is None:
+                return cp, skipped
+            skipped.append((cp, why))
+        return None, skipped
+
+
+def checkpoint_problem(cp: Path) -> str | None:
+    """Why a Trainer checkpoint folder cannot be resumed from (a truncated or unreadable file), or None. Cheap: the
+    safetensors headers and sizes, the torch files' zip directories and trainer_state.json are checked, no tensor
+    is loaded."""
+    cp = Path(cp)
+    state, why = read_json_checked(cp / "trainer_state.json")
+    if why or state is None:
+        return why or "trainer_state.json is missing"
+    if not isinstance(state.get("global_step"), int):
+        return "trainer_state.json has no global_step"
+    try:
+        files = sorted(cp.iterdir())
+    except OSError as e:
+        return f"cannot list it ({e.strerror})"
+    weights = [f for f in files if f.suffix in (".safetensors", ".bin")]
+    if not weights:
+        return "it holds no model or adapter weights (*.safetensors)"
+    for f in files:
+        if f.suffix == ".safetensors":
+            why = _safetensors_problem(f)
+        elif f.suffix in (".pt", ".pth", ".bin"):
+            why = None if _is_zip(f) else f"{f.name} is truncated or damaged (not a whole torch file)"
+        else:
+            continue
+        if why:
+            return why
+    return None
+
+
+def _is_zip(f: Path) -> bool:
+    try:
+        return zipfile.is_zipfile(f)
+    except OSError:
+        return False
+
+
+def _safetensors_problem(f: Path) -> str | None:
+    """A safetensors file is an 8-byte header length, a JSON header, then the tensors' bytes: the file must be as
+    long as the header says."""
+    try:
+        size = f.stat().st_size
+        with open(f, "rb") as fh:
+            head = fh.read(8)
+            if len(head) < 8:
+                return f"{f.name} is truncated ({size} bytes)"
+            (n,) = struct.unpack("<Q", head)
+            if n > size - 8:
+                return f"{f.name} is truncated ({size:,} bytes; its header alone needs {n + 8:,})"
+            header = json.loads(fh.read(n))
+    except (OSError, ValueError, RecursionError) as e:
+        return f"{f.name} cannot be read ({type(e).__name__})"
+    if not isinstance(header, dict):
+        return f"{f.name} has a damaged header"
+    end = 0
+    for k, v in header.items():
+        if k == "__metadata__":
+            continue
+        offs = v.get("data_offsets") if isinstance(v, dict) else None
+        if not (isinstance(offs, list) and len(offs) == 2 and all(isinstance(o, int) for o in offs)):
+            return f"{f.name} has a damaged header"
+        end = max(end, offs[1])
+    if size < 8 + n + end:
+        return f"{f.name} is truncated ({size:,} of {8 + n + end:,} bytes)"
+    return None
+
+
+def _mtime(p: Path) -> float:
+    try:
+        return p.stat().st_mtime
+    except OSError:
+        return 0.0
+
 
 def list_runs(root: Path | None = None) -> Iterator[RunDir]:
     root = Path(root) if root else runs_root()
-    if not root.is_dir():
+    try:
+        dirs = [RunDir(p) for p in root.iterdir() if p.is_dir() and (p / "config.json").exists()]
+    except OSError:
         return iter(())
-    dirs = [RunDir(p) for p in root.iterdir() if p.is_dir() and (p / "config.json").exists()]
-    return iter(sorted(dirs, key=lambda r: r.config_file.stat().st_mtime, reverse=True))
+    return iter(sorted(dirs, key=lambda r: _mtime(r.config_file), reverse=True))
+
+
+#: the files whose presence marks a folder as a run ttft wrote (a run's status, or a job's command): the jobs verbs
+#: act only on such folders (a model folder has a config.json too)
+RUN_MARKERS = ("status.json", "job.json")
+
+
+def is_ttft_run(p: Path) -> bool:
+    """Whether ``p`` is a folder that ttft wrote a run's status or a job's command into."""
+    p = Path(p)
+    return p.is_dir() and any((p / f).exists() or (p / f).is_symlink() for f in RUN_MARKERS)
 
 
 JOB_FILE = "job.json"
