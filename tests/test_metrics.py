@@ -68,3 +68,18 @@ def test_task_then_dataset_means():
 def test_mean_of_nothing_is_none():
     assert mean_metrics([]) == {k: None for k in METRICS}
     assert summarize({})["n_tasks"] == 0
+
+
+def test_max_correct_pixels_and_any_correct_size_hand_computed():
+    # arc24's evaluate_predicted_grids: the best share among views of the right shape; 1 when any has that shape
+    m = score_output([ONE_OFF, None, WIDER], [ONE_OFF], T)
+    assert m["max_correct_pixels"] == pytest.approx(5 / 6)
+    assert m["any_correct_size"] == 1.0
+    m = score_output([WIDER, None], [WIDER], T)  # nothing of the truth's shape
+    assert m["max_correct_pixels"] == 0.0 and m["any_correct_size"] == 0.0
+    m = score_output([ONE_OFF, T], [T], T)
+    assert m["max_correct_pixels"] == 1.0 and m["correct_pixels"] == pytest.approx((5 / 6 + 1) / 2)
+    assert score_output([T], [T])["max_correct_pixels"] is None  # no truth: not scored
+    # averaged per task like the others: two test outputs of one task
+    t = task_metrics([score_output([ONE_OFF], [ONE_OFF], T), score_output([WIDER], [WIDER], T)])
+    assert t["max_correct_pixels"] == pytest.approx(5 / 12) and t["any_correct_size"] == 0.5

@@ -13,7 +13,8 @@ reverse order, so a grid predicted in the augmented frame maps back to the origi
 dataclass that round-trips through ``to_json()`` / ``AugmentSpec.from_json()``; :func:`random_spec` draws one from an
 :class:`AugmentOptions` (the typed config a training run saves) and a seed, reproducibly.
 
-Leave-out tasks (:func:`leave_one_out`, :func:`leave_two_out`) build new tasks from the train pairs only.
+Leave-out tasks (:func:`leave_one_out`, :func:`leave_two_out`, :func:`seed_leave_two_out`, and
+:func:`leave_out_tasks` choosing among them) build new tasks from the train pairs only.
 
 A view whose grids would exceed 30x30 raises :class:`AugmentSkipped`; :func:`try_apply_task` reports it instead.
 An inverse applied to a grid of the wrong shape (a malformed prediction) raises :class:`InverseError`.
@@ -50,7 +51,8 @@ __all__ = [
     "AugmentSpec", "AugmentOptions",
     "dihedral", "inverse_name", "compose", "parse_color_map", "random_color_map", "invert_colors",
     "apply_grid", "invert_grid", "apply_task", "try_apply_task", "check_fits",
-    "random_spec", "random_views", "leave_one_out", "leave_two_out",
+    "random_spec", "random_views", "leave_one_out", "leave_two_out", "seed_leave_two_out", "leave_out_tasks",
+    "leave_out_parent",
 ]
 
 # --------------------------------------------------------------------------- errors
@@ -424,8 +426,9 @@ class AugmentOptions(Options):
                                          "none)", choices=DIHEDRAL, min_len=1)
     colors: str = option("keep-bg", "colour permutation: 'keep-bg' (shuffle 1-9, keep 0), 'all' (shuffle 0-9), "
                          "'none', or an explicit map like 0213456789 or 1:2,2:1", suggestions=COLOR_MODES)
-    p_bg: float = option(0.0, "with 'keep-bg': probability of also moving the background colour 0 (arc24 used 0.1)",
-                         lo=0.0, hi=1.0)
+    p_bg: float = option(0.0, "with 'keep-bg': probability that a colour map shuffles all of 0-9, moving the "
+                         "background 0 too (arc24 and the seed experiment: 0.1, so 0 moves in about 9 % of the maps; "
+                         "ttft's default: 0)", lo=0.0, hi=1.0)
     shuffle: bool = option(True, "reorder the train pairs at random")
     compose: tuple[str, ...] = option((), "composition steps applied after the transform and colours, in order: a "
                                       "kind (upscale, pad, mirror, tile) for random parameters, or an explicit step "
@@ -536,3 +539,37 @@ def leave_two_out(task: Task, max_tasks: int | None = None, seed: int | None = N
     return [Task(f"{task.id}/n-2/{i}-{j}", tuple(p for k, p in enumerate(task.train) if k not in (i, j)),
                  (task.train[i], task.train[j]), source=task.source) for i, j in combos]
 
+
+
+def seed_leave_two_out(task: Task) -> list[Task]:
+    """The seed experiment's n-2 set (arc24 notebook 004, ``evaluation_n-2.json``): the n-1 tasks and, for each n-1
+    task with at least two train pairs, its own n-1 tasks (train pair ``j`` of the n-1 task as the only test, the
+    pair left out first dropped); ids ``<id>/n-1/<i>`` and ``<id>/n-1/<i>/n-1/<j>``. n + n(n-1) tasks from n train
+    pairs: 4,935 on ARC-AGI-1 evaluation (1,363 n-1 + 3,572 n-2), and a task with two train pairs keeps its n-1
+    tasks. Raises :class:`AugmentSkipped` when the task has fewer than 2 train pairs."""
+    out: list[Task] = []
+    for t in leave_one_out(task):
+        out.append(t)
+        if len(t.train) >= 2:
+            out.extend(leave_one_out(t))
+    return out
+
+
+def leave_out_tasks(task: Task, leave_out: int = 1, n2_only: bool = False) -> list[Task]:
+    """The leave-out tasks of ``task``: ``leave_out=1`` its n-1 tasks; ``leave_out=2`` the seed's n-2 set, n-1 and
+    n-2 tasks together (:func:`seed_leave_two_out`), or with ``n2_only`` only the tasks with two pairs left out
+    (:func:`leave_two_out`: unordered pairs, both held out as test pairs; ttft's n-2 before issue 14). Raises
+    :class:`AugmentSkipped` when there are none."""
+    if leave_out == 1:
+        return leave_one_out(task)
+    if leave_out == 2:
+        return leave_two_out(task) if n2_only else seed_leave_two_out(task)
+    raise ValueError(f"leave_out must be 1 or 2, got {leave_out!r}")
+
+
+def leave_out_parent(task_id: str) -> str:
+    """The id of the task a leave-out task was built from (``abc/n-1/2/n-1/0`` -> ``abc``); other ids unchanged."""
+    for mark in ("/n-1/", "/n-2/"):
+        if mark in task_id:
+            task_id = task_id[: task_id.index(mark)]
+    return task_id

@@ -6,13 +6,23 @@ Grid formats (every row ends with a newline):
 * ``shape+rows``: a header ``"shape: 2x3\\n"`` then each row prefixed by its number (from 1) and a space,
   ``"1 012\\n2 340\\n"`` (arc24's best encoding on Qwen);
 * ``separated``: cells separated by a space, ``"0 1 2\\n3 4 0\\n"`` (for tokenizers such as Llama-3's that merge
-  runs of digits).
+  runs of digits);
+* ``arc24``: arc24's grid text (``GridShapeEncoder(RowNumberEncoder(MinimalGridEncoder()))``): a code fence whose
+  first line carries the shape, numbered rows, a closing fence: ``"```grid shape: 2x3\\n1 012\\n2 340\\n```\\n"``;
+* ``numpy``: MARC's grid text (its ``PythonListGridRepresenter``, numpy's ``str`` of the array):
+  ``"[[0 1 2]\\n [3 4 0]]\\n"``.
 
-A task becomes a prompt of ``<input>\\n GRID <output>\\n GRID`` blocks, train pairs first, then the test input, its
-output marker and (for training) the test output followed by the tokenizer's end-of-sequence text. With
-``chat_template`` and a tokenizer that has one, the examples and test input form the user message and the test
-output the assistant message. :func:`encode_task` returns the exact text with labelled character spans (which parts
-carry the loss); :func:`tokenize_task` returns ``input_ids``, ``labels`` (-100 where masked) and ``attention_mask``.
+The text of a grid always ends with a newline; prompts that embed a grid without one (arc24's, MARC's) drop it.
+
+With ``prompt="markers"`` (ttft's own) a task becomes a prompt of ``<input>\\n GRID <output>\\n GRID`` blocks,
+train pairs first, then the test input, its output marker and (for training) the test output followed by the
+tokenizer's end-of-sequence text. With ``chat_template`` and a tokenizer that has one, the examples and test input
+form the user message and the test output the assistant message. ``prompt="arc24"`` and ``prompt="marc"`` are the
+reference systems' chat prompts (:mod:`ttft.core.profiles` writes their messages; they need a tokenizer with a chat
+template). ``loss_on`` says which tokens carry the loss: the test output (``test``), every output after the first
+example too (``outputs``, MARC's), or the whole assistant reply after its role header (``reply``, arc24's).
+:func:`encode_task` returns the exact text with labelled character spans (which parts carry the loss);
+:func:`tokenize_task` returns ``input_ids``, ``labels`` (-100 where masked) and ``attention_mask``.
 Model output is read back with :func:`text_to_grid` / :func:`parse_output`, which never raise: they return a
 :class:`ParseResult` with the grid or the reason it is unparseable.
 """
@@ -33,11 +43,16 @@ from ttft.options import ConfigError, Options, option
 __all__ = [
     "FORMATS", "LOSS_ON", "IGNORE_INDEX", "EncodingConfig", "Span", "EncodedText", "TokenizedTask", "ParseResult",
     "OneTokenPerCellError", "grid_to_text", "cell_offsets", "text_to_grid", "parse_output", "encode_task",
-    "tokenize_task", "count_tokens", "check_one_token_per_cell",
+    "tokenize_task", "count_tokens", "check_one_token_per_cell", "PROMPTS",
+    "val_encoding", "VAL_COVERS",
 ]
 
-FORMATS: tuple[str, ...] = ("minimal", "shape+rows", "separated")
-LOSS_ON: tuple[str, ...] = ("test", "outputs")
+FORMATS: tuple[str, ...] = ("minimal", "shape+rows", "separated", "arc24", "numpy")
+LOSS_ON: tuple[str, ...] = ("test", "outputs", "reply")
+#: prompt layouts: ttft's markers, arc24's ``output-from-examples-v0`` chat prompt, MARC's chat prompt
+PROMPTS: tuple[str, ...] = ("markers", "arc24", "marc")
+#: what a val loss covers: the test output (and end of sequence), or the tokens training puts the loss on
+VAL_COVERS: tuple[str, ...] = ("test-output", "as-trained")
 #: label of tokens that carry no loss
 IGNORE_INDEX = -100
 
@@ -54,10 +69,17 @@ class EncodingConfig(Options):
     format: str = option("minimal", "grid text format: minimal (digits, one row per line), shape+rows (a "
                          "'shape: HxW' header and row numbers), separated (a space between cells, for tokenizers "
                          "that merge digits)", choices=FORMATS)
-    loss_on: str = option("test", "which tokens carry the loss: test (the test output only) or outputs (every output "
-                          "after the first example, and the test output)", choices=LOSS_ON)
+    loss_on: str = option("test", "which tokens carry the loss: test (the test output and end of sequence), outputs "
+                          "(every output after the first example, and the test output: MARC's), reply (the whole "
+                          "assistant reply after its role header, end-of-turn text included: arc24's)",
+                          choices=LOSS_ON)
     chat_template: bool = option(False, "wrap the prompt in the tokenizer's chat template (user: examples + test "
-                                 "input; assistant: test output) when the tokenizer has one")
+                                 "input; assistant: test output) when the tokenizer has one; prompts arc24 and marc "
+                                 "are chat prompts and need it")
+    prompt: str = option("markers", "prompt layout: markers (ttft's input/output markers), arc24 (arc24's "
+                         "output-from-examples-v0: system prompt, examples in markdown, reply '### Output'), marc "
+                         "(MARC's: instructions and examples 'IN -> OUT' in the system message, the test input as "
+                         "the user message)", choices=PROMPTS)
     max_seq_len: int = option(8192, "longest tokenised task used for training; longer ones are reported as too long",
                               lo=1, hi=1_048_576)
     input_marker: str = option(INPUT_MARKER, "text before each input grid (followed by a newline)")
@@ -70,6 +92,9 @@ class EncodingConfig(Options):
                 raise self.bad(name, "must be non-empty text on one line without digits")
         if self.input_marker == self.output_marker:
             raise ConfigError(f"input_marker and output_marker must differ, both are {self.input_marker!r}")
+        if self.prompt != "markers" and not self.chat_template:
+            raise self.bad("chat_template", f"must be on with prompt {self.prompt!r} (it is written as chat messages: "
+                                            "system, user and assistant turns)")
 
 
 # --------------------------------------------------------------------------- grids <-> text
@@ -83,7 +108,7 @@ def _check_format(fmt: str) -> None:
 def grid_to_text(grid: Grid, fmt: str = "minimal") -> str:
     """The text of one grid in format ``fmt``; every row ends with a newline."""
     h, w = grid.shape
-    if fmt == "minimal" or fmt == "shape+rows":
+    if fmt in ("minimal", "shape+rows", "arc24"):
         buf = np.empty((h, w + 1), dtype=np.uint8)
         buf[:, :w] = grid
         buf[:, :w] += 48
@@ -92,13 +117,21 @@ def grid_to_text(grid: Grid, fmt: str = "minimal") -> str:
         if fmt == "minimal":
             return text
         rows = text.split("\n")
-        return f"shape: {h}x{w}\n" + "".join(f"{i} {rows[i - 1]}\n" for i in range(1, h + 1))
-    if fmt == "separated":
+        numbered = "".join(f"{i} {rows[i - 1]}\n" for i in range(1, h + 1))
+        if fmt == "arc24":
+            return f"```grid shape: {h}x{w}\n{numbered}```\n"
+        return f"shape: {h}x{w}\n{numbered}"
+    if fmt in ("separated", "numpy"):
         buf = np.full((h, 2 * w), 32, dtype=np.uint8)
         buf[:, 0::2] = grid
         buf[:, 0::2] += 48
         buf[:, -1] = 10
-        return buf.tobytes().decode("ascii")
+        text = buf.tobytes().decode("ascii")
+        if fmt == "separated":
+            return text
+        lines = text.split("\n")[:-1]
+        return "".join(("[[" if i == 0 else " [") + line + ("]]" if i == h - 1 else "]") + "\n"
+                       for i, line in enumerate(lines))
     _check_format(fmt)
     raise AssertionError("unreachable")
 
@@ -112,7 +145,9 @@ def cell_offsets(shape: tuple[int, int], fmt: str = "minimal") -> np.ndarray:
         return rows * (w + 1) + cols
     if fmt == "separated":
         return rows * (2 * w) + 2 * cols
-    header = len(f"shape: {h}x{w}\n")
+    if fmt == "numpy":
+        return rows * (2 * w + 3) + 2 + 2 * cols
+    header = len(f"```grid shape: {h}x{w}\n" if fmt == "arc24" else f"shape: {h}x{w}\n")
     prefix = np.array([len(f"{i} ") for i in range(1, h + 1)])
     starts = header + np.concatenate([[0], np.cumsum(prefix + w + 1)[:-1]]) + prefix
     return starts[:, None] + cols
@@ -141,64 +176,129 @@ def _clip(s: str, n: int = 40) -> str:
     return s if len(s) <= n else s[:n] + "..."
 
 
-def text_to_grid(text: str, fmt: str = "minimal", stop: Sequence[str] | None = None) -> ParseResult:
+def text_to_grid(text: str, fmt: str = "minimal", stop: Sequence[str] | None = None,
+                 lenient: bool = False) -> ParseResult:
     """Read a grid written in format ``fmt``. The text is cut at the first ``stop`` string (default: the markers
-    and common end-of-sequence texts) and stripped of surrounding whitespace. Never raises for bad text."""
+    and common end-of-sequence texts; a code fence ends the text except in format ``arc24``, where a line starting
+    with a fence ends the grid) and stripped of surrounding whitespace. Never raises for bad text.
+
+    ``lenient`` reads a grid as arc24's parser does: the numbers of the shape header and of the rows are not checked
+    (the rows are kept as they are); the grid must still be rectangular digits. Strict (the default) refuses a grid
+    whose header or row numbers disagree with its rows."""
     if fmt not in FORMATS:
         return ParseResult(None, f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if not isinstance(text, str):
         return ParseResult(None, f"expected text, got {type(text).__name__}")
     for s in (stop if stop is not None else _DEFAULT_STOPS + (INPUT_MARKER, OUTPUT_MARKER)):
-        if s and s in text:
+        if s and s in text and not (fmt == "arc24" and s.startswith("```")):
             text = text[: text.index(s)]
     lines = text.strip().splitlines()
     if not lines:
         return ParseResult(None, "no grid: the text is empty")
-    expect: tuple[int, int] | None = None
-    if fmt == "shape+rows":
-        m = _HEADER_RE.fullmatch(lines[0].strip())
-        if not m:
-            return ParseResult(None, f"first line {_clip(lines[0])!r} is not a header like 'shape: 3x4'")
-        expect = (int(m[1]), int(m[2]))
-        rows = []
-        for i, line in enumerate(lines[1:], 1):
-            m = _NUMBERED_RE.fullmatch(line.rstrip())
-            if not m:
-                return ParseResult(None, f"row {i} {_clip(line)!r} is not a row number, a space and digits")
-            if int(m[1]) != i:
-                return ParseResult(None, f"row {i} is numbered {m[1]}")
-            rows.append(m[2])
-    else:
-        rows = [line.rstrip() for line in lines]
-        for i, row in enumerate(rows, 1):
-            if not _ROW_RE[fmt].fullmatch(row):
-                what = "digits 0-9" if fmt == "minimal" else "digits 0-9 separated by single spaces"
-                return ParseResult(None, f"row {i} {_clip(row)!r} is not {what}")
-        if fmt == "separated":
-            rows = [r.replace(" ", "") for r in rows]
+    got = _rows_of(lines, fmt, lenient)
+    if isinstance(got, ParseResult):
+        return got
+    rows, expect = got
     if not rows:
         return ParseResult(None, "no grid rows after the header")
     width = len(rows[0])
     for i, row in enumerate(rows, 1):
         if len(row) != width:
             return ParseResult(None, f"ragged grid: row {i} has {len(row)} cells, row 1 has {width}")
-    if expect is not None and expect != (len(rows), width):
+    if expect is not None and expect != (len(rows), width) and not lenient:
         return ParseResult(None, f"header says {expect[0]}x{expect[1]} but the rows make {len(rows)}x{width}")
     if len(rows) > MAX_SIDE or width > MAX_SIDE:
         return ParseResult(None, f"grid is {len(rows)}x{width}, larger than {MAX_SIDE}x{MAX_SIDE}")
+    if width == 0:
+        return ParseResult(None, "no grid: the rows are empty")
     grid = (np.frombuffer("".join(rows).encode("ascii"), dtype=np.uint8) - 48).reshape(len(rows), width)
     return ParseResult(grid)
 
 
-def parse_output(text: str, cfg: EncodingConfig | None = None, tokenizer: Any = None) -> ParseResult:
+_FENCE_HEADER_RE = re.compile(r"```grid shape: (\d+)x(\d+)")
+_LENIENT_ROW_RE = re.compile(r"[^ ]* ([0-9]+)")
+_NUMPY_ROW_RE = re.compile(r"(\[\[| \[)([0-9]( [0-9])*)(\]\]|\])")
+
+
+def _rows_of(lines: list[str], fmt: str, lenient: bool) -> ParseResult | tuple[list[str], tuple[int, int] | None]:
+    """The digit rows of a grid's lines (and the shape its header states), or why they cannot be read."""
+    if fmt in ("shape+rows", "arc24"):
+        head = lines[0].strip()
+        if fmt == "arc24":
+            m = _FENCE_HEADER_RE.fullmatch(head)
+            if not m and not (lenient and head.startswith("```grid shape:")):
+                return ParseResult(None, f"first line {_clip(lines[0])!r} is not a header like '```grid shape: 3x4'")
+            body = []
+            for line in lines[1:]:
+                if line.startswith("```"):
+                    break
+                body.append(line)
+        else:
+            m = _HEADER_RE.fullmatch(head)
+            if not m and not (lenient and head.startswith("shape:")):
+                return ParseResult(None, f"first line {_clip(lines[0])!r} is not a header like 'shape: 3x4'")
+            body = lines[1:]
+        rows = []
+        for i, line in enumerate(body, 1):
+            n = _NUMBERED_RE.fullmatch(line.rstrip())
+            if lenient and not n:
+                n = _LENIENT_ROW_RE.fullmatch(line.rstrip())
+                if n:
+                    rows.append(n[1])
+                    continue
+            if not n:
+                return ParseResult(None, f"row {i} {_clip(line)!r} is not a row number, a space and digits")
+            if int(n[1]) != i and not lenient:
+                return ParseResult(None, f"row {i} is numbered {n[1]}")
+            rows.append(n[2])
+        return rows, (int(m[1]), int(m[2])) if m else None
+    if fmt == "numpy":
+        rows = []
+        for i, line in enumerate(lines, 1):
+            row = line.rstrip() if i > 1 else line.strip()
+            if lenient:
+                row = row.replace("[", " ").replace("]", " ").strip()
+                ok = bool(_ROW_RE["separated"].fullmatch(row))
+            else:
+                n = _NUMPY_ROW_RE.fullmatch(row)
+                first, last = i == 1, i == len(lines)
+                ok = n is not None and (n[1] == "[[") == first and (n[4] == "]]") == last
+                row = n[2] if n is not None else row
+            if not ok:
+                return ParseResult(None, f"row {i} {_clip(line)!r} is not a numpy row like "
+                                         f"{'[[0 1' if i == 1 else ' [0 1'}{']]' if i == len(lines) else ']'}")
+            rows.append(row.replace(" ", ""))
+        return rows, None
+    rows = [line.rstrip() for line in lines]
+    for i, row in enumerate(rows, 1):
+        if not _ROW_RE[fmt].fullmatch(row):
+            what = "digits 0-9" if fmt == "minimal" else "digits 0-9 separated by single spaces"
+            return ParseResult(None, f"row {i} {_clip(row)!r} is not {what}")
+    if fmt == "separated":
+        rows = [r.replace(" ", "") for r in rows]
+    return rows, None
+
+
+def parse_output(text: str, cfg: EncodingConfig | None = None, tokenizer: Any = None,
+                 lenient: bool = False) -> ParseResult:
     """Read a model's generated output grid: ``text_to_grid`` in ``cfg.format``, stopping at ``cfg``'s markers, the
-    tokenizer's end-of-sequence text and common end texts. Never raises for bad text."""
+    tokenizer's end-of-sequence text and common end texts (and MARC's ``#``). With prompt and format ``arc24`` the
+    generation prompt ends with the opening of the fence (``"```grid"``), which is put back before parsing.
+    ``lenient``: see :func:`text_to_grid`. Never raises for bad text."""
     cfg = cfg or EncodingConfig()
     stops = [cfg.input_marker, cfg.output_marker, *_DEFAULT_STOPS]
     eos = getattr(tokenizer, "eos_token", None)
     if isinstance(eos, str) and eos:
         stops.append(eos)
-    return text_to_grid(text, cfg.format, stop=stops)
+    if cfg.prompt == "marc":
+        stops.append("#")  # MARC's end of an output
+    if cfg.prompt == "arc24" and cfg.format == "arc24" and isinstance(text, str) and not text.lstrip().startswith("`"):
+        text = ARC24_FENCE + text
+    return text_to_grid(text, cfg.format, stop=stops, lenient=lenient)
+
+
+#: where arc24's generation prompt stops: inside the reply, after the opening of the grid's fence
+ARC24_FENCE = "```grid"
 
 
 # --------------------------------------------------------------------------- tasks -> text
@@ -282,13 +382,25 @@ def encode_task(task: Task, cfg: EncodingConfig | None = None, tokenizer: Any = 
     """The prompt text of ``task`` with labelled spans.
 
     ``answer=True`` appends the test output (and the end-of-sequence text of ``tokenizer``; ``</s>`` for the embedded
-    tokenizer when ``tokenizer`` is None) for training; ``answer=False`` stops after the test output marker, ready
-    for generation. ``cfg.chat_template`` uses ``tokenizer.apply_chat_template`` when the tokenizer has a chat
-    template and falls back to the plain prompt otherwise (``EncodedText.template`` says which was used)."""
+    tokenizer when ``tokenizer`` is None) for training; ``answer=False`` stops where generation starts (after the
+    test output marker; with prompt arc24 after the opening ``"```grid"`` of the reply, as arc24 does).
+    ``cfg.chat_template`` uses ``tokenizer.apply_chat_template`` when the tokenizer has a chat template and, for the
+    markers prompt, falls back to the plain prompt otherwise (``EncodedText.template`` says which was used); the
+    arc24 and marc prompts exist only as chat messages and raise ValueError without a chat template."""
     cfg = (cfg or EncodingConfig()).validate()
+    has_chat = bool(getattr(tokenizer, "chat_template", None))
+    if cfg.prompt != "markers":
+        if not has_chat:
+            raise ValueError(_needs_chat(cfg, tokenizer))
+        from ttft.core.profiles import encode_chat, prompt_layout
+
+        return encode_chat(task, prompt_layout(task, cfg, test_index, answer), answer, cfg.loss_on, tokenizer)
     segs = _segments(task, cfg, test_index, answer)
-    if cfg.chat_template and getattr(tokenizer, "chat_template", None):
-        return _encode_chat(task, segs, answer, tokenizer)
+    if cfg.chat_template and has_chat:
+        from ttft.core.profiles import ChatLayout, encode_chat
+
+        layout = ChatLayout(None, tuple(segs[:-1]) if answer else tuple(segs), answer=(segs[-1],) if answer else ())
+        return encode_chat(task, layout, answer, cfg.loss_on, tokenizer)
     if answer:
         eos = _eos_text(tokenizer)
         if eos:
@@ -296,33 +408,26 @@ def encode_task(task: Task, cfg: EncodingConfig | None = None, tokenizer: Any = 
     return EncodedText("".join(s[0] for s in segs), tuple(_spans(segs)), "plain")
 
 
-def _encode_chat(task: Task, segs: list[tuple[str, str, bool]], answer: bool, tokenizer: Any) -> EncodedText:
-    user_segs = segs[:-1] if answer else segs
-    user = "".join(s[0] for s in user_segs)
-    messages = [{"role": "user", "content": user}]
-    prefix = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    if answer:
-        reply = segs[-1][0]
-        text = tokenizer.apply_chat_template(messages + [{"role": "assistant", "content": reply}], tokenize=False)
-    else:
-        text = prefix
-    u = text.find(user)
-    if u < 0:
-        raise ValueError(f"task {task.id}: the chat template of tokenizer {tokenizer_name(tokenizer)} changes the user "
-                         "message, so its spans cannot be located; use chat_template=False")
-    spans = [Span(0, u, "prompt", False)] + _spans(user_segs, u)
-    pos = u + len(user)
-    if answer:
-        a = text.find(reply, len(prefix) if text.startswith(prefix) else pos)
-        if a < 0:
-            raise ValueError(f"task {task.id}: the chat template of tokenizer {tokenizer_name(tokenizer)} changes the "
-                             "assistant message, so its spans cannot be located; use chat_template=False")
-        end = len(text.rstrip())
-        spans += [Span(pos, a, "prompt", False), Span(a, a + len(reply), "test_output", True),
-                  Span(a + len(reply), end, "eos", True)]
-        pos = end
-    spans.append(Span(pos, len(text), "prompt", False))
-    return EncodedText(text, tuple(s for s in spans if s.end > s.start), "chat")
+Seg = tuple[str, str, bool]
+
+
+def _needs_chat(cfg: EncodingConfig, tokenizer: Any) -> str:
+    embedded = tokenizer is None or is_embedded(tokenizer)
+    name = "the embedded tokenizer" if embedded else f"tokenizer {tokenizer_name(tokenizer)}"
+    why = (": the embedded model's 45-token vocabulary (digits, newline, space, ':', a-z and the two markers) cannot "
+           "write its text either" if embedded else "")
+    return (f"prompt {cfg.prompt!r} is a chat prompt (system, user and assistant turns) and {name} has no chat "
+            f"template{why}; use a tokenizer that has one (an instruct model's, e.g. a Qwen2.5-0.5B-Instruct folder) "
+            "or prompt 'markers'")
+
+
+def val_encoding(cfg: EncodingConfig, covers: str = "test-output") -> EncodingConfig:
+    """The encoding a val loss is computed with. ``test-output`` (ttft's definition): the loss on the test output and
+    the end of sequence only; ``as-trained``: on the tokens training puts it on (``cfg.loss_on``; with arc24's
+    profile the whole assistant reply, arc24's val loss)."""
+    if covers not in VAL_COVERS:
+        raise ValueError(f"val loss covers {covers!r}: choose one of {', '.join(VAL_COVERS)}")
+    return cfg if covers == "as-trained" else cfg.replace(loss_on="test")
 
 
 # --------------------------------------------------------------------------- tokenisation

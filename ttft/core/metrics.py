@@ -9,6 +9,8 @@ original frame; ``None`` where a view's output could not be parsed) and the two 
 * ``pass_at_2``      1 when attempt 1 or attempt 2 is right (arc24's ``vote_2``; Kaggle's score of a test output);
 * ``correct_pixels`` mean over views of the share of cells right when the shape matches the truth, else 0;
 * ``correct_size``   share of views whose shape matches the truth;
+* ``max_correct_pixels`` the best view's share of cells right (views of the truth's shape), else 0;
+* ``any_correct_size`` 1 when any view has the truth's shape, else 0;
 * ``unanswered``     share of views whose output could not be parsed (or was never generated: prompt too long);
 * ``val_loss``       mean loss on the test-output tokens (the training ``ValSet`` definition), when computed.
 
@@ -27,9 +29,10 @@ import numpy as np
 
 #: metric names, in display order
 METRICS: tuple[str, ...] = ("accuracy", "pass_n", "vote_1", "pass_at_2", "correct_pixels", "correct_size",
-                            "unanswered", "val_loss")
+                            "unanswered", "val_loss", "max_correct_pixels", "any_correct_size")
 #: metrics that need the truth
-TRUTH_METRICS: tuple[str, ...] = ("accuracy", "pass_n", "vote_1", "pass_at_2", "correct_pixels", "correct_size")
+TRUTH_METRICS: tuple[str, ...] = ("accuracy", "pass_n", "vote_1", "pass_at_2", "correct_pixels", "correct_size",
+                                  "max_correct_pixels", "any_correct_size")
 
 
 def as_grid(g: Any) -> np.ndarray | None:
@@ -70,9 +73,13 @@ def score_output(views: Sequence[Any], attempts: Sequence[Any], truth: Any = Non
     att = [a for a in attempts if a is not None]
     out["vote_1"] = float(bool(att) and same_grid(att[0], t))
     out["pass_at_2"] = float(any(same_grid(a, t) for a in att[:2]))
-    out["correct_pixels"] = float(np.mean([pixel_share(v, t) for v in views]))
+    shares = [pixel_share(v, t) for v in views]
+    out["correct_pixels"] = float(np.mean(shares))
+    out["max_correct_pixels"] = float(max(shares))
     grids = [as_grid(v) for v in views]
-    out["correct_size"] = float(np.mean([g is not None and g.shape == t.shape for g in grids]))
+    sizes = [g is not None and g.shape == t.shape for g in grids]
+    out["correct_size"] = float(np.mean(sizes))
+    out["any_correct_size"] = float(any(sizes))
     return out
 
 
