@@ -76,14 +76,21 @@ class ModelConfig(Options):
     base_model: str = option(DEFAULT_MODEL, "'default' (the embedded model shipped with ttft), a local model folder, "
                              "or a hub id (downloaded only because you named it)", widget="model")
     adapter: str | None = option(None, "continue from this peft adapter folder (a run's adapter/) instead of a "
-                                 "fresh LoRA")
+                                 "fresh LoRA (arc24's TTFT continues its fine-tuned LoRA); the adapter's own LoRA "
+                                 "settings (rank, alpha, targets, rsLoRA, DoRA, dropout) then apply; per-task runs "
+                                 "start every task from it")
     full_finetune: bool = option(False, "train every weight instead of a LoRA adapter (used to pretrain the "
                                  "embedded model)")
     lora_r: int = option(32, "LoRA rank", lo=1, hi=4096)
     lora_alpha: int = option(64, "LoRA alpha (scaling = alpha / r)", lo=1, hi=65536)
-    lora_dropout: float = option(0.0, "dropout on the LoRA branch (0 to below 1)", lo=0.0, hi=0.99)
+    lora_dropout: float = option(0.0, "dropout on the LoRA branch (0 to below 1; arc24: 0.1)", lo=0.0, hi=0.99)
+    use_rslora: bool = option(False, "rank-stabilised LoRA: scale the update by alpha / sqrt(r) instead of alpha / r "
+                              "(peft's use_rslora; arc24 used it)")
+    use_dora: bool = option(False, "DoRA: weight-decomposed LoRA, a learnt magnitude per output feature besides the "
+                            "low-rank direction (peft's use_dora; arc24 used it; slower)")
     target_modules: str = option("all-linear", "'all-linear' or a comma-separated list of module names, e.g. "
-                                 "q_proj,k_proj,v_proj,o_proj", suggestions=("all-linear", "q_proj,k_proj,v_proj,o_proj"))
+                                 "q_proj,k_proj,v_proj,o_proj (arc24's)",
+                                 suggestions=("all-linear", "q_proj,k_proj,v_proj,o_proj"))
     trust_remote_code: bool = option(False, "allow model code from the model folder or hub (only when you trust it)")
     init: str = option("pretrained", "'pretrained' loads the weights; 'random' builds the architecture from its "
                        "config with random weights (to pretrain the embedded model, or to benchmark)",
@@ -106,6 +113,18 @@ def _looks_like_path(s: str) -> bool:
 
 
 # --------------------------------------------------------------------------- device
+
+
+def device_problem(requested: str) -> str | None:
+    """Why ``requested`` cannot be used as a device, or None, importing torch only when it has to ('auto' and
+    'cpu' are always usable: validating a config with them costs nothing)."""
+    if requested in ("auto", "cpu"):
+        return None
+    try:
+        choose_device(requested)
+    except ModelError as e:
+        return str(e)
+    return None
 
 
 def choose_device(requested: str = "auto") -> str:
@@ -155,17 +174,106 @@ def load_tokenizer_for(cfg: ModelConfig):
     try:
         tok = AutoTokenizer.from_pretrained(src, trust_remote_code=cfg.trust_remote_code,
                                             local_files_only=Path(src).is_dir())
-    except OSError as e:
-        raise ModelError(_offline_message(cfg.base_model, e)) from None
+    except (OSError, ValueError) as e:
+        raise ModelError(_load_error(cfg.base_model, e)) from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
 
 
-def _offline_message(name: str, err: Exception) -> str:
-    return (f"cannot load model {name!r}: it is not a local folder and could not be fetched from the hub "
-            f"(offline? set HF_HUB_OFFLINE=0 and check the network, or pass a local folder). Details: "
-            f"{str(err).splitlines()[0] if str(err) else type(err).__name__}")
+def hub_offline() -> bool:
+    """Whether downloads are switched off (``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE`` set to 1/true/yes/on)."""
+    return any(os.environ.get(v, "").strip().upper() in ("1", "ON", "YES", "TRUE")
+               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _load_error(name: str, err: BaseException) -> str:
+    """One line saying why ``name`` could not be loaded, naming the option and what to do."""
+    src = resolve_base(name)
+    text = str(err)
+    if Path(src).is_dir():
+        if "trust_remote_code" in text or "custom code" in text:
+            return (f"base_model: model folder {name!r} needs its own code (its config.json names custom classes); "
+                    "pass --trust-remote-code (model.trust_remote_code) if you trust that code")
+        return f"base_model: cannot load model folder {name!r}: {_first_line(err)}"
+    if hub_offline():
+        return (f"base_model: {name!r} is not a local folder and is not in the hub cache, and HF_HUB_OFFLINE is set "
+                "(no downloads): pass a local model folder, or download it once with network access")
+    return (f"base_model: cannot fetch {name!r} from the hub: {_first_line(err)} (check the id and the network, or "
+            "pass a local model folder)")
+
+
+#: seconds the hub's reachability probe may take (name lookup + TCP connect)
+HUB_PROBE_S = 2.0
+
+
+def _hub_reachable(timeout: float = HUB_PROBE_S) -> str | None:
+    """None when the hub endpoint (``HF_ENDPOINT``, default huggingface.co) accepts a TCP connection within
+    ``timeout`` seconds, else why not. The lookup runs in a thread, so a hanging DNS cannot hold the caller."""
+    import socket
+    import threading
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    host, port = url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
+    result: list[str | None] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                result.append(None)
+        except OSError as e:
+            result.append(f"cannot reach {host}:{port} ({e.strerror or type(e).__name__})")
+
+    t = threading.Thread(target=probe, daemon=True)
+    t.start()
+    t.join(timeout + 0.2)
+    return result[0] if result else f"cannot reach {host}:{port} (no answer within {timeout:g} s)"
+
+
+def check_hub_model(cfg: ModelConfig) -> None:
+    """For a hub id (not ``default``, not a local folder), fail at once when it cannot be had: not a valid id, or
+    not in the local cache while downloads are off (``HF_HUB_OFFLINE``) or the hub cannot be reached (a probe of a
+    couple of seconds instead of minutes of retries). Cheap: imports neither torch nor transformers."""
+    if cfg.base_model == DEFAULT_MODEL or Path(resolve_base(cfg.base_model)).is_dir():
+        return
+    try:
+        from huggingface_hub import try_to_load_from_cache
+        from huggingface_hub.utils import HFValidationError
+    except ImportError:  # pragma: no cover - transformers depends on it
+        return
+    name = cfg.base_model
+    try:
+        cached = try_to_load_from_cache(name, "config.json")
+    except HFValidationError:
+        raise ModelError(f"base_model: {name!r} is neither a local model folder nor a hub id (owner/name)") from None
+    if isinstance(cached, str):
+        return  # in the cache: it loads offline
+    if hub_offline():
+        raise ModelError(_load_error(name, OSError("not cached")))
+    if why := _hub_reachable():
+        raise ModelError(f"base_model: {name!r} is not a local folder and not in the hub cache, and the hub cannot "
+                         f"be reached to download it: {why} (offline? pass a local model folder)")
+
+
+def _check_remote_code(cfg: ModelConfig) -> None:
+    """A local model folder whose config.json names its own code (``auto_map``) needs trust_remote_code."""
+    src = Path(resolve_base(cfg.base_model))
+    if cfg.trust_remote_code or cfg.base_model == DEFAULT_MODEL or not src.is_dir():
+        return
+    import json
+
+    try:
+        conf = json.loads((src / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as e:
+        raise ModelError(f"base_model: model folder {cfg.base_model!r} has an unreadable config.json ({e})") from None
+    if isinstance(conf, dict) and conf.get("auto_map"):
+        raise ModelError(_load_error(cfg.base_model, ValueError("trust_remote_code")))
 
 
 def load_model(cfg: ModelConfig, device: str = "cpu", dtype=None):
@@ -194,8 +302,8 @@ def load_model(cfg: ModelConfig, device: str = "cpu", dtype=None):
             else:
                 model = AutoModelForCausalLM.from_pretrained(src, dtype=dtype, trust_remote_code=cfg.trust_remote_code,
                                                              local_files_only=local)
-        except OSError as e:
-            raise ModelError(_offline_message(cfg.base_model, e)) from None
+        except (OSError, ValueError) as e:
+            raise ModelError(_load_error(cfg.base_model, e)) from None
     return model.to(device=device, dtype=dtype)
 
 
@@ -211,7 +319,9 @@ def linear_module_names(model) -> list[str]:
 
 
 def attach_lora(model, cfg: ModelConfig, is_trainable: bool = True):
-    """Wrap ``model`` with a fresh LoRA, or the adapter ``cfg.adapter`` to continue from."""
+    """Wrap ``model`` with a fresh LoRA (rsLoRA and DoRA as ``cfg`` says), or the adapter ``cfg.adapter`` to continue
+    from: loaded from its folder each time, so every task of a per-task run starts from the same adapter (the run
+    drops a task's copy with ``unload()`` before the next task attaches a fresh one)."""
     from peft import LoraConfig, PeftModel, get_peft_model
 
     if cfg.adapter:
@@ -226,7 +336,7 @@ def attach_lora(model, cfg: ModelConfig, is_trainable: bool = True):
             raise ModelError(f"unknown target module(s) {', '.join(unknown) or repr(cfg.target_modules)} for "
                              f"{cfg.base_model}; its linear layers are: {', '.join(available)}")
     lc = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, target_modules=targets,
-                    task_type="CAUSAL_LM")
+                    task_type="CAUSAL_LM", use_rslora=cfg.use_rslora, use_dora=cfg.use_dora)
     return get_peft_model(model, lc)
 
 
@@ -243,10 +353,12 @@ def check_model_source(cfg: ModelConfig) -> None:
     src = resolve_base(cfg.base_model)
     if Path(src).is_dir() and not (Path(src) / "config.json").exists():
         raise ModelError(f"model folder {cfg.base_model!r} has no config.json (not a transformers model folder)")
+    check_hub_model(cfg)
+    _check_remote_code(cfg)
     try:
         AutoConfig.from_pretrained(src, trust_remote_code=cfg.trust_remote_code, local_files_only=Path(src).is_dir())
     except (OSError, ValueError) as e:
-        raise ModelError(_offline_message(cfg.base_model, e)) from None
+        raise ModelError(_load_error(cfg.base_model, e)) from None
 
 
 def check_target_modules(cfg: ModelConfig) -> None:
@@ -263,8 +375,8 @@ def check_target_modules(cfg: ModelConfig) -> None:
         try:
             conf = AutoConfig.from_pretrained(src, trust_remote_code=cfg.trust_remote_code,
                                               local_files_only=Path(src).is_dir())
-        except OSError as e:
-            raise ModelError(_offline_message(cfg.base_model, e)) from None
+        except (OSError, ValueError) as e:
+            raise ModelError(_load_error(cfg.base_model, e)) from None
     with torch.device("meta"):
         m = AutoModelForCausalLM.from_config(conf, trust_remote_code=cfg.trust_remote_code)
     available = linear_module_names(m)

@@ -29,6 +29,7 @@ from ttft.core.data import Task
 from ttft.core.selection import select_tasks
 from ttft.engine.models import (
     attach_lora,
+    check_hub_model,
     check_model_source,
     check_target_modules,
     choose_device,
@@ -41,6 +42,7 @@ from ttft.engine.samples import SampleStream, ValSet, make_collator, source_task
 from ttft.engine.train_config import TrainConfig
 from ttft.options import ConfigError
 from ttft.runs.lifecycle import RunLifecycle
+from ttft.runs.metrics import SUPERSEDED_FILE, drop_steps_after
 from ttft.runs.rundir import RunDir, append_jsonl, new_run_id, read_json, runs_root, safe_name, write_json_atomic
 
 
@@ -158,6 +160,10 @@ def prepare_run_dir(cfg: TrainConfig, run_dir: str | None, resume: bool) -> RunD
         run = RunDir(runs_root() / new_run_id(cfg.mode))
     else:
         run = RunDir(Path(run_dir).expanduser())
+        if run.path.exists() and not run.path.is_dir():
+            raise ConfigError(f"run_dir: {run.path} is a file, not a folder; give --run-dir a folder (new or a run's)")
+        if any(p.exists() and not p.is_dir() for p in run.path.parents):
+            raise ConfigError(f"run_dir: {run.path} is inside a file; give --run-dir a folder")
     if _rank() != 0:
         return run  # rank 0 checks and writes; the other ranks only train
     if run.exists():
@@ -269,6 +275,7 @@ def training_sources(cfg: TrainConfig, tasks: list[Task], tokenizer: Any) -> lis
 def train(cfg: TrainConfig, run_dir: str | None = None, resume: bool = False, log=print) -> TrainResult:
     """Run (or resume) a training run end to end. Bad options raise ConfigError/ModelError before any work."""
     cfg.validate()
+    check_hub_model(cfg.model)  # a hub id that cannot be had fails in seconds, before torch is even imported
     device = choose_device(cfg.device)
     if cfg.threads:
         import torch
@@ -368,7 +375,8 @@ def _train_inner(cfg, run, ds, tasks, val_tasks, device, resume, stop, tokenizer
         from transformers.trainer_callback import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)  # our callback writes metrics.jsonl, log.txt and a stderr line
-        ckpt = run.last_checkpoint(sub) if resume else None
+        ckpt = _resume_point(run, sub, label, steps_done, stop) if resume and is_main else (
+            run.intact_checkpoint(sub)[0] if resume else None)
         before = None
         if ckpt is None:  # the val loss before training (a resumed group had it recorded when it started)
             before = _evaluate(trainer, val)
@@ -420,6 +428,31 @@ def _train_inner(cfg, run, ds, tasks, val_tasks, device, resume, stop, tokenizer
         final_loss=last_loss, val_loss=float(np.mean(val_losses)) if val_losses else None, counts=counts_total,
         val_loss_before=float(np.mean(before_losses)) if before_losses else None, per_task=per_task,
     )
+
+
+def _resume_point(run: RunDir, sub: str | None, label: str | None, steps_done: int, life: RunLifecycle) -> Path | None:
+    """The checkpoint a resumed group continues from: the newest intact one (a truncated or unreadable newer one
+    is skipped, with the reason). The metrics lines past it are taken out of metrics.jsonl (they are logged again),
+    so the file never repeats a step. What was chosen is logged, printed and recorded in status.json (``resume``)."""
+    ckpt, skipped = run.intact_checkpoint(sub)
+    what = f" of task {label}" if label else ""
+    at = int(ckpt.name.split("-")[-1]) if ckpt is not None else 0
+    notes = [f"skipped {cp.name}{what}: {why}" for cp, why in skipped]
+    dropped = drop_steps_after(run.metrics_file, steps_done + at)
+    if ckpt is not None:
+        notes.append(f"resuming{what} from {ckpt.name}")
+    elif skipped or dropped:
+        notes.append(f"no intact checkpoint{what} is left: training{what or ' the run'} again from its first step")
+    if dropped:
+        notes.append(f"{dropped} metrics line(s) after step {steps_done + at} moved to {SUPERSEDED_FILE} (those steps "
+                     "are logged again)")
+    for n in notes:
+        life.log(n)
+        print(n, file=sys.stderr, flush=True)
+    if notes:
+        life.update(resume={"from": ckpt.name if ckpt is not None else None, "task": label,
+                            "skipped": [f"{cp.name}: {why}" for cp, why in skipped], "superseded_lines": dropped})
+    return ckpt
 
 
 # --------------------------------------------------------------------------- task-parallel shards (torchrun)

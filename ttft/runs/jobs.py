@@ -387,6 +387,7 @@ def finalize(path: Path, rc: int) -> None:
                                   note=f"ended by {name} before it saved a checkpoint")
             else:
                 run.update_status(exit_code=rc, exit_signal=name)  # the registry shows it as lost
+    run.release_reserve()
 
 
 def _signame(n: int) -> str:
@@ -414,6 +415,7 @@ def stop(run: str | os.PathLike | Job, cfg: JobConfig | None = None, wait: bool 
             r = RunDir(path)
             if r.status().get("status") == "queued":
                 r.update_status(status="stopped", ended=time.time(), note="stopped while queued")
+                r.release_reserve()
         sup = job.raw.get("supervisor_pid")
         if process_alive(sup, job.raw.get("supervisor_start")):
             _signal(sup, signal.SIGTERM)

@@ -33,7 +33,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from ttft.runs.process import JOB_DIR_ENV, run_lock
-from ttft.runs.rundir import TERMINAL, RunDir, process_start_time, write_json_atomic
+from ttft.runs.rundir import TERMINAL, RunDir, disk_full_error, process_start_time, write_json_atomic
 
 #: the exit status of a process whose run ended with each terminal status
 EXIT_CODES = {"finished": 0, "stopped": 0, "failed": 1}
@@ -113,6 +113,7 @@ class RunLifecycle:
                     updated=now,
                 )
                 write_json_atomic(self.run.status_file, st)
+            self.run.reserve_space()  # so that the final status can be written on a full disk
             self._link_job()
         self.status = "stopping" if self.stop_requested else "running"
         return self
@@ -136,19 +137,28 @@ class RunLifecycle:
         return status
 
     def fail(self, exc: BaseException) -> None:
-        """``failed`` with the error and the end of its traceback (the whole traceback goes to log.txt)."""
+        """``failed`` with the error and the end of its traceback (the whole traceback goes to log.txt). A write
+        that failed for lack of space says so first (``disk full: …``). On a full disk the status is written with
+        the space the run kept at its start (``.reserve``); if even that fails, the original error propagates."""
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        error = f"{type(exc).__name__}: {exc}"
+        if full := disk_full_error(exc, self.run.path):
+            error = f"{full} ({error})"
         if self.write:
             try:
                 self.run.log(tb)
             except OSError:
                 pass
-        self._end("failed", error=f"{type(exc).__name__}: {exc}", traceback=tb[-4000:])
+        try:
+            self._end("failed", error=error[:2000], traceback=tb[-4000:])
+        except OSError:
+            self.status = "failed"
 
     def _end(self, status: str, **fields: Any) -> None:
         if self.write:
             with run_lock(self.run.path):
                 self.run.update_status(status=status, ended=time.time(), **fields)
+            self.run.release_reserve()  # the final status is written: the space kept for it is not needed
         self.status = status
 
     @property

@@ -1,8 +1,14 @@
-"""metrics.jsonl read incrementally as columns, a run's progress, and log tails (cheap to refresh)."""
+"""metrics.jsonl read incrementally as columns, a run's progress, and log tails (cheap to refresh).
+
+A damaged line (not JSON, not an object, nested too deeply, an integer too long) is skipped; a value that is not a
+finite number (a string, ``Infinity``) is NaN in its column; a file that cannot be read gives empty metrics with the
+reason in :attr:`Metrics.problem`. Long runs are drawn from :meth:`Metrics.downsample` (a few thousand points, the
+minimum and maximum of each stretch kept)."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 from dataclasses import dataclass, field
@@ -12,6 +18,9 @@ import numpy as np
 
 from ttft.runs.rundir import _tail
 
+#: how many points a live chart needs at most (the minimum and maximum of each stretch of steps are kept)
+MAX_POINTS = 4000
+
 
 @dataclass
 class Metrics:
@@ -20,10 +29,73 @@ class Metrics:
     columns: dict[str, np.ndarray] = field(default_factory=dict)
     tasks: list = field(default_factory=list)
     n: int = 0
+    problem: str = ""  # why the file could not be read ('' when it could, or is missing)
 
     def col(self, name: str) -> np.ndarray:
         c = self.columns.get(name)
         return c if c is not None else np.full(self.n, np.nan)
+
+    def take(self, rows: np.ndarray) -> Metrics:
+        """The metrics of these rows (indices, in order)."""
+        rows = np.asarray(rows, dtype=int)
+        tasks = [self.tasks[i] for i in rows] if self.tasks else []
+        return Metrics(columns={k: c[rows] for k, c in self.columns.items()}, tasks=tasks, n=len(rows),
+                       problem=self.problem)
+
+    def downsample_rows(self, max_points: int = MAX_POINTS, key: str = "loss") -> np.ndarray:
+        """Indices of at most about ``max_points`` rows that draw the same chart: all rows when there are fewer;
+        else, per run of consecutive rows, the ones with the smallest and the largest ``key`` (and the first and
+        last row), so spikes and dips stay visible. Rows without ``key`` (evaluation lines) are kept the same way
+        on ``eval_loss``. A per-task run is downsampled per task (each task's curve keeps its shape)."""
+        if self.n <= max_points:
+            return np.arange(self.n)
+        if self.tasks:
+            labels = np.asarray([str(t) for t in self.tasks], dtype=object)
+            groups = [np.flatnonzero(labels == t) for t in dict.fromkeys(labels)]
+        else:
+            groups = [np.arange(self.n)]
+        budget = max(4, max_points // len(groups))
+        main, ev = self.col(key), self.col("eval_loss")
+        keep = np.zeros(self.n, dtype=bool)
+        for idx in groups:
+            has = ~np.isnan(main[idx])
+            keep[_min_max_rows(idx[has], main[idx][has], budget)] = True
+            rest = idx[~has]
+            has_ev = ~np.isnan(ev[rest])
+            keep[_min_max_rows(rest[has_ev], ev[rest][has_ev], max(2, budget // 4))] = True
+            other = rest[~has_ev]
+            if len(other):
+                keep[other[np.linspace(0, len(other) - 1, min(len(other), max(2, budget // 8))).astype(int)]] = True
+        return np.flatnonzero(keep)
+
+    def downsample(self, max_points: int = MAX_POINTS, key: str = "loss") -> Metrics:
+        """These metrics with at most about ``max_points`` rows (:meth:`downsample_rows`); itself when shorter."""
+        return self if self.n <= max_points else self.take(self.downsample_rows(max_points, key))
+
+
+def _min_max_rows(idx: np.ndarray, v: np.ndarray, budget: int) -> np.ndarray:
+    """Of rows ``idx`` with values ``v``: all when they are at most ``budget``, else the first, the last, and the
+    minimum and maximum of each of ``budget // 2`` equal stretches."""
+    n = len(idx)
+    if n <= budget:
+        return idx
+    per = -(-n // max(1, budget // 2))  # rows per stretch
+    rows = -(-n // per)
+    padded = np.full(rows * per, np.nan)
+    padded[:n] = v
+    grid = padded.reshape(rows, per)
+    base = np.arange(rows) * per
+    lo, hi = base + np.nanargmin(grid, axis=1), base + np.nanargmax(grid, axis=1)
+    sel = np.unique(np.concatenate([[0, n - 1], lo, hi]))
+    return idx[sel[sel < n]]
+
+
+def _load(line: str) -> dict | None:
+    try:
+        r = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    return r if isinstance(r, dict) else None
 
 
 def _parse_lines(blob: bytes) -> list[dict]:
@@ -32,17 +104,20 @@ def _parse_lines(blob: bytes) -> list[dict]:
         rows = json.loads("[" + text.rstrip("\n").replace("\n", ",") + "]")
         if all(isinstance(r, dict) for r in rows):
             return rows
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         pass
-    rows = []
-    for line in text.splitlines():
+    return [r for line in text.splitlines() if (r := _load(line)) is not None]
+
+
+def _number(v: object) -> float:
+    """A metrics value as a float: NaN unless it is a finite number (a bool counts as 0/1)."""
+    if isinstance(v, (int, float)):
         try:
-            r = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(r, dict):
-            rows.append(r)
-    return rows
+            f = float(v)
+        except OverflowError:
+            return math.nan
+        return f if math.isfinite(f) else math.nan
+    return math.nan
 
 
 def _columns(rows: list[dict]) -> tuple[dict[str, np.ndarray], list]:
@@ -56,11 +131,20 @@ def _columns(rows: list[dict]) -> tuple[dict[str, np.ndarray], list]:
     for k in keys:
         if k == "task":
             continue
+        vals = [r.get(k, nan) for r in rows]
         try:
-            cols[k] = np.array([r.get(k, nan) for r in rows], dtype=float)
-        except (TypeError, ValueError):
-            continue  # not numeric
-    tasks = [r.get("task") for r in rows] if "task" in keys else []
+            a = np.array(vals)
+        except (TypeError, ValueError, OverflowError):
+            a = np.array([], dtype=object)
+        if a.ndim == 1 and len(a) == len(vals) and a.dtype.kind in "fiub":
+            a = a.astype(float)
+            a[np.isinf(a)] = np.nan
+        else:  # null, strings, lists, integers too large for a float: NaN where a value is not a finite number
+            a = np.array([_number(v) for v in vals], dtype=float)
+            if np.isnan(a).all():
+                continue  # not numeric
+        cols[k] = a
+    tasks = [t if isinstance(t := r.get("task"), str) or t is None else str(t) for r in rows] if "task" in keys else []
     return cols, tasks
 
 
@@ -84,20 +168,22 @@ class MetricsReader:
         with self.lock:
             try:
                 st = os.stat(self.path)
+                if st.st_ino != self.ino or st.st_size < self.offset:
+                    self._reset()
+                    self.ino = st.st_ino
+                if st.st_size > self.offset:
+                    with open(self.path, "rb") as f:
+                        f.seek(self.offset)
+                        blob = f.read(st.st_size - self.offset)
+                    end = blob.rfind(b"\n") + 1
+                    if end:
+                        self.offset += end
+                        self._append(_parse_lines(blob[:end]))
             except FileNotFoundError:
                 self._reset()
-                return self.m
-            if st.st_ino != self.ino or st.st_size < self.offset:
+            except OSError as e:  # a folder where the file should be, an unreadable file
                 self._reset()
-                self.ino = st.st_ino
-            if st.st_size > self.offset:
-                with open(self.path, "rb") as f:
-                    f.seek(self.offset)
-                    blob = f.read(st.st_size - self.offset)
-                end = blob.rfind(b"\n") + 1
-                if end:
-                    self.offset += end
-                    self._append(_parse_lines(blob[:end]))
+                self.m = Metrics(problem=f"{self.path.name} cannot be read ({e.strerror or type(e).__name__})")
             return self.m
 
     def _append(self, rows: list[dict]) -> None:
@@ -111,6 +197,43 @@ class MetricsReader:
             cols[k] = np.concatenate([a, new.get(k, np.full(n_new, np.nan))])
         t = (self.m.tasks or [None] * n_old) + (tasks or [None] * n_new) if (tasks or self.m.tasks) else []
         self.m = Metrics(columns=cols, tasks=t, n=n_old + n_new)
+
+
+#: where the lines a resumed run logs again are moved (beside metrics.jsonl)
+SUPERSEDED_FILE = "metrics-superseded.jsonl"
+
+
+def drop_steps_after(path: Path | str, step: float) -> int:
+    """Take the lines past ``step`` (and a half-written last line) out of a metrics.jsonl, before a run resumed
+    from its checkpoint at ``step`` logs those steps again: the file then never repeats a step, so the chart
+    (which reads the file) never goes backwards. The lines taken out are appended to
+    ``metrics-superseded.jsonl`` beside it; metrics.jsonl is replaced atomically. Returns how many were taken."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return 0
+    keep: list[bytes] = []
+    drop: list[bytes] = []
+    for line in data.splitlines(keepends=True):
+        if not line.endswith(b"\n"):
+            drop.append(line + b"\n")  # a process killed mid-line: the next append would join it
+            continue
+        r = _load(line.decode("utf-8", "replace"))
+        s = r.get("step") if r is not None else None
+        late = isinstance(s, (int, float)) and not isinstance(s, bool) and s > step
+        (drop if late else keep).append(line)
+    if not drop:
+        return 0
+    with open(path.with_name(SUPERSEDED_FILE), "ab") as f:
+        f.write(b"".join(drop))
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(b"".join(keep))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return len(drop)
 
 
 _READERS: dict[str, MetricsReader] = {}

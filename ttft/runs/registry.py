@@ -19,9 +19,11 @@ from ttft.runs.metrics import Metrics, Progress, _last
 from ttft.runs.process import process_alive, reap_children
 from ttft.runs.rundir import (
     ACTIVE,
+    DISK_FULL_BYTES,
     JOB_FILE,
     TERMINAL,
     RunDir,
+    disk_free,
     is_ttft_run,
     read_json,
     read_json_checked,
@@ -382,6 +384,9 @@ def read_job(path: Path | str) -> Job:
     if why := (why_status or why_meta):
         return Job(path=path, status="corrupt", raw={}, meta=meta, note=why, problem=why)
     status, note = derive_status(raw, meta)
+    if status == "lost" and (free := disk_free(path)) is not None and free < DISK_FULL_BYTES:
+        note = (f"{note}; the disk holding it is full ({free // 1024} KB free): it probably failed writing and could "
+                "not record why (see log.txt, stderr.txt)")
     link = _link(path, raw, meta)
     linked, why_linked = _read_checked(link / "status.json", STATUS_FIELDS) if link else ({}, None)
     other = next((w for f in _OTHER_FILES if (w := _file_problem(path / f))), None) or next(

@@ -149,6 +149,40 @@ def _is_disk_full(e: BaseException) -> bool:
     return isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
+#: less free space than this on a run's file system counts as a full disk
+DISK_FULL_BYTES = 1024 * 1024
+
+
+def disk_free(path: Path | str) -> int | None:
+    """Free bytes on the file system holding ``path`` (None when it cannot be told)."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def disk_full_error(exc: BaseException, path: Path | str) -> str | None:
+    """'disk full …' when ``exc`` (or an exception it came from) is a write that failed for lack of space: an
+    ENOSPC/EDQUOT OSError, or an I/O error of a library (torch's "file write failed", safetensors' StorageFull)
+    while the disk holding ``path`` is (nearly) full. None otherwise."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    io_like = False
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        text = str(e).lower()
+        if _is_disk_full(e) or "no space left" in text or "storagefull" in text:
+            return f"disk full: no space left on the device holding {path}"
+        io_like = io_like or isinstance(e, OSError) or any(
+            w in text for w in ("no space", "storagefull", "write failed", "file write", "disk quota"))
+        e = e.__cause__ or e.__context__
+    free = disk_free(path)
+    if io_like and free is not None and free < DISK_FULL_BYTES:
+        return f"disk full: {free // 1024} KB left on the device holding {path}"
+    return None
+
+
 def append_jsonl(path: Path, obj: dict) -> None:
     """Append one line in a single write (so a reader sees whole lines)."""
     line = json.dumps(obj, default=_json_default, separators=(",", ":")) + "\n"
@@ -311,7 +345,7 @@ def checkpoint_problem(cp: Path) -> str | None:
         files = sorted(cp.iterdir())
     except OSError as e:
         return f"cannot list it ({e.strerror})"
-    weights = [f for f in files if f.suffix in (".safetensors", ".bin")]
+    weights = [f for f in files if f.suffix in (".safetensors", ".bin") and "model" in f.name]
     if not weights:
         return "it holds no model or adapter weights (*.safetensors)"
     for f in files:

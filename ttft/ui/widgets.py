@@ -5,6 +5,7 @@ This subpackage and ``pages/`` are the only code that imports streamlit.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +51,65 @@ def _icon():
     return Image.open(io.BytesIO(viz.icon_png()))
 
 
+#: host names (or addresses) the app answers besides localhost and the address it serves: comma-separated; ``*``
+#: turns the check off. See the README's "Exposing the app".
+ALLOWED_HOSTS_ENV = "TTFT_ALLOWED_HOSTS"
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def host_name(header: str) -> str:
+    """The host of a ``Host`` header, without its port, lower case: ``[::1]:8501`` → ``::1``."""
+    h = header.strip().lower()
+    if h.startswith("["):
+        return h[1:h.index("]")] if "]" in h else h[1:]
+    if h.count(":") == 1:
+        h = h.split(":", 1)[0]
+    return h.rstrip(".")
+
+
+def allowed_hosts(server_address: str | None = None, extra: str | None = None) -> set[str] | None:
+    """The host names the app answers: localhost, the address it serves (``server.address``,
+    ``browser.serverAddress``) and ``$TTFT_ALLOWED_HOSTS``; None when that variable is ``*`` (any host)."""
+    extra = os.environ.get(ALLOWED_HOSTS_ENV, "") if extra is None else extra
+    names = {n.strip() for n in extra.split(",") if n.strip()}
+    if "*" in names:
+        return None
+    if server_address is None:
+        server_address = ",".join(str(st.get_option(o) or "") for o in ("server.address", "browser.serverAddress"))
+    names |= {a.strip() for a in server_address.split(",") if a.strip()}
+    return {host_name(n) for n in names} | set(LOCAL_HOSTS)
+
+
+def host_allowed(header: str | None, allowed: set[str] | None) -> bool:
+    """Whether a request with this ``Host`` header may use the app. No header (a test harness, not a browser):
+    allowed. A DNS-rebinding page reaches the app under its own domain name, which is not in ``allowed``."""
+    if not header or allowed is None:
+        return True
+    return host_name(header) in allowed
+
+
+def _refuse_foreign_host() -> None:
+    """Stop the script before any widget exists when the browser asked for a host the app does not serve (a page
+    of another site that rebinds its domain name to this machine): no widget callback of this session can run."""
+    try:
+        header = st.context.headers.get("Host")
+    except Exception:  # noqa: BLE001 - no request context (bare mode, tests): nothing to check
+        return
+    if host_allowed(header, allowed_hosts()):
+        return
+    host = host_name(header or "")
+    st.error(f"Refused: this app answers to localhost and the address it serves, and this request came for the host "
+             f"{host!r}. Opened it under that name on purpose? Restart the app with {ALLOWED_HOSTS_ENV}={host} "
+             "(see the README, 'Exposing the app').")
+    st.stop()
+
+
 def page_frame(title: str) -> None:
-    """Page config and the sidebar navigation (Streamlit's own nav is off: it would label Home 'app')."""
+    """Page config, the Host check (a request for a host the app does not serve is refused before any widget
+    exists: the DNS-rebinding protection), and the sidebar navigation (Streamlit's own nav is off: it would label
+    Home 'app'). Every page calls this first."""
     st.set_page_config(page_title=f"{title} · ttft", page_icon=_icon(), layout="wide")
+    _refuse_foreign_host()
     nav.sidebar_links(available_pages())
     st.sidebar.divider()
 
@@ -169,7 +226,8 @@ def dataset_picker(container=None) -> tuple[str, data.Dataset] | None:
                               "*_challenges.json on this machine, or an uploaded file (kept under the runs folder).")
     key: str | None
     if choice == PATH_CHOICE:
-        path = c.text_input("Path", key="ttft_dataset_path", placeholder="/data/arc/evaluation or kaggle_challenges.json",
+        path = c.text_input("Path", key="ttft_dataset_path",
+                            placeholder="/data/arc/evaluation or kaggle_challenges.json",
                             help="A task JSON file, a folder of task files, or a Kaggle *_challenges.json "
                                  "(its *_solutions.json beside it is read when present).").strip()
         if not path:
@@ -185,11 +243,14 @@ def dataset_picker(container=None) -> tuple[str, data.Dataset] | None:
         try:
             _load_upload_cached(up.name, payload)  # refuse a bad file before it is kept
             key = str(save_upload(up.name, payload))
-        except data.TaskError as e:
+        except (data.TaskError, data.DatasetError) as e:
             c.error(str(e))
             return None
         except OSError as e:
             c.error(f"{up.name}: cannot keep the upload in {runs_root() / 'uploads'} ({e})")
+            return None
+        except Exception as e:  # noqa: BLE001 - never a traceback on the page: one line naming the file
+            c.error(f"{up.name}: cannot load it ({type(e).__name__}: {e})")
             return None
     else:
         key = choice
@@ -197,6 +258,9 @@ def dataset_picker(container=None) -> tuple[str, data.Dataset] | None:
         ds = _dataset_by_key(key)
     except (data.DatasetError, data.TaskError) as e:
         c.error(str(e))
+        return None
+    except Exception as e:  # noqa: BLE001 - never a traceback on the page: one line naming the dataset
+        c.error(f"{key}: cannot load it ({type(e).__name__}: {e})")
         return None
     st.session_state["_ttft_dataset_key"] = key
     set_query_params(dataset=key)
