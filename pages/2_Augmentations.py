@@ -67,10 +67,14 @@ with tabs[2]:
     if res.task is not None and st.toggle("Build from the augmented view", key="aug_lo_from_view",
                                           help="Leave pairs out of the augmented view instead of the original"):
         source = res.task
-    st.caption(f"Tokens with the {ctl.cfg.format} format and the {tok_label} tokenizer (the longest test pair's "
-               f"sequence); fits = at most max_seq_len {ctl.cfg.max_seq_len:,}. Original test pairs are never used.")
+    st.caption(f"Tokens with the {ctl.cfg.format} format, the {ctl.cfg.prompt} prompt and the {tok_label} tokenizer "
+               f"(the longest test pair's sequence); fits = at most max_seq_len {ctl.cfg.max_seq_len:,}. Original "
+               "test pairs are never used.")
     built = {}
-    for kind in augview.LEAVE_OUT:
+    problem = aw.encoding_problem(ctl.cfg, tok)
+    if problem:
+        st.error(problem)
+    for kind in augview.LEAVE_OUT if not problem else ():
         tasks, why = augview.leave_out(source, kind)
         st.markdown(f"**{kind}** · {len(tasks)} task(s)")
         if why:

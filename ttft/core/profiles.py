@@ -213,7 +213,7 @@ def prompt_layout(task: Task, cfg: EncodingConfig, test_index: int = 0, answer: 
                      ("\n\n### Output\n\n", "marker", False),
                      (_grid(p.output, fmt), "output", outputs and i >= 1), ("\n", "marker", False)]
         user += [("\n## Test case\n\n### Input\n\n", "marker", False), (_grid(test.input, fmt), "test_input", False)]
-        reply: list[Seg] = [("### Output\n\n", "marker", cfg.loss_on == "reply")]
+        reply: list[Seg] = [("### Output\n\n", "marker", answer and cfg.loss_on == "reply")]
         if answer:
             return ChatLayout(((ARC24_SYSTEM_PROMPT, "marker", False),), tuple(user), tuple(reply),
                               ((_grid(test.output, fmt), "test_output", True),))
@@ -316,9 +316,11 @@ def encode_chat(task: Task, layout: ChatLayout, answer: bool, loss_on: str, toke
 # --------------------------------------------------------------------------- can a tokenizer write it
 
 
-def check_encodable(cfg: EncodingConfig, tokenizer: Any = None, where: str = "encoding") -> None:
+def check_encodable(cfg: EncodingConfig, tokenizer: Any = None, where: str = "encoding",
+                    unknown_ok: bool = False) -> str | None:
     """Raise ConfigError (naming ``where``'s option) unless ``tokenizer`` (None: the embedded one) can write ``cfg``'s
-    prompt and grid text: a chat prompt needs a chat template, and no character may become an unknown token."""
+    prompt and grid text: a chat prompt needs a chat template, and no character may become an unknown token. With
+    ``unknown_ok`` the unknown characters are returned as a message instead of raised (None when there are none)."""
     cfg = cfg.validate()
     if cfg.prompt != "markers" and not getattr(tokenizer, "chat_template", None):
         from ttft.core.encoding import _needs_chat
@@ -348,13 +350,14 @@ def check_encodable(cfg: EncodingConfig, tokenizer: Any = None, where: str = "en
             enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
             bad = sorted({text[a:b] for i, (a, b) in zip(enc["input_ids"], enc["offset_mapping"]) if i == unk})
         name = f"tokenizer {tokenizer_name(tokenizer)}"
-    if bad:
-        shown = " ".join(repr(c) for c in bad[:12])
-        raise ConfigError(f"{where}.format: {name} cannot write the {cfg.prompt} prompt with {cfg.format} grids: "
-                          f"{shown} would become unknown tokens; use a tokenizer that can (a real model's) or "
-                          "another format/prompt")
-
-
+    if not bad:
+        return None
+    shown = " ".join(repr(c) for c in bad[:12])
+    msg = (f"{where}.format: {name} cannot write the {cfg.prompt} prompt with {cfg.format} grids: {shown} would "
+           "become unknown tokens; use a tokenizer that can (a real model's) or another format/prompt")
+    if unknown_ok:
+        return msg
+    raise ConfigError(msg)
 
 # --------------------------------------------------------------------------- inference views
 

@@ -10,15 +10,24 @@ from ttft.core.data import parse_task_list
 from ttft.engine.train_config import check_device, check_task_ids
 from ttft.options import Options, option
 
+#: the seed experiment's colour swap (arc24 notebook 003 ``swap_task_colors``): 1-9 shuffled, and with probability 0.1
+#: all of 0-9 (the background moves in about 9 % of the maps)
+SEED_COLOURS = {"transforms": list(DIHEDRAL), "colors": "keep-bg", "p_bg": 0.1}
+
+#: the rows and the TrainConfig options each sets (besides the experiment's shared ones). ``n-2`` is the seed's n-2
+#: set (n-1 and n-2 tasks together: 4,935 on ARC-AGI-1 evaluation); ``n-2 only`` is ttft's n-2 before issue 14
+#: (only the tasks with two pairs left out: 3,572 samples, none for a task with two train pairs)
 ROWS: dict[str, dict | None] = {
     "baseline": None,
     "n-1": {"augment": {"transforms": ["identity"], "colors": "none"}},
     "n-1 + geometric": {"augment": {"transforms": list(DIHEDRAL), "colors": "none"}},
-    "n-1 + geometric + colour": {"augment": {"transforms": list(DIHEDRAL), "colors": "keep-bg"}},
-    "preserve original colours": {"augment": {"transforms": list(DIHEDRAL), "colors": "keep-bg"},
-                                  "keep_original_colors": 0.5},
-    "n-2": {"augment": {"transforms": list(DIHEDRAL), "colors": "keep-bg"}, "leave_out": 2},
+    "n-1 + geometric + colour": {"augment": dict(SEED_COLOURS)},
+    "preserve original colours": {"augment": dict(SEED_COLOURS), "keep_original_colors": 0.5},
+    "n-2": {"augment": dict(SEED_COLOURS), "leave_out": 2},
+    "n-2 only": {"augment": dict(SEED_COLOURS), "leave_out": 2, "n2_only": True},
 }
+#: the TrainConfig options a row may set besides ``augment`` (experiment.train_config_for passes each one on)
+ROW_OPTIONS = ("leave_out", "n2_only", "keep_original_colors")
 
 
 def slug(row: str) -> str:

@@ -1,4 +1,8 @@
-"""Training samples: the deterministic, resumable sample stream of a run, the validation set and the collator."""
+"""Training samples: the deterministic, resumable sample stream of a run, the validation set and the collator.
+
+A shared-adapter ttft run draws a sample's task as ``task_weighting`` says: ``task`` (the default, arc24's) draws one
+of the selected tasks, then one of its leave-out tasks, so every task weighs the same; ``leave-out`` draws among all
+leave-out tasks, so a task weighs by how many it has. Per-task runs and finetune mode draw the same either way."""
 
 from __future__ import annotations
 
@@ -7,9 +11,17 @@ from typing import Any
 
 import numpy as np
 
-from ttft.core.augment import IDENTITY_COLORS, AugmentSkipped, leave_one_out, leave_two_out, random_spec, try_apply_task
+from ttft.core.augment import (
+    IDENTITY_COLORS,
+    AugmentSkipped,
+    leave_out_parent,
+    leave_out_tasks,
+    random_spec,
+    try_apply_task,
+)
 from ttft.core.data import Task
-from ttft.core.encoding import IGNORE_INDEX, EncodingConfig, tokenize_task
+from ttft.core.encoding import IGNORE_INDEX, EncodingConfig, tokenize_task, val_encoding
+from ttft.core.profiles import check_encodable, marc_spec
 from ttft.engine.train_config import TrainConfig
 
 
@@ -31,15 +43,33 @@ class SampleStream:
         self.cfg = cfg
         self.tokenizer = None if _is_embedded_tok(tokenizer) else tokenizer
         self.counts = {"samples": 0, "trimmed": 0, "dropped": 0, "augment_skipped": 0}
+        groups: dict[str, list[Task]] = {}
+        if mode == "ttft" and cfg.task_weighting == "task":
+            for t in sources:
+                groups.setdefault(leave_out_parent(t.id), []).append(t)
+        #: the leave-out tasks of each selected task (equal task weighting), or None (draw among all sources)
+        self.groups: list[list[Task]] | None = list(groups.values()) if len(groups) > 1 else None
 
     def __len__(self) -> int:
         return self.n
 
-    def _base_task(self, rng: np.random.Generator, i: int) -> Task:
-        n = len(self.sources)
+    def _source(self, i: int) -> Task:
+        """Source ``i`` of the stream: each epoch is a permutation of the sources, or, with equal task weighting, of
+        the tasks, each visit of a task taking the next of its leave-out tasks in a permutation of them."""
+        if self.groups is None:
+            n = len(self.sources)
+            epoch, k = divmod(i, n)
+            perm = np.random.default_rng([self.cfg.seed, 7, epoch]).permutation(n)
+            return self.sources[int(perm[k])]
+        n = len(self.groups)
         epoch, k = divmod(i, n)
-        perm = np.random.default_rng([self.cfg.seed, 7, epoch]).permutation(n)
-        src = self.sources[int(perm[k])]
+        g = int(np.random.default_rng([self.cfg.seed, 7, epoch]).permutation(n)[k])
+        group = self.groups[g]
+        lap, j = divmod(epoch, len(group))
+        return group[int(np.random.default_rng([self.cfg.seed, 11, g, lap]).permutation(len(group))[j])]
+
+    def _base_task(self, rng: np.random.Generator, i: int) -> Task:
+        src = self._source(i)
         if self.mode == "finetune":
             order = rng.permutation(len(src.train))
             pairs = tuple(src.train[int(j)] for j in order)
@@ -50,7 +80,10 @@ class SampleStream:
         for attempt in range(20):
             rng = np.random.default_rng([self.cfg.seed, int(i), attempt])
             task = self._base_task(rng, int(i) + attempt * 7919)
-            spec = random_spec(rng, self.cfg.augment, task)
+            if self.cfg.augment_recipe == "marc":
+                spec = marc_spec(rng, task)
+            else:
+                spec = random_spec(rng, self.cfg.augment, task)
             if self.cfg.keep_original_colors and rng.random() < self.cfg.keep_original_colors:
                 spec = dataclasses.replace(spec, colors=IDENTITY_COLORS)
             res = try_apply_task(task, spec)
@@ -58,7 +91,7 @@ class SampleStream:
                 self.counts["augment_skipped"] += 1
                 continue
             task = res.task
-            k = int(rng.integers(len(task.test)))  # n-2 tasks have two test pairs: train on one of them
+            k = int(rng.integers(len(task.test)))  # n-2-only tasks have two test pairs: train on one of them
             tt = tokenize_task(task, self.cfg.encoding, self.tokenizer, test_index=k)
             if not tt.fits and self.cfg.too_long == "trim":
                 train = list(task.train)
@@ -91,26 +124,53 @@ def fits_at_all(task: Task, mode: str, cfg: TrainConfig, tokenizer: Any) -> bool
     return tokenize_task(small, cfg.encoding, tok).fits
 
 
+_checked: dict[tuple[EncodingConfig, int], None] = {}
+
+
+def check_tokenizer(cfg: TrainConfig, tokenizer: Any) -> None:
+    """Raise ConfigError (``encoding.…``) unless the run's tokenizer can write its prompt and grid text (a chat
+    prompt needs a chat template; no character may become an unknown token). Remembered per tokenizer."""
+    tok = None if _is_embedded_tok(tokenizer) else tokenizer
+    key = (cfg.encoding, id(tok))
+    if key not in _checked:
+        check_encodable(cfg.encoding, tok)
+        if len(_checked) > 64:
+            _checked.clear()
+        _checked[key] = None
+
+
 def source_tasks(task: Task, cfg: TrainConfig, tokenizer: Any) -> list[Task]:
     """The tasks a training sample of ``task`` is drawn from, keeping those whose smallest sample fits
-    ``max_seq_len``: in finetune mode the task with its known pairs (needs two), in ttft mode its leave-one-out
-    (n-1) or leave-two-out (n-2) tasks."""
+    ``max_seq_len``: in finetune mode the task with its known pairs (needs two), in ttft mode its leave-out tasks
+    (:func:`ttft.core.augment.leave_out_tasks`: n-1, the seed's n-2 = n-1 and n-2, or n-2 only). Raises
+    ConfigError when the tokenizer cannot write the run's text (:func:`check_tokenizer`)."""
+    check_tokenizer(cfg, tokenizer)
     if cfg.mode == "finetune":
         t = known_pairs_task(task)
         cands = [t] if len(t.train) >= 2 else []
     else:
         try:
-            cands = leave_one_out(task) if cfg.leave_out == 1 else leave_two_out(task)
+            cands = leave_out_tasks(task, cfg.leave_out, cfg.n2_only)
         except AugmentSkipped:
             cands = []
     return [c for c in cands if fits_at_all(c, cfg.mode, cfg, tokenizer)]
 
 
+def val_covers(enc: EncodingConfig, covers: str) -> str:
+    """In words, which tokens a val loss of ``covers`` ("test-output", "as-trained") covers with encoding ``enc``."""
+    loss_on = val_encoding(enc, covers).loss_on
+    return {"test": "the test output and its end-of-sequence text",
+            "outputs": "every output after the first example, the test output and its end-of-sequence text",
+            "reply": "the whole assistant reply after its role header (arc24's val loss)"}[loss_on]
+
+
 class ValSet:
-    """Test-output tokens of tasks with known outputs (no augmentation, loss on the test output only)."""
+    """Loss tokens of tasks with known test outputs (no augmentation): the test output only (``val_loss_on``
+    test-output, ttft's definition) or the tokens training puts the loss on (as-trained); ``covers`` says which."""
 
     def __init__(self, tasks: list[Task], cfg: TrainConfig, tokenizer: Any):
-        enc = EncodingConfig(**{**cfg.encoding.to_json(), "loss_on": "test"})
+        enc = val_encoding(cfg.encoding, cfg.val_loss_on)
+        self.covers = val_covers(cfg.encoding, cfg.val_loss_on)
         tok = None if _is_embedded_tok(tokenizer) else tokenizer
         self.items, self.task_ids, self.skipped = [], [], 0
         for t in tasks:

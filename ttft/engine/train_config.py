@@ -8,7 +8,8 @@ from typing import ClassVar
 
 from ttft.core.augment import AugmentOptions
 from ttft.core.data import parse_task_list, task_id_problem
-from ttft.core.encoding import EncodingConfig
+from ttft.core.encoding import VAL_COVERS, EncodingConfig
+from ttft.core.profiles import PROFILE_NAMES, check_profile
 from ttft.engine.models import ModelConfig, ModelError, choose_device
 from ttft.options import ConfigError, Options, option
 
@@ -18,6 +19,10 @@ SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
 _REPORTERS = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "comet_ml": "comet_ml",
               "clearml": "clearml", "dvclive": "dvclive", "trackio": "trackio"}
 SEED_MAX = 2**32 - 1
+#: how a shared-adapter ttft run draws a sample's task
+TASK_WEIGHTING = ("task", "leave-out")
+#: how a sample's augmentation is drawn
+AUGMENT_RECIPES = ("options", "marc")
 
 
 def check_task_ids(cfg: Options, name: str = "tasks") -> None:
@@ -41,6 +46,10 @@ class TrainConfig(Options):
     TITLE: ClassVar[str] = "training"
     GROUP: ClassVar[str] = "Other"
 
+    profile: str = option("ttft", "a reference system's definitions as option values: ttft (ttft's own), arc24, "
+                          "marc (see docs/experiments.md); --profile puts its values under the flags given, and a "
+                          "profile's text format and prompt cannot be changed under it", choices=PROFILE_NAMES,
+                          group="Data")
     mode: str = option("ttft", "finetune: train on a dataset's tasks (all known pairs, one held out per sample); "
                        "ttft: test-time fine-tune on the selected tasks' train pairs only (n-1 tasks + "
                        "augmentations)", choices=MODES, group="Data")
@@ -53,8 +62,21 @@ class TrainConfig(Options):
                                          "most this", lo=1, group="Data")
     per_task: bool = option(False, "ttft mode: one adapter per task (trained from the same base) instead of one "
                             "for all", group="Data")
-    leave_out: int = option(1, "ttft mode: build tasks by leaving out 1 (n-1) or 2 (n-2) train pairs as the test",
-                            choices=(1, 2), group="Data")
+    leave_out: int = option(1, "ttft mode: build tasks by leaving out train pairs: 1 (n-1: each pair in turn is the "
+                            "test) or 2 (the seed's n-2: the n-1 tasks and the n-1 tasks of each of them, 4,935 on "
+                            "ARC-AGI-1 evaluation; tasks with two train pairs keep their n-1 tasks)", choices=(1, 2),
+                            group="Data")
+    n2_only: bool = option(False, "with leave_out 2: only the tasks with two pairs left out (both as test pairs; "
+                           "ttft's n-2 before issue 14: 3,572 samples on ARC-AGI-1 evaluation, none for a task with "
+                           "two train pairs)", group="Data")
+    task_weighting: str = option("task", "shared-adapter ttft runs: 'task' draws a task, then one of its leave-out "
+                                 "tasks (every task weighs the same, as arc24); 'leave-out' draws among all leave-out "
+                                 "tasks (a task weighs by how many it has: its n train pairs with n-1, n*n with the "
+                                 "seed's n-2; ttft before issue 14, and the seed's dataset files)",
+                                 choices=TASK_WEIGHTING, group="Data")
+    augment_recipe: str = option("options", "how a sample's augmentation is drawn: 'options' (from the augment "
+                                 "options), 'marc' (one of MARC's TTT augmenters, then MARC's colour permutation and "
+                                 "a train order for half of the samples)", choices=AUGMENT_RECIPES, group="Data")
     keep_original_colors: float = option(0.0, "probability that a sample keeps the original colours (the seed "
                                          "experiment's 'preserve original colours' variant)", lo=0.0, hi=1.0,
                                          group="Data")
@@ -79,6 +101,10 @@ class TrainConfig(Options):
     val: str = option("auto", "validation set for the val loss (mean loss on test-output tokens): 'auto' (the "
                       "selected tasks in ttft mode; the matching evaluation split in finetune mode), 'none', or a "
                       "dataset name/path", suggestions=("auto", "none"), group="Eval & logging")
+    val_loss_on: str = option("test-output", "which tokens the val loss covers: test-output (the test output and "
+                              "end of sequence: ttft's definition) or as-trained (the tokens training puts the loss "
+                              "on; with the arc24 profile the whole assistant reply, arc24's val loss)",
+                              choices=VAL_COVERS, group="Eval & logging")
     val_max_tokens: int | None = option(None, "use only validation tasks whose token estimate is at most this",
                                         lo=1, group="Eval & logging")
     eval_steps: int = option(0, "compute the val loss every N steps (0: only at the end)", lo=0,
@@ -92,6 +118,11 @@ class TrainConfig(Options):
     threads: int = option(0, "CPU threads for torch (0: torch's default)", lo=0, hi=1024, group="Optimisation")
 
     def check(self) -> None:
+        why = check_profile(self.to_json(), "train")
+        if why:
+            raise ConfigError(why)
+        if self.n2_only and self.leave_out != 2:
+            raise self.bad("n2_only", "is only for leave_out 2")
         if self.per_task and self.mode != "ttft":
             raise self.bad("per_task", "is only for mode 'ttft'")
         if self.per_task and self.model.full_finetune:

@@ -17,11 +17,13 @@ from ttft.core.data import Dataset, Pair, Task
 from ttft.core.encoding import (
     FORMATS,
     LOSS_ON,
+    PROMPTS,
     EncodingConfig,
     OneTokenPerCellError,
     check_one_token_per_cell,
     tokenize_task,
 )
+from ttft.core.profiles import PREVIEW_TOKENIZERS, PROFILE_NAMES, check_encodable, preview_tokenizer, profile_values
 from ttft.core.tokenizer import EMBEDDED, load_tokenizer
 from ttft.ui import navigation as nav
 from ttft.ui import widgets as w
@@ -85,6 +87,30 @@ def _sync_seed() -> None:
     w.set_query_params(seed=st.session_state["aug_seed"])
 
 
+_PROFILE_KEYS = {"format": "aug_format", "prompt": "aug_prompt", "loss_on": "aug_loss_on", "chat_template": "aug_chat"}
+
+
+def _apply_profile() -> None:
+    """Show the chosen profile's encoding in the (then disabled) widgets."""
+    fixed = profile_values(st.session_state["aug_profile"], "train").get("encoding", {})
+    for name, key in _PROFILE_KEYS.items():
+        if name in fixed:
+            st.session_state[key] = fixed[name]
+
+
+def encoding_problem(cfg: EncodingConfig, tok: Any, warn: bool = True) -> str | None:
+    """Why ``tok`` (None: the embedded tokenizer) cannot write ``cfg``'s text, with what to do; None when it can.
+    Characters that become unknown tokens are shown as a warning (the text is still shown)."""
+    try:
+        unknown = check_encodable(cfg, tok, unknown_ok=True)
+        if unknown and warn:
+            st.warning(unknown)
+    except ValueError as e:
+        hint = " To see its text without a model, choose the preview-chatml tokenizer." if tok is None else ""
+        return f"{e}.{hint if cfg.prompt != 'markers' else ''}"
+    return None
+
+
 def controls() -> Controls:
     """Draw the sidebar controls and return what they chose."""
     sb = st.sidebar
@@ -126,19 +152,28 @@ def controls() -> Controls:
         options, error = None, str(e)
 
     sb.subheader("Text encoding")
-    fmt = sb.selectbox("Format", FORMATS, key="aug_format", help=_E["format"])
-    loss_on = sb.selectbox("Loss on", LOSS_ON, key="aug_loss_on", help=_E["loss_on"])
+    profile = sb.selectbox("Profile", PROFILE_NAMES, key="aug_profile", on_change=_apply_profile,
+                           help="A reference system's encoding: ttft (set the options below), arc24 (its prompt "
+                                "and grid text in the chat template, loss on the whole reply), marc (its text "
+                                "format, loss on every output after the first)")
+    fixed = profile_values(profile, "train").get("encoding", {})
+    fmt = sb.selectbox("Format", FORMATS, key="aug_format", help=_E["format"], disabled="format" in fixed)
+    prompt = sb.selectbox("Prompt", PROMPTS, key="aug_prompt", help=_E["prompt"], disabled="prompt" in fixed)
+    loss_on = sb.selectbox("Loss on", LOSS_ON, key="aug_loss_on", help=_E["loss_on"], disabled="loss_on" in fixed)
     max_len = int(sb.number_input("max_seq_len", 1, 1_000_000, 8192, step=256, key="aug_max_len",
                                   help=_E["max_seq_len"]))
-    chat = sb.toggle("Chat template", key="aug_chat", help=_E["chat_template"])
-    tmode = sb.radio("Tokenizer", ("embedded", FOLDER_TOKENIZER), key="aug_tok_mode", horizontal=True,
-                     help="The embedded character-level tokenizer, or a tokenizer folder on this machine "
-                          "(loaded offline with transformers)")
-    path = None
+    chat = sb.toggle("Chat template", key="aug_chat", help=_E["chat_template"], disabled="chat_template" in fixed)
+    tmode = sb.radio("Tokenizer", ("embedded", *PREVIEW_TOKENIZERS, FOLDER_TOKENIZER), key="aug_tok_mode",
+                     horizontal=True,
+                     help="The embedded character-level tokenizer; a preview tokenizer (characters, with a ChatML "
+                          "or Llama-3 chat template: a chat profile's exact text without a model; its counts are "
+                          "characters); or a tokenizer folder on this machine (loaded offline with transformers)")
+    path = None if tmode == "embedded" else tmode
     if tmode == FOLDER_TOKENIZER:
         path = sb.text_input("Tokenizer folder", key="aug_tok_path",
                              placeholder="/models/Qwen2.5-0.5B-Instruct").strip() or None
-    cfg = EncodingConfig(format=fmt, loss_on=loss_on, chat_template=chat, max_seq_len=max_len)
+    chosen = {"format": fmt, "prompt": prompt, "loss_on": loss_on, "chat_template": chat or prompt != "markers"}
+    cfg = EncodingConfig(**{**chosen, **fixed, "max_seq_len": max_len})
     return Controls(options, error, seed, n, numbers, cfg, path)
 
 
@@ -147,7 +182,7 @@ def controls() -> Controls:
 
 @st.cache_resource(max_entries=4, show_spinner="Loading tokenizer…")
 def _tokenizer(path: str) -> Any:
-    return load_tokenizer(path)
+    return preview_tokenizer(path) if path in PREVIEW_TOKENIZERS else load_tokenizer(path)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -174,7 +209,7 @@ def tokenizer(path: str | None, fmt: str) -> tuple[Any, str]:
     problem = _cell_check(path, fmt)
     if problem:
         st.warning(f"One token per cell check failed: {problem}")
-    return tok, path
+    return tok, path + (" (characters: not a real model's token counts)" if path in PREVIEW_TOKENIZERS else "")
 
 
 # --------------------------------------------------------------------------- drawing
@@ -285,13 +320,18 @@ def text_view(task: Task, cfg: EncodingConfig, tok: Any, key: str) -> None:
     if len(task.test) > 1:
         k = st.selectbox("Test pair", range(len(task.test)), format_func=lambda i: f"test {i + 1}", key=key)
     answer = task.test[k].output is not None
+    problem = encoding_problem(cfg, tok, warn=False)
+    if problem:
+        st.error(f"Cannot encode {task.id}: {problem}")
+        return
     try:
         tt = tokenize_task(task, cfg, tok, test_index=k, answer=answer)
     except (ValueError, TypeError) as e:
         st.error(f"Cannot encode {task.id}: {e}")
         return
     token_meter(tt.n_tokens, tt.n_trained, cfg.max_seq_len)
-    st.caption(f"{task.id} · format {cfg.format} · loss on {cfg.loss_on} · {tt.encoded.template} prompt · "
+    st.caption(f"{task.id} · format {cfg.format} · prompt {cfg.prompt} · loss on {cfg.loss_on} · "
+               f"{tt.encoded.template} prompt · "
                + ("with the test answer (training)" if answer else "test output hidden: prompt for generation")
                + " · highlighted = carries the loss")
     st.html(augview.encoded_html(tt.encoded))
