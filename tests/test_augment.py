@@ -29,11 +29,14 @@ from ttft.core.augment import (
     invert_colors,
     invert_grid,
     leave_one_out,
+    leave_out_parent,
+    leave_out_tasks,
     leave_two_out,
     parse_color_map,
     random_color_map,
     random_spec,
     random_views,
+    seed_leave_two_out,
     try_apply_task,
 )
 from ttft.core.compose import InverseError, Mirror, Pad, Tile, Upscale, parse_step, step_from_json
@@ -414,6 +417,56 @@ def test_leave_out_needs_enough_pairs():
         leave_one_out(one)
     with pytest.raises(AugmentSkipped, match="at least 3"):
         leave_two_out(Task("two", (Pair(ASYM, ASYM),) * 2, (Pair(ASYM),)))
+
+
+@SETTINGS
+@given(tasks(min_train=2, max_side=4))
+def test_seed_leave_two_out_is_n1_and_the_n1_of_each_n1_task(task):
+    assume(_distinct(task))
+    n = len(task.train)
+    out = seed_leave_two_out(task)
+    # n n-1 tasks, and n-1 more from each of them when it has at least two train pairs (n >= 3)
+    assert len(out) == n + (n * (n - 1) if n >= 3 else 0)
+    n1 = [t for t in out if t.id.count("/n-1/") == 1]
+    assert [t.id for t in n1] == [t.id for t in leave_one_out(task)]
+    for t in out:
+        assert len(t.test) == 1 and leave_out_parent(t.id) == task.id
+        assert len(t.train) == (n - 1 if t in n1 else n - 2)
+        held = {id(t.test[0].output)} | {id(p.output) for p in t.train}
+        assert len(held) == len(t.train) + 1 and held <= {id(p.output) for p in task.train}
+    for test_pair in task.test:
+        assert not _contains(out, test_pair.output)
+    assert leave_out_tasks(task, 1) == leave_one_out(task) and leave_out_tasks(task, 2) == out
+
+
+def test_n2_sample_counts_on_arc_agi_1_evaluation():
+    from ttft.core.data import load_dataset
+
+    ds = load_dataset("arc-agi-1/evaluation")
+    union = {t.id: leave_out_tasks(t, 2) for t in ds}
+    # the seed's evaluation_n-2.json (arc24 notebook 004): n-1 and n-2 tasks together
+    assert sum(len(v) for v in union.values()) == 4935
+    assert sum(len(leave_one_out(t)) for t in ds) == 1363
+    # ttft's n-2 before issue 14 ('n-2 only'): 3,572 samples (tasks with two test pairs), none for two-pair tasks
+    only = [t for t in ds if len(t.train) >= 3]
+    assert sum(len(x.test) for t in only for x in leave_out_tasks(t, 2, n2_only=True)) == 3572
+    two = [t for t in ds if len(t.train) == 2]
+    assert len(two) == 45
+    assert all(len(union[t.id]) == 2 for t in two)  # they keep their two n-1 tasks
+    with pytest.raises(AugmentSkipped):
+        leave_out_tasks(two[0], 2, n2_only=True)
+
+
+def test_background_moves_at_p_bg():
+    # arc24 / the seed: with probability 0.1 all of 0-9 are shuffled, so 0 moves in 0.1 * 9/10 of the maps
+    opts = AugmentOptions(colors="keep-bg", p_bg=0.1, shuffle=False)
+    rng = np.random.default_rng(7)
+    maps = [random_spec(rng, opts).colors for _ in range(20000)]
+    moved = np.mean([m[0] != 0 for m in maps])
+    assert abs(moved - 0.09) < 0.01, moved
+    assert all(sorted(m) == list(range(10)) for m in maps[:200])
+    none = [random_spec(np.random.default_rng(i), AugmentOptions(shuffle=False)).colors[0] for i in range(500)]
+    assert set(none) == {0}  # ttft's default: the background never moves
 
 
 # --------------------------------------------------------------------------- CLI

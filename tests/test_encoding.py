@@ -342,3 +342,55 @@ def test_slow_tokenizer_is_refused_with_its_name():
         tokenize_task(task, EncodingConfig(), SlowTokenizer())
     with pytest.raises(TypeError, match="cannot return character offsets"):
         check_one_token_per_cell(SlowTokenizer())
+
+
+# --------------------------------------------------------------------------- issue 14: reference formats, lenient parse
+
+
+def test_reference_grid_formats_look_as_their_systems_write_them():
+    g = np.array([[0, 1, 2], [3, 4, 0]], dtype=np.uint8)
+    # arc24's GridShapeEncoder(RowNumberEncoder(MinimalGridEncoder())), plus ttft's final newline
+    assert grid_to_text(g, "arc24") == "```grid shape: 2x3\n1 012\n2 340\n```\n"
+    # MARC's PythonListGridRepresenter: numpy's str of the array
+    assert grid_to_text(g, "numpy") == "[[0 1 2]\n [3 4 0]]\n" == str(g.astype(int)) + "\n"
+    assert grid_to_text(np.array([[7]], np.uint8), "numpy") == "[[7]]\n"
+
+
+@pytest.mark.parametrize("text, fmt, strict_reason, lenient", [
+    # arc24's parser ignores the header's numbers and the row numbers and keeps the rows
+    ("```grid shape: 3x3\n1 012\n2 340\n```", "arc24", "header says 3x3 but the rows make 2x3", [[0, 1, 2], [3, 4, 0]]),
+    ("```grid shape: 2x3\n1 012\n5 340\n```", "arc24", "row 2 is numbered 5", [[0, 1, 2], [3, 4, 0]]),
+    ("shape: 9x9\n1 01\n1 10\n", "shape+rows", "row 2 is numbered 1", [[0, 1], [1, 0]]),
+    ("[[0 1]\n [1 0]\n", "numpy", "is not a numpy row", [[0, 1], [1, 0]]),
+])
+def test_lenient_parse_keeps_the_rows_where_strict_refuses(text, fmt, strict_reason, lenient):
+    strict = text_to_grid(text, fmt)
+    assert strict.grid is None and strict_reason in strict.reason
+    assert text_to_grid(text, fmt, lenient=True).grid.tolist() == lenient
+    # what neither reads: ragged rows, letters
+    assert not text_to_grid("```grid shape: 2x2\n1 01\n2 0\n```", "arc24", lenient=True).ok
+    assert not text_to_grid("shape: 2x2\n1 0a\n", "shape+rows", lenient=True).ok
+
+
+def test_parse_output_reads_the_continuation_of_arc24s_prompt_and_marcs_footer():
+    arc24 = EncodingConfig(format="arc24", prompt="arc24", chat_template=True, loss_on="reply")
+    assert parse_output(" shape: 1x2\n1 01\n```<|im_end|>", arc24).grid.tolist() == [[0, 1]]
+    assert parse_output(" shape: 1x3\n1 01\n```", arc24).grid is None  # strict: the header disagrees
+    assert parse_output(" shape: 1x3\n1 01\n```", arc24, lenient=True).grid.tolist() == [[0, 1]]
+    marc = EncodingConfig(format="numpy", prompt="marc", chat_template=True)
+    assert parse_output("[[0 1]\n [2 3]]#<|eot_id|>", marc).grid.tolist() == [[0, 1], [2, 3]]
+
+
+def test_chat_prompts_need_the_chat_template_and_a_tokenizer_that_has_one(arc):
+    with pytest.raises(ValueError, match="chat_template: must be on with prompt 'arc24'"):
+        EncodingConfig(prompt="arc24").validate()
+    cfg = EncodingConfig(format="arc24", prompt="arc24", chat_template=True)
+    with pytest.raises(ValueError, match="chat prompt .* embedded tokenizer has no chat template"):
+        encode_task(arc[0], cfg)
+    # ttft's markers prompt with loss on the reply and a chat template: the whole assistant turn carries the loss
+    tok = build_embedded_tokenizer()
+    tok.chat_template = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+                         "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    enc = encode_task(arc[0], EncodingConfig(chat_template=True, loss_on="reply"), tok)
+    answer = grid_to_text(arc[0].test[0].output, "minimal")
+    assert enc.trained_text() == "\n" + answer + "<|im_end|>\n"
