@@ -32,6 +32,7 @@ PAGES = [
     ("pages/3_Fine-tune.py", "Fine-tune", ":material/tune:"),
     ("pages/4_Predictions.py", "Predictions", ":material/target:"),
     ("pages/5_Experiments.py", "Experiments", ":material/science:"),
+    ("pages/6_Try.py", "Try", ":material/play_arrow:"),
 ]
 _APP_DIR = Path(__file__).resolve().parents[2]
 
