@@ -143,7 +143,7 @@ class RunLifecycle:
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         error = f"{type(exc).__name__}: {exc}"
         if full := disk_full_error(exc, self.run.path):
-            error = f"{full} ({error})"
+            error = f"{full} ({error})" if full.startswith("disk full") else f"{error} ({full})"
         if self.write:
             try:
                 self.run.log(tb)

@@ -54,18 +54,19 @@ class Metrics:
             groups = [np.flatnonzero(labels == t) for t in dict.fromkeys(labels)]
         else:
             groups = [np.arange(self.n)]
-        budget = max(4, max_points // len(groups))
+        budget = max(8, max_points // len(groups))
         main, ev = self.col(key), self.col("eval_loss")
         keep = np.zeros(self.n, dtype=bool)
         for idx in groups:
             has = ~np.isnan(main[idx])
-            keep[_min_max_rows(idx[has], main[idx][has], budget)] = True
             rest = idx[~has]
             has_ev = ~np.isnan(ev[rest])
-            keep[_min_max_rows(rest[has_ev], ev[rest][has_ev], max(2, budget // 4))] = True
+            evals = _min_max_rows(rest[has_ev], ev[rest][has_ev], budget // 4)
             other = rest[~has_ev]
-            if len(other):
-                keep[other[np.linspace(0, len(other) - 1, min(len(other), max(2, budget // 8))).astype(int)]] = True
+            if len(other):  # lines with neither (rare): evenly spaced
+                other = other[np.unique(np.linspace(0, len(other) - 1, min(len(other), budget // 8)).astype(int))]
+            keep[evals] = keep[other] = True
+            keep[_min_max_rows(idx[has], main[idx][has], budget - len(evals) - len(other))] = True
         return np.flatnonzero(keep)
 
     def downsample(self, max_points: int = MAX_POINTS, key: str = "loss") -> Metrics:
@@ -79,7 +80,9 @@ def _min_max_rows(idx: np.ndarray, v: np.ndarray, budget: int) -> np.ndarray:
     n = len(idx)
     if n <= budget:
         return idx
-    per = -(-n // max(1, budget // 2))  # rows per stretch
+    if budget < 4:
+        return idx[np.unique([0, n - 1])][:max(budget, 0)]
+    per = -(-n // ((budget - 2) // 2))  # rows per stretch
     rows = -(-n // per)
     padded = np.full(rows * per, np.nan)
     padded[:n] = v
@@ -90,11 +93,20 @@ def _min_max_rows(idx: np.ndarray, v: np.ndarray, budget: int) -> np.ndarray:
     return idx[sel[sel < n]]
 
 
+def _int_or_nan(text: str) -> float:
+    return int(text) if len(text) <= 300 else math.nan  # an integer too long for a float is no metric value
+
+
 def _load(line: str) -> dict | None:
     try:
         r = json.loads(line)
-    except (ValueError, RecursionError):
+    except RecursionError:
         return None
+    except ValueError:  # not JSON, or an integer too long to convert (that value alone becomes NaN)
+        try:
+            r = json.loads(line, parse_int=_int_or_nan)
+        except (ValueError, RecursionError):
+            return None
     return r if isinstance(r, dict) else None
 
 

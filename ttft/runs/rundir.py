@@ -164,8 +164,9 @@ def disk_free(path: Path | str) -> int | None:
 
 def disk_full_error(exc: BaseException, path: Path | str) -> str | None:
     """'disk full …' when ``exc`` (or an exception it came from) is a write that failed for lack of space: an
-    ENOSPC/EDQUOT OSError, or an I/O error of a library (torch's "file write failed", safetensors' StorageFull)
-    while the disk holding ``path`` is (nearly) full. None otherwise."""
+    ENOSPC/EDQUOT OSError, or an I/O error of a library (torch's zip writer, safetensors' StorageFull) while the
+    disk holding ``path`` is (nearly) full; another error on a full disk gets 'the disk … is full'. None when the
+    disk has room."""
     seen: set[int] = set()
     e: BaseException | None = exc
     io_like = False
@@ -174,13 +175,19 @@ def disk_full_error(exc: BaseException, path: Path | str) -> str | None:
         text = str(e).lower()
         if _is_disk_full(e) or "no space left" in text or "storagefull" in text:
             return f"disk full: no space left on the device holding {path}"
-        io_like = io_like or isinstance(e, OSError) or any(
-            w in text for w in ("no space", "storagefull", "write failed", "file write", "disk quota"))
+        io_like = io_like or isinstance(e, OSError) or any(w in text for w in _WRITE_ERRORS)
         e = e.__cause__ or e.__context__
     free = disk_free(path)
-    if io_like and free is not None and free < DISK_FULL_BYTES:
-        return f"disk full: {free // 1024} KB left on the device holding {path}"
+    if free is not None and free < DISK_FULL_BYTES:
+        if io_like:
+            return f"disk full: {free // 1024} KB left on the device holding {path}"
+        return f"the disk holding {path} is full ({free // 1024} KB left)"
     return None
+
+
+#: what libraries say when writing a file fails (torch's zip writer, safetensors, ...)
+_WRITE_ERRORS = ("no space", "storagefull", "write failed", "file write", "disk quota", "pytorchstreamwriter",
+                 "inline_container", "unexpected pos", "ioerror")
 
 
 def append_jsonl(path: Path, obj: dict) -> None:
