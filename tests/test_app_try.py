@@ -85,12 +85,18 @@ def test_try_launches_a_job_and_shows_its_attempts_against_the_truth(runs_dir):
     assert len(hist) == 1 and hist[0]["task"] == TASKS[0]
     out = Path(hist[0]["out"])
     assert out.parent == runs_dir / "tries" / "predictions"
-    # AppTest does not fire the fragment's timed reruns: rerun the page until the job has ended (bounded)
-    deadline = time.monotonic() + 240
+    assert "s since the click" in " ".join(i.value for i in at.info)  # queued or starting, with the time so far
+    # AppTest does not fire the fragment's timed reruns: rerun the page until the try has ended (bounded; the page
+    # every ~5 s while a cheap status check polls, so the reruns do not slow the job down on a 2-core machine)
+    deadline, k = time.monotonic() + 240, 0
     while time.monotonic() < deadline:
         status, info = tw.try_state(hist[0])
         if status not in ("queued", "starting", "running", "stopping"):
             break
+        k += 1
+        if k % 10 == 0:
+            at.run()
+            assert not at.exception and f"#### Task {TASKS[0]} · {RUN} · 2 views, greedy" in texts(at)
         time.sleep(0.5)
     assert status == "finished", info
     at.run()

@@ -282,7 +282,8 @@ def task_picker(key: str, ds) -> str:
     elif st.session_state.get("try_task") not in ds.tasks:
         qp = w.query_param("task") or nav.current().get("task")
         st.session_state["try_task"] = qp if qp in ds.tasks else ds.ids[0]
-    tokens = dict(zip(*w.dataset_stats(key, ds)[["id", "tokens"]].T.values))
+    stats = w.dataset_stats(key, ds)
+    tokens = dict(zip(stats["id"], stats["tokens"]))
     tid = st.selectbox("Task", ds.ids, key="try_task", format_func=lambda i: f"{i} · {tokens.get(i, '?')} tokens",
                        help="a task of the dataset (sidebar); the try generates for its test input(s)")
     w.set_query_params(task=tid)
@@ -513,6 +514,7 @@ def _panel_body(entry: dict, status: str, info: dict, numbers: bool) -> None:
         _pending(entry, numbers)
         return
     ref = read_prediction(entry["out"], registry.JobConfig.from_env().root)
+    st.caption(f"prediction `{entry['out']}` · job `{Path(entry['job']).name}`")
     if status == "finished":
         ph = phases(entry, info, ref.metrics())
         if "total" in ph:
