@@ -275,3 +275,34 @@ def test_cli_tasks_table_text():
     r = run_cli("tasks", "arc-agi-2/evaluation")
     assert r.returncode == 0
     assert r.stdout.startswith("arc-agi-2/evaluation: 120 tasks")
+
+
+# ----------------------------------------------------------------------------- hardening (issue 13)
+
+
+def test_a_challenges_file_of_nulls_reports_each_task(tmp_path):
+    p = write(tmp_path / "n_challenges.json", {"a": None, "b": None})
+    ds = load_dataset(p)
+    assert ds.ids == [] and sorted(e.task for e in ds.errors) == ["a", "b"]
+    assert all("got null" in str(e) for e in ds.errors)
+
+
+def test_a_misspelt_single_task_is_still_one_task(tmp_path):
+    p = write(tmp_path / "typo.json", {"trian": GOOD["train"], "tset": GOOD["test"]})
+    with pytest.raises(TaskError, match=r"task typo, field 'train': missing 'train'"):
+        load_dataset(p)
+
+
+def test_a_broken_link_as_the_dataset_is_named(tmp_path):
+    (tmp_path / "link.json").symlink_to(tmp_path / "gone.json")
+    with pytest.raises(DatasetError, match="broken symbolic link"):
+        load_dataset(tmp_path / "link.json")
+
+
+def test_fingerprint_survives_a_broken_link_and_sees_changes(tmp_path):
+    write(tmp_path / "a.json", GOOD)
+    (tmp_path / "b.json").symlink_to(tmp_path / "gone.json")
+    before = data.dataset_fingerprint(tmp_path)
+    assert not before.endswith("|missing")
+    write(tmp_path / "a.json", {**GOOD, "test": GOOD["test"] * 2})
+    assert data.dataset_fingerprint(tmp_path) != before

@@ -6,6 +6,7 @@ import contextlib
 import math
 import os
 import shlex
+import stat as stat_mod
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -203,17 +204,14 @@ def _exists(p: Path) -> bool:
 def _is_run_dir(p: Path) -> bool:
     try:
         return p.is_dir() and not p.name.startswith(".") and any(
-            _exists(p / f) for f in ("status.json", "config.json", JOB_FILE))
+            os.path.lexists(os.path.join(p, f)) for f in ("status.json", "config.json", JOB_FILE))
     except OSError:
         return False
 
 
 def _dangling(p: Path) -> bool:
     """A symbolic link whose target is gone (a run outside the runs folder, linked into it, then deleted)."""
-    try:
-        return p.is_symlink() and not p.exists() and not p.name.startswith(".")
-    except OSError:
-        return False
+    return os.path.islink(p) and not os.path.exists(p) and not Path(p).name.startswith(".")
 
 
 def job_dirs(root: Path | str) -> list[Path]:
@@ -223,9 +221,21 @@ def job_dirs(root: Path | str) -> list[Path]:
     out: list[Path] = []
     for base in (root, root / EXPERIMENTS_DIR):
         try:
-            out += [p for p in base.iterdir() if _is_run_dir(p) or _dangling(p)]
+            entries = list(os.scandir(base))
         except OSError:
-            pass
+            continue
+        for e in entries:
+            if e.name.startswith("."):
+                continue
+            try:
+                is_dir = e.is_dir()
+            except OSError:
+                is_dir = False
+            if is_dir and any(os.path.lexists(os.path.join(e.path, f)) for f in ("status.json", "config.json",
+                                                                                  JOB_FILE)):
+                out.append(base / e.name)
+            elif not is_dir and e.is_symlink() and not os.path.exists(e.path):
+                out.append(base / e.name)
     return out
 
 
@@ -238,13 +248,18 @@ def _same(a: Path, b: Path) -> bool:
 
 def _unique(paths: list[Path]) -> list[Path]:
     """Paths with the folders reached twice (a run and a link to it) kept once (the first one)."""
-    seen: set[Path] = set()
+    seen: set[str] = set()
+    parents: dict[str, str] = {}
     out = []
     for p in paths:
-        try:
-            key = p.resolve()
-        except OSError:
-            key = p.absolute()
+        sp = os.fspath(p)
+        if os.path.islink(sp):
+            key = os.path.realpath(sp)
+        else:  # only the parent needs resolving (once per folder)
+            head, tail = os.path.split(os.path.abspath(sp))
+            if head not in parents:
+                parents[head] = os.path.realpath(head)
+            key = os.path.join(parents[head], tail)
         if key not in seen:
             seen.add(key)
             out.append(p)
@@ -333,30 +348,28 @@ def fields_problem(d: dict, schema: dict[str, tuple[type, ...]], fname: str) -> 
 _FILE_PROBLEMS: dict[tuple[str, int, int], str | None] = {}
 
 
-def _file_problem(path: Path) -> str | None:
+def _file_problem(path: str) -> str | None:
     """What is wrong with a run's JSON file (None when it is missing or fine); cached by (path, mtime, size)."""
     try:
         st = os.stat(path)
     except OSError:
         return None
-    key = (str(path), st.st_mtime_ns, st.st_size)
+    key = (path, st.st_mtime_ns, st.st_size)
     if key not in _FILE_PROBLEMS:
         if len(_FILE_PROBLEMS) > 4096:
             _FILE_PROBLEMS.clear()
-        _FILE_PROBLEMS[key] = read_json_checked(path)[1]
+        _FILE_PROBLEMS[key] = read_json_checked(Path(path))[1]
     return _FILE_PROBLEMS[key]
 
 
-def _text_problem(path: Path) -> str | None:
+def _text_problem(path: str) -> str | None:
     try:
         st = os.stat(path)
     except FileNotFoundError:
         return None
     except OSError as e:
-        return f"{path.name} cannot be read ({e.strerror})"
-    import stat as stat_mod
-
-    return None if stat_mod.S_ISREG(st.st_mode) else f"{path.name} is not a regular file"
+        return f"{os.path.basename(path)} cannot be read ({e.strerror})"
+    return None if stat_mod.S_ISREG(st.st_mode) else f"{os.path.basename(path)} is not a regular file"
 
 
 def _read_checked(path: Path, schema: dict[str, tuple[type, ...]]) -> tuple[dict, str | None]:
@@ -389,8 +402,9 @@ def read_job(path: Path | str) -> Job:
                 "not record why (see log.txt, stderr.txt)")
     link = _link(path, raw, meta)
     linked, why_linked = _read_checked(link / "status.json", STATUS_FIELDS) if link else ({}, None)
-    other = next((w for f in _OTHER_FILES if (w := _file_problem(path / f))), None) or next(
-        (w for f in _TEXT_FILES if (w := _text_problem(path / f))), None) or (
+    sp = os.fspath(path)
+    other = next((w for f in _OTHER_FILES if (w := _file_problem(os.path.join(sp, f)))), None) or next(
+        (w for f in _TEXT_FILES if (w := _text_problem(os.path.join(sp, f)))), None) or (
         f"the linked run {link}: {why_linked}" if why_linked else None)
     if other and status not in ACTIVE:
         return Job(path=path, status="corrupt", raw=raw, meta=meta, note=other, linked_raw=linked, problem=other)
