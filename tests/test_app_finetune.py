@@ -1,5 +1,7 @@
 """AppTest of the Fine-tune page: the options form and its command, validation, launch into a temporary runs folder,
-the runs list and the run panel (queued, failed, lost; clone config; delete with confirmation; config files)."""
+the runs list and the run panel (queued, failed, lost; clone config; delete with confirmation; config files); per-task
+runs as per-task results (curves, table, means), status labels, times over resumed segments, the log's newest lines,
+the Predict link."""
 
 from __future__ import annotations
 
@@ -191,3 +193,193 @@ def test_config_saved_to_and_loaded_from_a_path(runs, tmp_path, model_dir):
     target.write_text("{not json")
     at.button(key="ft_cfg_load").click().run()
     assert any(str(target) in e.value for e in at.error)
+
+
+# --------------------------------------------------------------------------- per-task runs and status labels (issue 12)
+
+PT_TASKS = ("00576224", "0c786b71")
+
+
+def per_task_metrics(steps: int = 4, t0: float = 1000.0, before: bool = True, tasks=PT_TASKS) -> list[dict]:
+    """metrics.jsonl of a per-task run as train writes it: per task its training lines (``task``, ``task_step``, a
+    global ``step``), an eval line during training, the end-of-task eval (``final``); with ``before`` the task's
+    first eval line carries ``val_loss_before`` (the val loss of the untrained model)."""
+    out, g, t = [], 0, t0
+    for k, task in enumerate(tasks):
+        start = t
+        first_eval = {"val_loss_before": 1.5 + k} if before else {}
+        for s in range(1, steps + 1):
+            t += 1.0
+            out.append({"step": g + s, "time": t, "elapsed": t - start, "loss": 2.0 / s + k,
+                        "lr": 1e-4 * (1 - s / (2 * steps)), "task": task, "task_step": s, "tokens_per_second": 100.0})
+        out.append({"step": g + steps, "time": t, "elapsed": t - start, "eval_loss": 0.5 + k, "task": task,
+                    "task_step": steps, **first_eval})
+        t += 0.5
+        out.append({"step": g + steps, "time": t, "eval_loss": 0.4 + k, "final": True, "task": task})
+        g, t = g + steps, t + 2.0
+    return out
+
+
+def write_metrics(d: Path, rows: list[dict]) -> None:
+    (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def chart_spec(at: AppTest) -> dict:
+    """The loss chart as sent to the browser, its arrays decoded (plotly sends numpy arrays as base64)."""
+    import base64
+
+    import numpy as np
+
+    def arr(v):
+        if isinstance(v, dict) and "bdata" in v:
+            return np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"]).tolist()
+        return list(v)
+
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    for t in spec["data"]:
+        t["x"], t["y"] = arr(t.get("x", [])), arr(t.get("y", []))
+    return spec
+
+
+def metric(at: AppTest, label: str):
+    return next(m for m in at.metric if m.label == label)
+
+
+def no_emoji(text: str) -> bool:
+    """Only characters every font has (Latin, punctuation, the middle dot, dashes, arrows): no emoji."""
+    return all(ord(ch) < 0x2190 for ch in text)
+
+
+def test_per_task_run_reads_as_per_task_results(runs):
+    cfg = TrainConfig(per_task=True, steps=4, tasks=PT_TASKS)
+    d = fake_run(runs, "20250101-000000-pertask", {"status": "finished", "step": 8, "max_steps": 8, "val_loss": 0.9,
+                                                    "final_loss": 1.5, "started": 1000.0, "ended": 1013.0}, cfg)
+    write_metrics(d, per_task_metrics())
+    at = page(run="20250101-000000-pertask")
+    assert not at.exception, at.exception
+    # a table per task: steps, final train loss, val loss before and after TTFT, the change, the time
+    table = next(df.value for df in at.dataframe if list(df.value.columns)[:2] == ["task", "state"])
+    assert list(table["task"]) == list(PT_TASKS) and list(table["state"]) == ["done", "done"]
+    assert list(table.columns) == ["task", "state", "steps", "train loss", "val loss before", "val loss after",
+                                   "change", "time"]
+    assert list(table["steps"]) == ["4/4", "4/4"] and list(table["train loss"]) == [0.5, 1.5]
+    assert list(table["val loss before"]) == [1.5, 2.5] and list(table["val loss after"]) == [0.4, 1.4]
+    assert table["change"].round(6).tolist() == [-1.1, -1.1] and list(table["time"]) == ["0:04", "0:04"]
+    # the summary states means over tasks, and says so; the panel's val loss is that mean (as the runs table's)
+    assert any("Means over the 2 of 2 tasks done" in md.value and "1.5000" not in md.value.split("**")[0]
+               and "val loss 2.0000 before TTFT → 0.9000 after" in md.value for md in at.markdown)
+    assert metric(at, "val loss · mean of 2 tasks").value == "0.9000"
+    assert "-1.1000 vs before TTFT" in metric(at, "val loss · mean of 2 tasks").proto.delta
+    assert metric(at, "train loss · mean of 2 tasks").value == "1.0000"
+    assert not any(m.label == "eval loss" for m in at.metric)
+    runs_table = at.dataframe[0].value
+    assert runs_table.iloc[0]["val loss"] == 0.9 and bool(runs_table.iloc[0]["per task"])
+    # one curve per task over the task's own steps, eval losses as unconnected markers, lr axis from 0
+    spec = chart_spec(at)
+    by_name = {t["name"]: t for t in spec["data"]}
+    assert by_name[PT_TASKS[0]]["x"] == by_name[PT_TASKS[1]]["x"] == [1, 2, 3, 4]
+    assert by_name[f"{PT_TASKS[1]} eval loss"]["mode"] == "markers"
+    assert by_name[f"{PT_TASKS[1]} eval loss"]["x"] == [4, 4]
+    assert by_name[f"{PT_TASKS[0]} val loss before"]["x"] == [0]
+    assert spec["layout"]["yaxis2"]["range"][0] == 0 and spec["layout"]["xaxis"]["title"]["text"] == "step of the task"
+    # a task picker: the chart of one task
+    at.selectbox(key="ft_chart_task").set_value(PT_TASKS[1]).run()
+    names = {t["name"] for t in chart_spec(at)["data"]}
+    assert PT_TASKS[1] in names and PT_TASKS[0] not in names
+    # Predict: a link to the Predictions page's New-prediction form for this run
+    link = next(pl for pl in at.get("page_link") if pl.proto.label == "Predict")
+    assert not link.proto.disabled and link.proto.page == "Predictions"
+    from urllib.parse import parse_qs
+
+    assert parse_qs(link.proto.query_string) == {"run": [str(d)], "new": ["1"]}
+
+
+def test_per_task_table_without_the_val_loss_before_and_while_training(runs):
+    cfg = TrainConfig(per_task=True, steps=4, tasks=PT_TASKS)
+    d = fake_run(runs, "20250101-000000-pt-running", {"status": "running", "pid": os.getpid(),
+                                                       "pid_start": process.process_start_time(os.getpid()),
+                                                       "step": 7, "max_steps": 8, "task": PT_TASKS[1],
+                                                       "started": time.time() - 30}, cfg)
+    rows = per_task_metrics(before=False)
+    write_metrics(d, rows[:-3])  # the second task at its step 3 of 4
+    at = page()
+    assert not at.exception, at.exception
+    table = next(df.value for df in at.dataframe if list(df.value.columns)[:2] == ["task", "state"])
+    assert "val loss before" not in table.columns and "change" not in table.columns
+    assert list(table["state"]) == ["done", "training"] and list(table["steps"]) == ["4/4", "3/4"]
+    assert any(f"step 7 / 8 · task 2 of 2: {PT_TASKS[1]}" in str(p.proto.text) for p in at.get("progress"))
+    assert any("Means over the 1 of 2 tasks done" in md.value for md in at.markdown)
+    assert metric(at, f"loss · {PT_TASKS[1]}").value == "1.6667"
+    assert metric(at, "val loss · mean of 1 task").value == "0.4000"
+    link = next(pl for pl in at.get("page_link") if pl.proto.label == "Predict")
+    assert link.proto.disabled, "not finished: nothing to predict yet"
+
+
+def test_status_labels_are_honest_and_plain_text(runs):
+    fake_run(runs, "20250101-000001-done", {"status": "finished", "step": 4, "max_steps": 4, "ended": time.time()})
+    live = fake_run(runs, "20250101-000002-live", {"status": "running", "pid": os.getpid(), "step": 2,
+                                                    "max_steps": 4,
+                                                    "pid_start": process.process_start_time(os.getpid())})
+    at = page(run="20250101-000002-live")
+    # the picker shows the run ids only: a selectbox keeps the label it was drawn with, a status there goes stale
+    assert at.selectbox(key="ft_run").options == ["20250101-000002-live", "20250101-000001-done"]
+    statuses = dict(zip(at.dataframe[0].value["run"], at.dataframe[0].value["status"]))
+    assert statuses == {"20250101-000002-live": "running", "20250101-000001-done": "finished"}
+    assert any(md.value == ":blue-badge[running]" for md in at.markdown)
+    # no emoji anywhere in the status texts (they render as boxes without an emoji font)
+    texts = [*statuses.values(), *(md.value for md in at.markdown), *(s for s in at.selectbox(key="ft_run").options)]
+    assert all(no_emoji(t) for t in texts), [t for t in texts if not no_emoji(t)]
+    # the job ends: the list, the badge and the buttons follow
+    write_json_atomic(live / "status.json", {"status": "finished", "step": 4, "max_steps": 4, "ended": time.time()})
+    at.run()
+    statuses = dict(zip(at.dataframe[0].value["run"], at.dataframe[0].value["status"]))
+    assert statuses["20250101-000002-live"] == "finished"
+    assert any(md.value == ":green-badge[finished]" for md in at.markdown)
+    assert at.button(key="ft_stop").disabled
+
+
+def test_time_sums_resumed_segments_and_the_log_shows_its_newest_lines(runs):
+    d = fake_run(runs, "20250101-000003-resumed", {"status": "finished", "step": 8, "max_steps": 8,
+                                                    "started": 2000.0, "ended": 2010.0})
+    # first life: 5 steps in 1000..1005 (stopped), then resumed at 2000 and finished at 2010
+    rows = [{"step": s, "time": 1000.0 + s, "elapsed": float(s), "loss": 1.0 / s} for s in range(1, 6)]
+    rows += [{"step": s, "time": 2000.0 + 2 * (s - 5), "elapsed": 2.0 * (s - 5), "loss": 1.0 / s} for s in (6, 7, 8)]
+    write_metrics(d, rows)
+    (d / "log.txt").write_text("".join(f"log line {i}\n" for i in range(200)))
+    at = page()
+    assert metric(at, "time").value == "0:15", "5 s before the stop + the last life's 10 s"
+    log = next(c.value for c in at.code if "log line" in c.value)
+    assert log.splitlines()[-1] == "log line 199" and len(log.splitlines()) <= 15
+
+
+def test_launch_message_and_stopping_a_queued_job_say_what_happens(runs, model_dir):
+    held = process.try_acquire_slot(runs, "cpu", 1, holder="test")  # the slot is busy: the job stays queued
+    try:
+        at = fill(page(), model_dir)
+        at.button(key="ft_launch").click().run()
+        (job,) = registry.list_jobs(runs)
+        msg = next(s.value for s in at.success if "Launched" in s.value)
+        assert msg == f"Launched {job.id}: queued, position 1 for the cpu slot, 1 of 1 slot(s) busy.", msg
+        assert any("Queued: position 1 for the cpu slot, 1 of 1 slot(s) busy" in i.value for i in at.info)
+        at.button(key="ft_stop").click().run()
+        stop_msg = next(i.value for i in at.info if job.id in i.value)
+        assert stop_msg.startswith(f"Took {job.id} out of the queue") and "checkpoint" not in stop_msg, stop_msg
+        assert at.dataframe[0].value.iloc[0]["status"] == "stopped"
+        # queued again: the list and the badge say so (not 'stopped')
+        at.button(key="ft_resume").click().run()
+        assert at.dataframe[0].value.iloc[0]["status"] == "queued"
+        assert any(md.value == ":gray-badge[queued]" for md in at.markdown)
+        assert any(f"{job.id} queued again (position 1 for the cpu slot" in i.value for i in at.info)
+        at.button(key="ft_stop").click().run()  # out of the queue again before the slot is freed: nothing trains
+        assert registry.get_job(runs / job.id).status == "stopped"
+    finally:
+        os.close(held[0])
+    # first in line with the slot free: it says it is starting, not that it waits
+    from ttft.ui import jobs_widgets as jw
+
+    first = registry.Job(path=runs / job.id, status="queued", meta={"kind": "cpu"}, position=1)
+    assert jw.queue_text(first, runs, registry.JobConfig(runs_dir=str(runs))) == \
+        "position 1 for the cpu slot, starting now (a slot is free)"
+    second = registry.Job(path=runs / job.id, status="queued", meta={"kind": "cpu"}, position=2)
+    assert jw.queue_text(second, runs, registry.JobConfig(runs_dir=str(runs))) == \
+        "position 2 for the cpu slot, 0 of 1 slot(s) busy"

@@ -83,6 +83,8 @@ def run_panel(job: registry.Job) -> None:
 
     @st.fragment(run_every=1.0 if job.active else None)
     def _panel() -> None:
+        if not st.session_state.get("_ft_full_run"):
+            jw.cheap_reruns()
         if st.session_state.pop("_ft_action", False) and not st.session_state.get("_ft_full_run"):
             st.rerun(scope="app")
         try:
@@ -99,7 +101,9 @@ def run_panel(job: registry.Job) -> None:
 
 def _status_note(j: registry.Job) -> None:
     if j.status == "queued":
-        st.info(f"Queued: {jw.queue_text(j)}. It starts when the jobs before it end — also with the app closed.")
+        text = jw.queue_text(j)
+        st.info(f"Queued: {text}." + ("" if "starting now" in text else
+                                       " It starts when the jobs before it end — also with the app closed."))
     elif j.status == "stopping":
         st.info("Stopping: " + ("it finishes the current step and saves a checkpoint." if _is_train(j) else
                                 "it was sent SIGTERM and is ending."))
@@ -118,7 +122,7 @@ def _status_note(j: registry.Job) -> None:
 def _panel_body(j: registry.Job) -> None:
     head = st.columns([6, 1], vertical_alignment="center")
     head[0].subheader(j.id)
-    head[1].badge(j.status, icon=jw.STATUS_ICON.get(j.status), color=jw.STATUS_COLOR.get(j.status, "gray"))
+    head[1].badge(j.status, icon=None, color=jw.STATUS_COLOR.get(j.status, "gray"))
     cfg = j.config()
     slot = f" {j.raw['slot']}" if j.raw.get("slot") is not None and j.active else ""
     st.caption(" · ".join(str(x) for x in (
