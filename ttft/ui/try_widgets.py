@@ -17,6 +17,7 @@ imports (~7 s of CPU), the model load and the generation.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import threading
 import time
@@ -80,21 +81,46 @@ def new_out(task_id: str, root: Path) -> Path:
 def model_runs(root: Path) -> list[registry.Job]:
     """Finished training runs of the runs folder that hold a model to try (``adapter/``, ``adapters/``,
     ``model/``), newest first."""
-    out = []
-    for j in registry.list_jobs(root):
-        if j.status != "finished" or "mode" not in j.config():
-            continue
-        if any((j.run_dir / d).exists() for d in MODEL_DIRS):
-            out.append(j)
-    return out
+    return [j for j in registry.list_jobs(root) if j.status == "finished" and "mode" in j.config()
+            and any((j.run_dir / d).exists() for d in MODEL_DIRS)]
 
 
-def uses_embedded(run: str | None = None, base_model: str | None = None) -> bool:
-    """Whether the model is the embedded one (a bare 'default', or a run trained from it)."""
-    if base_model is not None:
-        return base_model == "default"
-    cfg = read_json(Path(run) / "config.json", {}) if run else {}
-    return isinstance(cfg, dict) and (cfg.get("model") or {}).get("base_model") == "default"
+#: models under this many parameters generate on one CPU thread (see :func:`try_config`)
+SMALL_MODEL = 20_000_000
+
+
+def model_config(run: str | None = None, base_model: str | None = None) -> dict:
+    """The transformers config.json of the model a try loads (a run's ``model/``, or the base model it was trained
+    from; 'default' is the embedded model), or {} when it is not a local folder (a hub id)."""
+    from ttft.engine.models import resolve_base
+
+    if run:
+        if (Path(run) / "model" / "config.json").exists():
+            return read_json(Path(run) / "model" / "config.json", {}) or {}
+        rc = read_json(Path(run) / "config.json", {}) or {}
+        base_model = ((rc if isinstance(rc, dict) else {}).get("model") or {}).get("base_model")
+    if not base_model:
+        return {}
+    cfg = read_json(Path(resolve_base(base_model)) / "config.json", {})
+    return cfg if isinstance(cfg, dict) else {}
+
+
+def small_model(cfg: dict) -> bool:
+    """Whether a model config (config.json) describes a model under :data:`SMALL_MODEL` parameters (a Llama-like
+    estimate: embeddings + attention and MLP weights per layer)."""
+    try:
+        h, layers = int(cfg["hidden_size"]), int(cfg["num_hidden_layers"])
+        inter, vocab = int(cfg.get("intermediate_size") or 4 * h), int(cfg.get("vocab_size") or 0)
+    except (KeyError, TypeError, ValueError):
+        return False
+    return vocab * h + layers * (4 * h * h + 3 * h * inter) < SMALL_MODEL
+
+
+def embedded_tokenizer(cfg: dict) -> bool:
+    """Whether a model config has the embedded tokenizer's vocabulary (then its token counts are known here)."""
+    from ttft.core.tokenizer import VOCAB
+
+    return cfg.get("vocab_size") == len(VOCAB)
 
 
 #: the task-based generation budget's margin per side over the largest output the train pairs suggest: 4 of the
@@ -144,12 +170,13 @@ def try_config(dataset: str, task: str, views: int = 4, sample: bool = False, te
                seed: int = 0, run: str | None = None, base_model: str | None = None,
                out: str | Path | None = None, max_new_tokens: int = 0) -> PredictConfig:
     """The prediction a try runs: one task, ``views`` views, the val loss (one forward pass), the default device.
-    The embedded model runs on one CPU thread: it is so small that a second thread only adds synchronisation
-    (and on a busy machine, waits for the other core): 4 views of a 250-token task generate in ~1.5 s on one
-    thread, against 4-25 s on two while another process uses a core."""
+    A small model (the embedded one: 4.8 M parameters) runs on one CPU thread: a second thread only adds
+    synchronisation, and on a busy machine waits for the other core (4 views of a 276-token task, measured on 2
+    cores while other processes ran: 1.4 s on one thread, 4-25 s on two)."""
     return PredictConfig(run=run, base_model=base_model, dataset=dataset, tasks=(task,), views=views, sample=sample,
                          temperature=temperature, seed=seed, val_loss=True, max_new_tokens=max_new_tokens,
-                         threads=1 if uses_embedded(run, base_model) else 0, out=str(out) if out else None)
+                         threads=1 if small_model(model_config(run, base_model)) else 0,
+                         out=str(out) if out else None)
 
 
 def task_file(task, out: Path, dataset: str, version: str = "") -> str | None:
@@ -169,10 +196,9 @@ def task_file(task, out: Path, dataset: str, version: str = "") -> str | None:
 
 def budget_for(task, model: dict, full_budget: bool = False) -> int:
     """The try's ``max_new_tokens``: :func:`task_budget` for a model with the embedded tokenizer (the embedded
-    model, or a run trained from it), else 0 (the engine's budget, a 30x30 grid, as for ``full_budget``). The
-    engine's budget costs ~930 tokens per view that never stops; the embedded model stops on most tasks' real
-    views, but not always, and a try should answer in seconds."""
-    if full_budget or not uses_embedded(model.get("run"), model.get("base_model")):
+    model, a run trained from it), else 0 (the engine's budget, a 30x30 grid, as for ``full_budget``). The
+    engine's budget costs ~930 tokens per view that never stops, and the embedded model's views often do not."""
+    if full_budget or not embedded_tokenizer(model_config(model.get("run"), model.get("base_model"))):
         return 0
     return task_budget(task, run_format(model.get("run")))
 
@@ -225,24 +251,13 @@ def phases(entry: dict, status: dict, metrics: dict) -> dict[str, float]:
     """Where the time of a finished try went, in seconds: ``total`` (click to the prediction's final status),
     ``launch`` (validating and queueing), ``queue`` (waiting for the slot, the supervisor's start), ``start``
     (the job's process: Python, imports, dataset), ``load`` (model load, val loss, files), ``generate``."""
-    job = status.get("job") or {}
-    out: dict[str, float] = {}
-    clicked, launched = entry.get("clicked"), entry.get("launched")
-    started, pstart, ended = job.get("started"), status.get("started"), status.get("ended")
-    num = (int, float)
-    if isinstance(ended, num) and isinstance(clicked, num):
-        out["total"] = ended - clicked
-    if isinstance(launched, num) and isinstance(clicked, num):
-        out["launch"] = launched - clicked
-    if isinstance(started, num) and isinstance(launched, num):
-        out["queue"] = started - launched
-    if isinstance(pstart, num) and isinstance(started, num):
-        out["start"] = pstart - started
-    wall, gen = metrics.get("wall_seconds"), metrics.get("generate_seconds")
-    if isinstance(wall, num) and isinstance(gen, num):
-        out["load"] = wall - gen
-        out["generate"] = gen
-    return out
+    t = {"clicked": entry.get("clicked"), "launched": entry.get("launched"), "job": (status.get("job") or {}).get(
+        "started"), "process": status.get("started"), "ended": status.get("ended"), "wall": metrics.get(
+        "wall_seconds"), "generate": metrics.get("generate_seconds"), "zero": 0.0}
+    spans = {"total": ("ended", "clicked"), "launch": ("launched", "clicked"), "queue": ("job", "launched"),
+             "start": ("process", "job"), "load": ("wall", "generate"), "generate": ("generate", "zero")}
+    return {k: float(t[a] - t[b]) for k, (a, b) in spans.items()
+            if isinstance(t[a], (int, float)) and isinstance(t[b], (int, float))}
 
 
 PHASE_LABELS = {"launch": "launch", "queue": "queue", "start": "process start and imports",
@@ -254,12 +269,10 @@ def phases_text(ph: dict[str, float]) -> str:
 
 
 def _import_torch() -> None:
-    try:
-        from ttft.engine.models import choose_device
+    from ttft.engine.models import choose_device
 
+    with contextlib.suppress(Exception):  # a launch reports it
         choose_device("auto")
-    except Exception:  # noqa: BLE001 — a launch reports it
-        pass
 
 
 @st.cache_resource(show_spinner=False)
