@@ -78,7 +78,7 @@ def _register_extras() -> None:
     # Imported lazily so `python -m ttft tasks` stays fast and light.
     import importlib
 
-    for mod in ("ttft.cli.augment", "ttft.cli.train", "ttft.cli.experiment", "ttft.cli.jobs", "ttft.cli.predict"):
+    for mod in ("ttft.cli.augment", "ttft.cli.encode", "ttft.cli.train", "ttft.cli.experiment", "ttft.cli.jobs", "ttft.cli.predict"):
         try:
             m = importlib.import_module(mod)
         except ModuleNotFoundError as e:

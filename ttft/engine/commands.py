@@ -131,8 +131,13 @@ def command_line(argv: Sequence[str]) -> str:
 
 def config_from_args(cls: type[Options], args: argparse.Namespace, base: dict | None = None) -> Any:
     """The config of parsed flags over ``--config FILE`` (when the parser has one) or ``base``."""
+    from ttft.core.profiles import profile_base
+
     if base is None and getattr(args, "config", None):
         base = read_config_file(args.config)
+    kind = {TrainConfig: "train", PredictConfig: "predict"}.get(cls)
+    if kind is not None:  # a --profile's values go under the explicit flags
+        base = profile_base(kind, getattr(args, "profile", None), base)
     return apply_args(cls, args, base)
 
 

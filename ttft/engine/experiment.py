@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ttft.core.augment import AugmentOptions
-from ttft.engine.experiment_config import ROWS, AblationConfig, slug
+from ttft.engine.experiment_config import ROW_OPTIONS, ROWS, AblationConfig, slug
 from ttft.options import ConfigError
 from ttft.runs.jobs import enqueue_stage, wait_for
 from ttft.runs.lifecycle import RunLifecycle
@@ -59,7 +59,7 @@ def train_config_for(row: str, cfg: AblationConfig, ids: list[str]):
     return TrainConfig(
         mode="ttft", dataset=cfg.dataset, tasks=tuple(ids), per_task=True, steps=cfg.steps, lr=cfg.lr,
         seed=cfg.seed, device=cfg.device, save_steps=max(cfg.steps, 1000), logging_steps=max(1, cfg.steps // 10),
-        leave_out=over.get("leave_out", 1), keep_original_colors=over.get("keep_original_colors", 0.0),
+        **{k: over[k] for k in ROW_OPTIONS if k in over},
         model=ModelConfig(base_model=cfg.base_model, lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha),
         encoding=EncodingConfig(max_seq_len=cfg.max_seq_len), augment=aug,
     ).validate()

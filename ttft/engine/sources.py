@@ -49,7 +49,7 @@ def resolve_source(cfg: PredictConfig) -> Source:
             mc.validate()
         except ModelError as e:
             raise PredictError(f"base model: {e}") from None
-        enc = EncodingConfig(format=cfg.format or "minimal", max_seq_len=8192)
+        enc = cfg.bare_encoding()
         return Source("base", mc, enc)
     run = RunDir(Path(cfg.run).expanduser())
     if not run.path.is_dir():
@@ -64,6 +64,8 @@ def resolve_source(cfg: PredictConfig) -> Source:
         raise PredictError(f"run {cfg.run}: its config.json cannot be read ({e})") from None
     if cfg.format and cfg.format != enc.format:
         raise PredictError(f"format: the run was trained with format {enc.format!r}, got {cfg.format!r}")
+    if cfg.prompt and cfg.prompt != enc.prompt:
+        raise PredictError(f"prompt: the run was trained with prompt {enc.prompt!r}, got {cfg.prompt!r}")
     common = dict(encoding=enc, run=str(run.path), dataset=rc.get("dataset"), tasks=tuple(rc.get("tasks") or ()))
     status = run.status().get("status", "unknown")
     model_dir = run.path / "model"

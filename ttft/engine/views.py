@@ -6,7 +6,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ttft.core.augment import IDENTITY_COLORS, AugmentSpec, random_color_map
+from ttft.core import profiles
+from ttft.core.augment import AugmentSpec
 from ttft.core.data import MAX_SIDE, Task
 from ttft.core.encoding import grid_to_text
 from ttft.engine.predict_config import PredictConfig
@@ -16,19 +17,10 @@ _SLACK_TOKENS = 4
 
 
 def view_specs(task: Task, cfg: PredictConfig) -> list[AugmentSpec]:
-    """The K views of a task: view 0 is the identity; view k cycles through ``cfg.transforms`` (identity first)
-    with a colour permutation (and train order with ``shuffle``) drawn from ``(seed, k)`` unless ``colors`` is
-    'none'. The same k gives the same colour map on every task."""
-    order = ["identity"] + [t for t in cfg.transforms if t != "identity"]
-    specs = [AugmentSpec()]
-    for k in range(1, cfg.views):
-        rng = np.random.default_rng([cfg.seed, k])
-        colors = IDENTITY_COLORS
-        if cfg.colors != "none":
-            colors = random_color_map(rng, move_bg=cfg.colors == "all")
-        perm = tuple(int(i) for i in rng.permutation(len(task.train))) if cfg.shuffle else None
-        specs.append(AugmentSpec(order[k % len(order)], colors, perm, seed=None))
-    return specs
+    """The K inference views of a task (see :func:`ttft.core.profiles.view_specs`: ttft's own recipe by default,
+    arc24's with its profile)."""
+    return profiles.view_specs(task, cfg.views, cfg.transforms, cfg.colors, cfg.p_bg, cfg.shuffle, cfg.identity_view,
+                               cfg.seed)
 
 
 def output_token_estimate(view_task: Task, test_index: int, fmt: str, count: Callable[[str], int]) -> int:

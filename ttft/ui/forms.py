@@ -18,7 +18,7 @@ import streamlit as st
 
 from ttft.core.data import BUNDLED
 from ttft.engine.models import DEFAULT_MODEL
-from ttft.options import ConfigError, Option, Options, flat_options, get_path, set_path
+from ttft.options import ConfigError, Option, Options, flat_options, get_path, iter_paths, set_path
 
 DATASET_PATH = "a path…"
 BASE_SOURCES = ("embedded default", "local folder", "hub id")
@@ -93,7 +93,7 @@ def preset(cls: type[Options], prefix: str, values: dict[str, Any]) -> None:
     if prefix + "._init" not in st.session_state:
         config_to_state(cls, prefix, cls().to_json())  # type: ignore[call-arg]
     by_path = {o.path: o for o in flat_options(cls)}
-    for path, v in values.items():
+    for path, v in iter_paths(values):  # nested dicts or dotted paths
         _set_widget(prefix, by_path[path], tuple(v) if isinstance(v, list) else v)
 
 
@@ -117,9 +117,24 @@ def _help(o: Option) -> str:
     return f"{o.help}{extra}. Default: {o.describe_default()}."
 
 
-def _widget(o: Option, prefix: str, c: Any) -> Any:
+#: configs whose ``profile`` option loads a reference system's values into the form (by their TITLE)
+_PROFILE_KIND = {"training": "train", "prediction": "predict"}
+
+
+def _apply_profile(cls: type[Options], prefix: str, key: str) -> None:
+    """A profile was picked: its option values go into the form (the user can still change the others)."""
+    from ttft.core.profiles import profile_values
+
+    name = st.session_state.get(key)
+    if name:
+        preset(cls, prefix, profile_values(name, _PROFILE_KIND[cls.TITLE]))
+
+
+def _widget(o: Option, prefix: str, c: Any, cls: type[Options] | None = None) -> Any:
     key = _key(prefix, o.path)
     kw: dict[str, Any] = dict(key=key, help=_help(o))
+    if o.path == "profile" and cls is not None and cls.TITLE in _PROFILE_KIND:
+        kw.update(on_change=_apply_profile, args=(cls, prefix, key))
     label = o.path.split(".")[-1]
     if o.widget == "dataset":
         return _dataset_widget(o, *picker_keys(prefix, o), c)
@@ -195,7 +210,7 @@ def config_form(cls: type[Options], prefix: str, order: Sequence[str] = (), hide
         for o in opts:
             c = tab.container() if o.widget == "model" else cols[i % columns]
             i += o.widget != "model"
-            raw = _widget(o, prefix, c)
+            raw = _widget(o, prefix, c, cls)
             try:
                 set_path(values, o.path, _from_widget(o, raw))
             except ConfigError as e:

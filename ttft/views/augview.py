@@ -29,6 +29,7 @@ from ttft.core.augment import (
     leave_one_out,
     leave_two_out,
     random_spec,
+    seed_leave_two_out,
     try_apply_task,
 )
 from ttft.core.compose import STEP_KINDS, InverseError
@@ -41,8 +42,8 @@ __all__ = [
     "encoded_html",
 ]
 
-#: the leave-out kinds: name -> builder
-LEAVE_OUT: dict[str, Any] = {"n-1": leave_one_out, "n-2": leave_two_out}
+#: the leave-out kinds: name -> builder ("n-2" alone: ttft's n-2 only; the seed trained on n-1 ∪ n-2)
+LEAVE_OUT: dict[str, Any] = {"n-1": leave_one_out, "n-2": leave_two_out, "n-1 ∪ n-2 (seed)": seed_leave_two_out}
 
 
 # --------------------------------------------------------------------------- options
