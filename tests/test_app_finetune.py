@@ -268,9 +268,10 @@ def test_per_task_run_reads_as_per_task_results(runs):
     # the summary states means over tasks, and says so; the panel's val loss is that mean (as the runs table's)
     assert any("Means over the 2 of 2 tasks done" in md.value and "1.5000" not in md.value.split("**")[0]
                and "val loss 2.0000 before TTFT → 0.9000 after" in md.value for md in at.markdown)
-    assert metric(at, "val loss · mean of 2 tasks").value == "0.9000"
-    assert "-1.1000 vs before TTFT" in metric(at, "val loss · mean of 2 tasks").proto.delta
-    assert metric(at, "train loss · mean of 2 tasks").value == "1.0000"
+    val = metric(at, "mean val loss")
+    assert val.value == "0.9000" and "-1.1000 vs before" in val.proto.delta
+    assert "averaged over the 2 tasks done" in val.proto.help
+    assert metric(at, "mean train loss").value == "1.0000"
     assert not any(m.label == "eval loss" for m in at.metric)
     runs_table = at.dataframe[0].value
     assert runs_table.iloc[0]["val loss"] == 0.9 and bool(runs_table.iloc[0]["per task"])
@@ -281,6 +282,7 @@ def test_per_task_run_reads_as_per_task_results(runs):
     assert by_name[f"{PT_TASKS[1]} eval loss"]["mode"] == "markers"
     assert by_name[f"{PT_TASKS[1]} eval loss"]["x"] == [4, 4]
     assert by_name[f"{PT_TASKS[0]} val loss before"]["x"] == [0]
+    assert spec["layout"]["yaxis2"]["tickmode"] == "auto", "its own ticks: the loss grid's map below 0"
     assert spec["layout"]["yaxis2"]["range"][0] == 0 and spec["layout"]["xaxis"]["title"]["text"] == "step of the task"
     # a task picker: the chart of one task
     at.selectbox(key="ft_chart_task").set_value(PT_TASKS[1]).run()
@@ -310,7 +312,8 @@ def test_per_task_table_without_the_val_loss_before_and_while_training(runs):
     assert any(f"step 7 / 8 · task 2 of 2: {PT_TASKS[1]}" in str(p.proto.text) for p in at.get("progress"))
     assert any("Means over the 1 of 2 tasks done" in md.value for md in at.markdown)
     assert metric(at, f"loss · {PT_TASKS[1]}").value == "1.6667"
-    assert metric(at, "val loss · mean of 1 task").value == "0.4000"
+    assert metric(at, "mean val loss").value == "0.4000"
+    assert "averaged over the 1 task done" in metric(at, "mean val loss").proto.help
     link = next(pl for pl in at.get("page_link") if pl.proto.label == "Predict")
     assert link.proto.disabled, "not finished: nothing to predict yet"
 

@@ -179,16 +179,17 @@ def _metrics_row(j: registry.Job, m: runmetrics.Metrics, p: runmetrics.Progress,
     if table is not None:
         done = table[table["state"] == "done"]
         means = charts.task_means(done)
-        n = f"mean of {means['done']} task{'s' if means['done'] != 1 else ''}"
+        n = f"{means['done']} task{'s' if means['done'] != 1 else ''}"
         if current:
             c[2].metric(f"loss · {current}", _fmt(p.loss), help="the latest train loss of the task training now")
         else:
-            c[2].metric(f"train loss · {n}", _fmt(means.get("train loss")),
-                        help="the final train loss of each task, averaged over the tasks done")
+            c[2].metric("mean train loss", _fmt(means.get("train loss")),
+                        help=f"the final train loss of each task, averaged over the {n} done")
         change = means.get("change")
-        c[3].metric(f"val loss · {n}", _fmt(means.get("val loss after")),
-                    delta=f"{change:+.4f} vs before TTFT" if change is not None else None, delta_color="inverse",
-                    help="each task's val loss after its TTFT, averaged over the tasks done")
+        c[3].metric("mean val loss", _fmt(means.get("val loss after")),
+                    delta=f"{change:+.4f} vs before" if change is not None else None, delta_color="inverse",
+                    help=f"each task's val loss after its TTFT, averaged over the {n} done"
+                         + (" (the change: against the mean val loss before TTFT)" if change is not None else ""))
     else:
         before = before_all[~np.isnan(before_all)]
         delta = (p.eval_loss - float(before[0])) if before.size and p.eval_loss is not None else None

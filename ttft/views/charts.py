@@ -180,11 +180,14 @@ def loss_figure(m: Metrics, log_y: bool = False, height: int = 360, uirevision: 
         height=height, margin=dict(l=10, r=10, t=30, b=10), uirevision=uirevision,
         hovermode="closest" if tasks else "x",
         legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0),
-        xaxis=dict(title=x_title, rangemode="tozero" if n else None),
+        # from 0; with val-loss-before markers at 0, padded so that they are not cut in half by the axis
+        xaxis=dict(title=x_title, rangemode=("normal" if BEFORE in m.columns else "tozero") if n else None),
         yaxis=dict(title="loss" + (" (log)" if log_y else ""), type="log" if log_y else "linear"),
         # an explicit range from 0: autorange pads below 0 and shows a negative learning rate tick
+        # (ticks of its own, not at the loss axis's grid lines: those map below 0 too)
         yaxis2=dict(title="learning rate", overlaying="y", side="right", showgrid=False, tickformat=".1e",
-                    range=[0.0, lr_max * 1.05 if lr_max else 1.0], rangemode="nonnegative", zeroline=False),
+                    range=[0.0, lr_max * 1.05 if lr_max else 1.0], rangemode="nonnegative", zeroline=False,
+                    tickmode="auto", nticks=6),
         plot_bgcolor="white",
     )
     fig = go.Figure(data=data, layout=layout)
