@@ -19,15 +19,16 @@ file, the task id, the pair and the field - never a traceback.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ttft.core.jsonfile import JsonError, Unreadable, parse_json_bytes
+from ttft.core.names import name_problem, task_id_problem  # noqa: F401 - name_problem: part of this module's API
 
 MAX_SIDE = 30
 #: Largest file the loaders read (also the app's upload limit, see .streamlit/config.toml).
@@ -189,19 +190,8 @@ class Dataset:
 # --------------------------------------------------------------------------- validation
 
 
-class _Unreadable:
-    """A JSON value that could be parsed but not read as Python (nested too deeply, an integer too long): kept in
-    place so that validation reports it where it is (task, pair, field) and the rest of the file still loads."""
-
-    def __init__(self, what: str):
-        self.what = what
-
-    def __repr__(self) -> str:
-        return self.what
-
-
 def _describe(v: Any) -> str:
-    if isinstance(v, _Unreadable):
+    if isinstance(v, Unreadable):
         return v.what
     if v is None:
         return "null"
@@ -328,99 +318,12 @@ def _read_json(path: Path, max_bytes: int = MAX_FILE_BYTES) -> Any:
     return _parse_json_bytes(data, str(path))
 
 
-#: a JSON integer longer than this is kept as an unreadable value (Python refuses to convert ints over 4,300 digits)
-_MAX_INT_DIGITS = 4000
-
-
-def _parse_int(text: str) -> Any:
-    digits = len(text.lstrip("-"))
-    return int(text) if digits <= _MAX_INT_DIGITS else _Unreadable(f"an integer with {digits} digits")
-
-
 def _parse_json_bytes(data: bytes, file: str) -> Any:
-    """Parse a JSON file's bytes. Syntax errors name the line and column; a value nested too deeply or an integer
-    too long to convert stays in place as an unreadable value, so that only the task holding it is rejected."""
+    """A JSON file's bytes parsed (:func:`ttft.core.jsonfile.parse_json_bytes`); a problem names the file."""
     try:
-        text = data.decode(json.detect_encoding(data))
-    except UnicodeDecodeError as e:
-        raise TaskError(f"not UTF-8 text ({e.reason} at byte {e.start})", file=file) from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise TaskError(f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}", file=file) from None
-    except RecursionError:
-        pass
-    except ValueError:  # an integer too long to convert: parse again keeping it as an unreadable value
-        try:
-            return json.loads(text, parse_int=_parse_int)
-        except RecursionError:
-            pass
-        except ValueError as e:
-            raise TaskError(f"cannot read the JSON ({e})", file=file) from None
-    try:
-        return _parse_members(text)
-    except (ValueError, IndexError, RecursionError):
-        raise TaskError("JSON nested too deeply to read (arrays or objects inside each other thousands of times)",
-                        file=file) from None
-
-
-_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.S)
-_SCALAR = re.compile(r'[^,}\]\s]*')
-_WS = re.compile(r"\s*")
-
-
-def _value_end(text: str, pos: int) -> int:
-    """Where the JSON value starting at ``pos`` ends (brackets matched without recursion; strings skipped)."""
-    if text[pos] == '"':
-        m = _TOKEN.match(text, pos)
-        if m is None:
-            raise ValueError("unterminated string")
-        return m.end()
-    if text[pos] not in "[{":
-        return _SCALAR.match(text, pos).end()  # type: ignore[union-attr]
-    depth = 0
-    for m in _TOKEN.finditer(text, pos):
-        tok = m.group()
-        if tok[0] == '"':
-            continue
-        depth += 1 if tok in "[{" else -1
-        if depth == 0:
-            return m.end()
-    raise ValueError("unbalanced brackets")
-
-
-def _parse_value(chunk: str) -> Any:
-    try:
-        return json.loads(chunk, parse_int=_parse_int)
-    except RecursionError:
-        return _Unreadable("JSON nested too deeply to read")
-
-
-def _parse_members(text: str) -> dict:
-    """A top-level JSON object parsed member by member, so that one member nested too deeply to parse does not
-    hide the others (it becomes an unreadable value)."""
-    pos = _WS.match(text, 0).end()  # type: ignore[union-attr]
-    if text[pos] != "{":
-        raise ValueError("not an object")
-    dec = json.JSONDecoder()
-    out: dict[str, Any] = {}
-    pos = _WS.match(text, pos + 1).end()  # type: ignore[union-attr]
-    if text[pos] == "}":
-        return out
-    while True:
-        key, pos = dec.raw_decode(text, pos)
-        pos = _WS.match(text, pos).end()  # type: ignore[union-attr]
-        if text[pos] != ":":
-            raise ValueError("expected ':'")
-        start = _WS.match(text, pos + 1).end()  # type: ignore[union-attr]
-        end = _value_end(text, start)
-        out[key] = _parse_value(text[start:end])
-        pos = _WS.match(text, end).end()  # type: ignore[union-attr]
-        if text[pos] == "}":
-            return out
-        if text[pos] != ",":
-            raise ValueError("expected ','")
-        pos = _WS.match(text, pos + 1).end()  # type: ignore[union-attr]
+        return parse_json_bytes(data)
+    except JsonError as e:
+        raise TaskError(str(e), file=file) from None
 
 
 def _load_mapping(
@@ -481,7 +384,7 @@ def _is_single_task(obj: Any, name: str = "") -> bool:
         return True
     if "challenges" in Path(name).name:
         return False
-    return not any(isinstance(v, (dict, _Unreadable)) for v in obj.values())
+    return not any(isinstance(v, (dict, Unreadable)) for v in obj.values())
 
 
 def load_json_file(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> Dataset:
@@ -561,12 +464,8 @@ def _folder_entries(path: Path) -> tuple[list[Path], list[TaskError]]:
     for n in names:
         f = path / n
         if f.is_symlink() and not f.exists():
-            try:
-                target = os.readlink(f)
-            except OSError:
-                target = "?"
-            errors.append(TaskError(f"broken symbolic link (its target {target} does not exist); skipped",
-                                    file=str(f)))
+            errors.append(TaskError(f"broken symbolic link (its target {os.path.realpath(f)} does not exist); "
+                                    "skipped", file=str(f)))
         elif f.is_dir():
             errors.append(TaskError("a folder, not a task file (the folder is not read recursively); skipped",
                                     file=str(f)))
@@ -667,23 +566,6 @@ def dataset_fingerprint(spec: str | os.PathLike) -> str:
 
 
 # --------------------------------------------------------------------------- task ids
-
-
-def name_problem(name: Any, what: str = "name") -> str | None:
-    """Why ``name`` cannot be the name of a file or folder inside a root (a run id, a prediction name, a task id),
-    or None: it must be non-empty text, not ``.`` or ``..``, with no path separator and no control character, so
-    that ``root / name`` is always a child of ``root``."""
-    if not isinstance(name, str) or not name.strip():
-        return f"a {what} must be non-empty text"
-    if name in (".", "..") or "/" in name or "\\" in name or os.sep in name or any(
-            ord(c) < 32 or ord(c) == 127 for c in name):
-        return f"{what} {name!r} cannot be a folder name (no '.', '..', separators or control characters)"
-    return None
-
-
-def task_id_problem(task_id: Any) -> str | None:
-    """Why ``task_id`` cannot be a task id (ids become folder names: adapters/<id>/), or None."""
-    return name_problem(task_id, "task id")
 
 
 def parse_task_list(text: str) -> tuple[str, ...]:

@@ -202,10 +202,11 @@ def _load_error(name: str, err: BaseException) -> str:
                     "pass --trust-remote-code (model.trust_remote_code) if you trust that code")
         return f"base_model: cannot load model folder {name!r}: {_first_line(err)}"
     if hub_offline():
-        return (f"base_model: {name!r} is not a local folder and is not in the hub cache, and HF_HUB_OFFLINE is set "
-                "(no downloads): pass a local model folder, or download it once with network access")
-    return (f"base_model: cannot fetch {name!r} from the hub: {_first_line(err)} (check the id and the network, or "
-            "pass a local model folder)")
+        return (f"base_model: cannot load model {name!r}: it is not a local folder and not in the hub cache, and "
+                "HF_HUB_OFFLINE is set (no downloads): pass a local model folder, or download it once with network "
+                "access")
+    return (f"base_model: cannot load model {name!r} from the hub: {_first_line(err)} (check the id and the "
+            "network, or pass a local model folder)")
 
 
 #: seconds the hub's reachability probe may take (name lookup + TCP connect)
@@ -257,8 +258,9 @@ def check_hub_model(cfg: ModelConfig) -> None:
     if hub_offline():
         raise ModelError(_load_error(name, OSError("not cached")))
     if why := _hub_reachable():
-        raise ModelError(f"base_model: {name!r} is not a local folder and not in the hub cache, and the hub cannot "
-                         f"be reached to download it: {why} (offline? pass a local model folder)")
+        raise ModelError(f"base_model: cannot load model {name!r}: it is not a local folder and not in the hub "
+                         f"cache, and the hub cannot be reached to download it: {why} (offline? pass a local model "
+                         "folder)")
 
 
 def _check_remote_code(cfg: ModelConfig) -> None:

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ttft.core.data import name_problem
+from ttft.core.names import name_problem
 from ttft.options import ConfigError, Options, option
 from ttft.runs.metrics import Metrics, Progress, _last
 from ttft.runs.process import process_alive, reap_children

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ttft.core.data import name_problem
+from ttft.core.names import name_problem
 
 #: ``corrupt``: the registry could not read the run's status.json or job.json (the reason is in the job's note)
 STATUSES = ("queued", "running", "stopping", "stopped", "finished", "failed", "lost", "corrupt")
