@@ -146,8 +146,14 @@ def _enqueue_in(path: Path, argv: list[str], kind: str, cfg: JobConfig, config: 
         st = {k: v for k, v in RunDir(path).status().items() if k not in _CLEARED_ON_QUEUE}
         st.update(status="queued", queued_at=now, kind=kind, updated=now)
         write_json_atomic(path / "status.json", st)
-    sup = _spawn_detached([sys.executable, "-m", "ttft", "jobs", "wait-and-run", str(path)], path / SUPERVISOR_FILE,
-                          cwd=meta["cwd"])
+    try:
+        sup = _spawn_detached([sys.executable, "-m", "ttft", "jobs", "wait-and-run", str(path)],
+                              path / SUPERVISOR_FILE, cwd=meta["cwd"])
+    except OSError as e:  # not queued after all: say why in its status (written with the space the run kept)
+        with run_lock(path):
+            RunDir(path).update_status(status="failed", ended=time.time(), error=f"could not start its queue "
+                                       f"process: {e.strerror or e}")
+        raise
     with run_lock(path):
         run = RunDir(path)
         if run.status().get("status") == "queued" and "supervisor_pid" not in run.status():
@@ -302,7 +308,13 @@ def wait_and_run(run_dir: str | os.PathLike) -> int:
         if st.get("status") != "queued" or st.get("supervisor_pid") != os.getpid():
             return 0  # stopped, deleted or taken over while waiting
         if _queue_head(path, kind, root):
-            got = try_acquire_slot(root, kind, slots, holder=path.name)
+            try:
+                got = try_acquire_slot(root, kind, slots, holder=path.name)
+            except OSError as e:  # the locks folder cannot be written (a full disk, read-only): say so, not 'lost'
+                with run_lock(path):
+                    run.update_status(status="failed", ended=time.time(),
+                                      error=f"cannot take a {kind} slot in {root}: {e.strerror or e}")
+                return 1
         if got is None:
             time.sleep(poll)
     fd, slot = got

@@ -427,8 +427,7 @@ RUN_MARKERS = ("status.json", "job.json")
 
 def is_ttft_run(p: Path) -> bool:
     """Whether ``p`` is a folder that ttft wrote a run's status or a job's command into."""
-    p = Path(p)
-    return p.is_dir() and any((p / f).exists() or (p / f).is_symlink() for f in RUN_MARKERS)
+    return os.path.isdir(p) and any(os.path.lexists(os.path.join(p, f)) for f in RUN_MARKERS)
 
 
 JOB_FILE = "job.json"
