@@ -1,19 +1,21 @@
-"""Predictions: a run's predictions against the truth — summary, per-task table, task view with attempts, cell diffs
-and candidates, training curves, before/after flips, run comparison, and launching a new prediction."""
+"""Predictions: a run's predictions against the truth — live status with progress and Stop, summary, downloads, the
+per-task table, the task view (train pairs, attempts, cell diffs, every candidate, raw text of the views), training
+curves, before/after flips, run comparison, and launching a new prediction (``?new=1``)."""
 
 import streamlit as st
 
+from ttft.ui import predict_compare as pc
+from ttft.ui import predict_launch as pl
+from ttft.ui import predict_task_view as tv
 from ttft.ui import predict_widgets as pw
 from ttft.ui import widgets as w
 
 w.page_frame("Predictions")
 
 refs = pw.all_predictions()
-if not refs:
-    st.title("Predictions")
-    st.info("No predictions yet in the runs folder. Launch one below, or run "
-            "`python -m ttft predict --run RUN_DIR` (or `--base-model default --dataset …`).")
-    pw.launch_form(None)
+if w.query_param("new") is not None or not refs:
+    pw.show_message()
+    pl.new_prediction_page(refs, None)
     st.stop()
 
 ref = pw.picker(refs)
@@ -21,21 +23,38 @@ numbers = st.sidebar.toggle("Cell numbers", key="pred_numbers", help="Draw each 
 
 task_id = w.query_param("task")
 if task_id is not None:
-    pw.task_view(ref, task_id, numbers)
+    tv.task_view(ref, task_id, numbers)
     st.stop()
 
-st.title("Predictions")
-st.caption(pw.caption(ref))
-pw.summary(ref)
+top = st.columns([6, 1, 1], vertical_alignment="bottom")
+top[0].title("Predictions")
+with top[1]:
+    pw.refresh_button()
+top[2].button("New prediction", key="pred_new", type="primary", on_click=w.set_query_params,
+              kwargs={"new": "1", "task": None}, help="Predict with a training run or a base model (background job)")
+pw.show_message()
 
-tabs = st.tabs(["Tasks", "Charts", "Before / after", "Compare runs", "New prediction"])
+
+def _head(cur, cur_refs) -> None:
+    st.caption(pw.caption(cur))
+    pw.status(cur, len(pw.tasks_of(cur)))
+    pw.other_live(cur_refs, cur)
+    if not cur.pending:
+        pw.summary(cur)
+
+
+pw.live_block(ref, refs, _head, "head")
+if ref.pending:
+    st.info("Its folder is not written yet: the tasks appear here as they finish.")
+    st.stop()
+pw.downloads(ref)
+
+tabs = st.tabs(["Tasks", "Charts", "Before / after", "Compare runs"])
 with tabs[0]:
-    pw.task_table(ref)
+    pw.live_block(ref, [ref], lambda cur, _: pw.task_table(cur), "table", watch_all=False)
 with tabs[1]:
-    pw.charts(ref, refs)
+    pc.charts(ref, refs)
 with tabs[2]:
-    pw.before_after(ref, refs)
+    pc.before_after(ref, refs)
 with tabs[3]:
-    pw.compare(ref, refs)
-with tabs[4]:
-    pw.launch_form(ref)
+    pc.compare(ref, refs)

@@ -1,11 +1,17 @@
 """AppTest of the Predictions page over a small runs folder built here: a finished run with a prediction made by the
 real pipeline (an oracle stands in for the model's generation) and a bare-model baseline."""
 
+import json
+import os
+import time
 from pathlib import Path
 
 import pytest
 from _predfake import TASKS, fake_run, make_prediction, tiny_model_dir
 from streamlit.testing.v1 import AppTest
+
+from ttft.core.data import load_dataset
+from ttft.runs.rundir import write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = "pages/4_Predictions.py"
@@ -136,3 +142,159 @@ def test_empty_runs_folder(tmp_path, monkeypatch):
     assert not at.exception
     assert "No predictions yet" in at.info[0].value
     assert at.button(key="pred_l_go") is not None
+
+
+# --------------------------------------------------------------------------- issue 12: the researcher's task view
+
+
+def test_task_view_has_train_pairs_every_candidate_and_raw_text(runs_dir, monkeypatch):
+    at = page(runs_dir, monkeypatch, run=RUN, task=TASKS[2])  # unsolved: 2 views unparseable, 2 a row short
+    assert not at.exception
+    labels = [m.value for m in at.markdown]
+    n_train = len(load_dataset("arc-agi-1/evaluation")[TASKS[2]].train)
+    assert f"**Train pairs** ({n_train}) · input → output" in labels
+    html = " ".join(h.proto.body for h in at.get("html"))
+    assert html.count("data:image/png;base64,") == n_train + 2  # every train pair, and both candidates
+    assert "pair 1: 3×3 → 9×9" in html and "#1 · 1/4 votes" in html and "#2 · 1/4 votes" in html
+    assert "wrong shape" in html  # each candidate is a row short
+    # the raw text of the unanswered views, with the reason
+    assert any(e.label.startswith("Unanswered views (2 of 4)") for e in at.expander)
+    codes = [c.value for c in at.code]
+    assert sum("?? not a grid" in c for c in codes) >= 2
+    assert any("why:" in c.value and "view 0" in c.value for c in at.caption)
+    # the legend of the diff marks tells a wrong colour from a shape error
+    assert any("outside the attempt's shape (missing)" in c.value for c in at.caption)
+
+
+def test_back_to_the_table_after_clicking_a_row(runs_dir, monkeypatch):
+    """'← All tasks' after opening a task by clicking its row returns to the table (no stale selection)."""
+    at = page(runs_dir, monkeypatch, run=RUN)
+    key = next(d.key for d in at.dataframe if d.key and d.key.startswith("pred_table"))
+    row = list(at.dataframe[0].value["task"]).index(TASKS[1])
+    at.session_state[key] = {"selection": {"rows": [row], "columns": [], "cells": []}}
+    at.run()
+    assert at.title[0].value == f"Task {TASKS[1]}"
+    at.button(key="to_table").click().run()
+    assert at.title[0].value == "Predictions" and "task" not in at.query_params
+    at.run()
+    assert at.title[0].value == "Predictions"  # and it stays there
+    assert not at.exception
+
+
+def test_downloads_of_a_finished_prediction(runs_dir, monkeypatch):
+    from ttft.runs.predictions import read_prediction
+    from ttft.ui.predict_widgets import submission_bytes
+
+    at = page(runs_dir, monkeypatch, run=RUN)
+    buttons = {b.label: b for b in at.get("download_button")}
+    assert {"submission.json", "predictions.jsonl", "tasks.jsonl", "metrics.json", "config.json"} <= set(buttons)
+    ref = read_prediction(runs_dir / RUN / "predictions" / "ttft-4v", runs_dir)
+    data, complete = submission_bytes(ref)
+    assert complete and json.loads(data) == json.loads((ref.path / "submission.json").read_text())
+
+
+def test_config_differences_show_only_options_that_differ(runs_dir, monkeypatch):
+    at = page(runs_dir, monkeypatch, run=RUN)
+    diff = next(d.value for d in at.dataframe if "option" in d.value.columns)
+    assert len(diff) and not any(o.startswith("train.") for o in diff["option"])  # the baseline has no train config
+    assert "predict.run" in set(diff["option"])  # a run against none is a difference
+    for _, row in diff.iterrows():
+        assert len(set(row.iloc[1:])) > 1, row.to_dict()
+    assert any(m.value.startswith(f"**Config differences** ({len(diff)} options differ)") for m in at.markdown)
+
+
+# --------------------------------------------------------------------------- issue 12: predicting from the UI
+
+
+def test_run_panel_link_opens_the_form_with_the_run(runs_dir, monkeypatch):
+    """``?run=<run folder>&new=1`` (the Fine-tune run panel): the form with that run as the model, even without a
+    prediction of it, its dataset and tasks preselected, and the exact command."""
+    fresh = fake_run(runs_dir / "20261126-fresh", str(runs_dir / RUN / "model"), tasks=TASKS[:2])
+    at = page(runs_dir, monkeypatch, run=str(fresh), new="1")
+    assert not at.exception
+    assert at.title[0].value == "New prediction"
+    assert at.radio(key="pred_l_src").value == "a training run"
+    assert at.selectbox(key="pred_l_run").value == str(fresh)
+    assert at.text_input(key="pred_l.tasks").value == ", ".join(TASKS[:2])
+    assert at.selectbox(key="pred_l.dataset_src").value == "arc-agi-1/evaluation"
+    cmd = next(c.value for c in at.code if c.value.startswith("python -m ttft predict"))
+    assert f"--run {fresh}" in cmd and "--tasks 00576224,0c786b71" in cmd
+    assert f"--out {fresh}/predictions/" in cmd and "--name " in cmd
+    assert not at.button(key="pred_l_go").disabled
+    at.button(key="pred_l_back").click().run()
+    assert at.title[0].value == "Predictions"
+
+
+def test_tasks_page_link_preselects_the_dataset_and_task(runs_dir, monkeypatch):
+    at = page(runs_dir, monkeypatch, dataset="arc-agi-1/training", task="007bbfb7", new="1")
+    assert not at.exception and at.title[0].value == "New prediction"
+    assert at.text_input(key="pred_l.tasks").value == "007bbfb7"
+    assert at.selectbox(key="pred_l.dataset_src").value == "arc-agi-1/training"
+    cmd = next(c.value for c in at.code if c.value.startswith("python -m ttft predict"))
+    assert "--dataset arc-agi-1/training" in cmd and "--tasks 007bbfb7" in cmd
+
+
+def test_a_run_folder_given_as_base_model_is_refused_with_the_fix(runs_dir, monkeypatch):
+    at = page(runs_dir, monkeypatch, new="1")
+    at.radio(key="pred_l_src").set_value("a base model").run()
+    at.radio(key="pred_l_base_src").set_value("local folder").run()
+    at.text_input(key="pred_l_base").input(str(runs_dir / RUN)).run()
+    assert any("is a training run folder, not a model" in e.value for e in at.error)
+    assert at.button(key="pred_l_go").disabled
+    at.button(key="pred_l_use_run").click().run()
+    assert at.radio(key="pred_l_src").value == "a training run"
+    cmd = next(c.value for c in at.code if c.value.startswith("python -m ttft predict"))
+    assert f"--run {runs_dir / RUN}" in cmd
+
+
+def _job(root: Path, name: str, out: Path, status: dict, argv_extra=()) -> Path:
+    d = root / name
+    d.mkdir(parents=True)
+    argv = ["predict", "--run", str(root / RUN), *argv_extra, "--out", str(out), "--json"]
+    write_json_atomic(d / "job.json", {"argv": argv, "kind": "cpu", "created": 2000.0, "queued_at": 2000.0,
+                                       "config": {"run": str(root / RUN), "views": 4, "out": str(out)}})
+    write_json_atomic(d / "status.json", status)
+    return d
+
+
+def test_a_failed_prediction_job_shows_its_error(tmp_path, monkeypatch):
+    """A job that failed before writing its folder (exit 2) is listed, with the error it recorded."""
+    root = tmp_path / "runs"
+    model = tiny_model_dir(tmp_path / "tiny")
+    fake_run(root / RUN, model)
+    out = root / RUN / "predictions" / "broken"
+    job = _job(root, "20261126-predict-broken", out, {"status": "failed", "exit_code": 2, "ended": 2001.0,
+                                                       "error": "predict: tasks: unknown task id 'nope1234'"})
+    (job / "stderr.txt").write_text("predict: tasks: unknown task id 'nope1234'\n")
+    at = page(root, monkeypatch, run=RUN, pred="broken")
+    assert not at.exception
+    assert at.selectbox(key="pred_name").value == "broken"
+    assert any("failed: predict: tasks: unknown task id 'nope1234'" in e.value for e in at.error)
+
+
+def test_a_running_prediction_shows_live_progress_and_stop(tmp_path, monkeypatch):
+    """A running prediction (this process stands in for its job): progress per task and views, and Stop."""
+    from ttft.runs.rundir import process_start_time
+
+    root = tmp_path / "runs"
+    model = tiny_model_dir(tmp_path / "tiny")
+    run = fake_run(root / RUN, model)
+    out = run / "predictions" / "live"
+    make_prediction(monkeypatch, out, run=str(run))
+    (out / "metrics.json").unlink()
+    (out / "submission.json").unlink()
+    lines = (out / "tasks.jsonl").read_text().splitlines()
+    (out / "tasks.jsonl").write_text(lines[0] + "\n")
+    st = json.loads((out / "status.json").read_text())
+    now = time.time()
+    st.update(status="running", pid=os.getpid(), pid_start=process_start_time(os.getpid()), started=now - 30,
+              done=1, total=3, views_done=4, views_total=12)
+    st.pop("ended", None)
+    write_json_atomic(out / "status.json", st)
+    at = page(root, monkeypatch, run=RUN, pred="live")
+    assert not at.exception
+    bar = at.get("progress")[0]
+    assert "Running · 1/3 tasks · 4/12 views" in bar.proto.text and "left" in bar.proto.text
+    assert at.button(key="pred_stop") is not None and not at.button(key="pred_stop").disabled
+    assert list(at.dataframe[0].value["task"]) == [TASKS[0]]  # the finished task is there already
+    assert "submission.json (partial)" in [b.label for b in at.get("download_button")]

@@ -8,19 +8,25 @@ parsed, and mapped back with the view's inverse (``invert_grid(role='output')``)
 votes; ties are broken by the mean log-probability of the generated tokens (then by the first view): the top two are
 attempt 1 and attempt 2 (:func:`vote`).
 
+Tasks are predicted in order, in groups whose views are batched together: a first group of one task, then groups
+twice as large up to about four batches of views (:func:`_groups`), so the first results come within seconds and the
+later groups batch as fully as one big group would. A task's result is written as soon as its last view is generated
+(not at the end of its group), and ``status.json`` counts the tasks and views done after every batch.
+
 :func:`run_prediction` writes a prediction folder (docs/predictions.md): ``config.json``, ``status.json``,
 ``predictions.jsonl`` (one line per view), ``tasks.jsonl`` (one line per task: attempts, candidates, metrics),
 ``metrics.json`` and a Kaggle ``submission.json``. SIGTERM/SIGINT stop it between batches with status ``stopped``
-(what is done is kept and scored). Nothing here imports streamlit.
+(the tasks finished are kept and scored, in the metrics and the submission). Nothing here imports streamlit.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -35,28 +41,11 @@ from ttft.engine.predict_config import PredictConfig, PredictError
 from ttft.engine.sources import resolve_source, select
 from ttft.engine.views import max_output_tokens, output_token_estimate, view_specs
 from ttft.runs.lifecycle import RunLifecycle
+from ttft.runs.predictions import submission  # noqa: F401 (Kaggle's format; re-exported)
 from ttft.runs.rundir import RunDir, append_jsonl, runs_root, safe_name, write_json_atomic
 
 #: folder (under the runs folder) of predictions of bare base models made without --out
 BASELINES_DIR = "baselines"
-
-
-# --------------------------------------------------------------------------- config
-
-
-# --------------------------------------------------------------------------- views
-
-
-# --------------------------------------------------------------------------- voting
-
-
-# --------------------------------------------------------------------------- the model source
-
-
-# --------------------------------------------------------------------------- loading
-
-
-# --------------------------------------------------------------------------- generation
 
 
 # --------------------------------------------------------------------------- items
@@ -76,6 +65,7 @@ class ViewItem:
     out: Generated | None = None
     grid: np.ndarray | None = None
     parse_reason: str | None = None
+    finished: bool = False  # parsed (finish_item ran)
 
     @property
     def ok(self) -> bool:
@@ -106,6 +96,7 @@ def build_items(task: Task, cfg: PredictConfig, pred: Predictor, limit: int) -> 
 
 def finish_item(item: ViewItem, pred: Predictor) -> None:
     """Parse the generated text and map the grid back to the original frame."""
+    item.finished = True
     if item.out is None:
         item.parse_reason = item.reason or "not generated"
         return
@@ -120,8 +111,11 @@ def finish_item(item: ViewItem, pred: Predictor) -> None:
 
 
 def run_items(pred: Predictor, items: list[ViewItem], batch_size: int, cfg: PredictConfig,
-              should_stop: Callable[[], bool] = lambda: False) -> int:
+              should_stop: Callable[[], bool] = lambda: False,
+              on_batch: Callable[[list[ViewItem]], None] | None = None) -> int:
     """Generate every item that has a prompt, longest first, in batches; returns the number of generate calls.
+    The items of each batch are parsed (:func:`finish_item`) as soon as it is generated, then ``on_batch(batch)``
+    is called (the caller writes the tasks it completed); the items without a prompt are finished at the end.
     Stops early (leaving items without output) when ``should_stop()`` turns true between batches."""
     todo = sorted((it for it in items if it.prompt is not None), key=lambda it: (-len(it.prompt), -it.max_new))
     calls = 0
@@ -140,10 +134,14 @@ def run_items(pred: Predictor, items: list[ViewItem], batch_size: int, cfg: Pred
                         cfg.temperature, cfg.top_p, seed=cfg.seed + k)
         for it, o in zip(batch, outs):
             it.out = o
+            finish_item(it, pred)
         calls += 1
         k += bs
+        if on_batch is not None:
+            on_batch(batch)
     for it in items:
-        finish_item(it, pred)
+        if not it.finished:
+            finish_item(it, pred)
     return calls
 
 
@@ -210,21 +208,6 @@ def item_line(it: ViewItem, truth: np.ndarray | None) -> dict:
         "prompt_tokens": None if it.prompt is None else int(len(it.prompt)),
         "correct": None if truth is None else M.same_grid(it.grid, truth),
     }
-
-
-def submission(task_ids: Sequence[str], results: dict[str, dict], n_tests: dict[str, int]) -> dict:
-    """Kaggle's submission: ``{task_id: [{"attempt_1": grid, "attempt_2": grid}, ...]}``, one dict per test input,
-    every task present; a missing attempt is ``[[0]]``."""
-    sub = {}
-    for tid in task_ids:
-        tests = {t["test_index"]: t for t in results.get(tid, {}).get("tests", [])}
-        rows = []
-        for i in range(n_tests[tid]):
-            att = tests.get(i, {}).get("attempts") or [None, None]
-            rows.append({"attempt_1": att[0] if att[0] is not None else [[0]],
-                         "attempt_2": att[1] if len(att) > 1 and att[1] is not None else [[0]]})
-        sub[tid] = rows
-    return sub
 
 
 # --------------------------------------------------------------------------- the whole prediction
@@ -301,13 +284,16 @@ def run_prediction(cfg: PredictConfig, log: Callable[[str], None] = lambda m: No
     t0 = time.time()
     # the run's lifecycle: running (pid, start time) → finished / stopped (SIGTERM/SIGINT between batches) / failed;
     # its signal handlers are installed only in the main thread and restored at the end
-    with RunLifecycle(run, stop_message="stopping after the current batch").start(done=0, total=len(tasks)) as stop:
+    views_total = sum(cfg.views * len(t.test) for t in tasks)
+    with RunLifecycle(run, stop_message="stopping after the current batch").start(
+            done=0, total=len(tasks), views_done=0, views_total=views_total) as stop:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         pred = load_predictor(source, device, cfg.dtype)
         limit = min(cfg.max_seq_len or source.encoding.max_seq_len, pred.context)
         log(f"predicting {len(tasks)} task(s) of {spec} with {source.describe()}, {cfg.views} views, on {device}")
-        results, gen_s, n_pred = _predict_tasks(cfg, pred, tasks, limit, run, stop, log)
+        prog = _predict_tasks(cfg, pred, tasks, limit, run, stop, log)
+        results, gen_s, n_pred = prog.results, prog.gen_s, prog.n_pred
         status = "stopped" if stop.requested else "finished"
         per_task = {tid: r["metrics"] for tid, r in results.items()}
         summary = M.summarize(per_task)
@@ -322,50 +308,100 @@ def run_prediction(cfg: PredictConfig, log: Callable[[str], None] = lambda m: No
             "selected_tasks": len(tasks)})
         write_json_compact(out / "submission.json", submission([t.id for t in tasks], results,
                                                                {t.id: len(t.test) for t in tasks}))
-        stop.finish(status, done=len(results), summary=summary)
+        stop.finish(status, done=len(results), views_done=prog.views_done, summary=summary)
         log(f"{status}: {len(results)} task(s), pass@2 {summary.get('pass_at_2')}, accuracy "
             f"{summary.get('accuracy')}, val loss {summary.get('val_loss')}; {out}")
         return PredictResult(str(out), status, summary, n_pred, pps, wall)
 
 
 def _groups(tasks: list[Task], pred: Predictor, cfg: PredictConfig) -> list[list[Task]]:
-    """Tasks predicted together: one per adapter for per-task runs, else chunks of about 4 batches of views."""
+    """Tasks predicted together, in order: one per adapter for per-task runs; else a first group of one task (its
+    result is readable within seconds), then groups twice as large, up to about 4 batches of views (the batching
+    of one big group, less the first few tasks)."""
     if pred.source.kind == "per-task":
         return [[t] for t in tasks]
-    per_chunk = max(1, (cfg.batch_size or 32) * 4 // max(1, cfg.views))
-    return [tasks[i:i + per_chunk] for i in range(0, len(tasks), per_chunk)]
+    cap = max(1, (cfg.batch_size or 32) * 4 // max(1, cfg.views))
+    out, i, n = [], 0, 1
+    while i < len(tasks):
+        out.append(tasks[i:i + n])
+        i += n
+        n = min(cap, 2 * n)
+    return out
 
 
-def _predict_tasks(cfg, pred: Predictor, tasks, limit, run: RunDir, stop: RunLifecycle, log):
-    results: dict[str, dict] = {}
-    gen_s, n_pred = 0.0, 0
+class _Progress:
+    """What is done: the tasks written (``results``), the views generated or given up, generation time."""
+
+    def __init__(self, cfg: PredictConfig, tasks: list[Task]):
+        self.results: dict[str, dict] = {}
+        self.views_done = 0
+        self.views_total = sum(cfg.views * len(t.test) for t in tasks)
+        self.n_pred = 0
+        self.gen_s = 0.0
+
+
+def _predict_tasks(cfg: PredictConfig, pred: Predictor, tasks: list[Task], limit: int, run: RunDir,
+                   stop: RunLifecycle, log: Callable[[str], None]) -> _Progress:
+    """Predict the tasks group by group, writing each task (its views' lines in predictions.jsonl, its line in
+    tasks.jsonl) as soon as its last view is generated and the progress into status.json after every batch.
+    A stop (between batches) keeps the tasks written."""
+    prog = _Progress(cfg, tasks)
     for group in _groups(tasks, pred, cfg):
         if stop.requested:
             break
-        adapter = pred.use(group[0].id)
-        if not pred.adapter_enabled(group[0].id):
-            log(f"task {group[0].id}: the run has no adapter for it; predicted with the base model")
-        ctx = _no_adapter(pred) if not pred.adapter_enabled(group[0].id) else _null()
-        with ctx:
-            items = [it for t in group for it in build_items(t, cfg, pred, limit)]
-            t1 = time.time()
-            run_items(pred, items, cfg.batch_size, cfg, lambda: stop.requested)
-            gen_s += time.time() - t1
-            if stop.requested and any(it.prompt is not None and it.out is None for it in items):
-                break  # this group was cut short: keep only whole tasks
-            vl = {t.id: val_losses(pred, t, limit) if cfg.val_loss else [None] * len(t.test) for t in group}
-        for t in group:
-            its = [it for it in items if it.task == t.id]
-            n_pred += sum(it.out is not None for it in its)
-            truth = {i: p.output for i, p in enumerate(t.test)}
-            for it in sorted(its, key=lambda it: (it.test_index, it.view)):
-                append_jsonl(run.path / "predictions.jsonl", item_line(it, truth[it.test_index]))
-            res = task_result(t, its, vl[t.id], adapter if pred.adapter_enabled(t.id) else None)
-            append_jsonl(run.path / "tasks.jsonl", res)
-            results[t.id] = res
-        run.update_status(done=len(results))
-        log(f"{len(results)}/{len(tasks)} tasks")
-    return results, gen_s, n_pred
+        _predict_group(group, prog, cfg, pred, limit, run, stop, log, len(tasks))
+        stop.update(done=len(prog.results), views_done=prog.views_done)
+    return prog
+
+
+def _predict_group(group: list[Task], prog: _Progress, cfg: PredictConfig, pred: Predictor, limit: int,
+                   run: RunDir, stop: RunLifecycle, log: Callable[[str], None], n_tasks: int) -> None:
+    adapter = pred.use(group[0].id)
+    enabled = pred.adapter_enabled(group[0].id)
+    if not enabled:
+        log(f"task {group[0].id}: the run has no adapter for it; predicted with the base model")
+        adapter = None
+    with _no_adapter(pred) if not enabled else _null():
+        items = [it for t in group for it in build_items(t, cfg, pred, limit)]
+        pending = {t.id: (t, [it for it in items if it.task == t.id]) for t in group}
+        prog.views_done += sum(it.prompt is None for it in items)  # too long: given up, not generated
+        side = 0.0  # seconds spent writing tasks (and their val loss) between batches
+
+        def on_batch(batch: list[ViewItem]) -> None:
+            nonlocal side
+            t2 = time.time()
+            prog.views_done += len(batch)
+            _write_done(pending, prog, cfg, pred, limit, run, adapter)
+            stop.update(done=len(prog.results), views_done=prog.views_done)
+            log(f"{len(prog.results)}/{n_tasks} tasks, {prog.views_done}/{prog.views_total} views")
+            side += time.time() - t2
+
+        _write_done(pending, prog, cfg, pred, limit, run, adapter)  # tasks with nothing to generate
+        t1 = time.time()
+        run_items(pred, items, cfg.batch_size, cfg, lambda: stop.requested, on_batch)
+        prog.gen_s += time.time() - t1 - side
+        if not stop.requested:
+            _write_done(pending, prog, cfg, pred, limit, run, adapter)
+
+
+def _write_done(pending: dict[str, tuple[Task, list[ViewItem]]], prog: _Progress, cfg: PredictConfig,
+                pred: Predictor, limit: int, run: RunDir, adapter: str | None) -> None:
+    """Write the pending tasks whose every view is generated (or given up as too long), in group order."""
+    for tid, (t, its) in list(pending.items()):
+        if any(it.prompt is not None and it.out is None for it in its):
+            continue
+        del pending[tid]
+        for it in its:
+            if not it.finished:
+                finish_item(it, pred)
+        vl = val_losses(pred, t, limit) if cfg.val_loss else [None] * len(t.test)
+        prog.n_pred += sum(it.out is not None for it in its)
+        truth = {i: p.output for i, p in enumerate(t.test)}
+        for it in sorted(its, key=lambda it: (it.test_index, it.view)):
+            append_jsonl(run.path / "predictions.jsonl", item_line(it, truth[it.test_index]))
+        res = task_result(t, its, vl, adapter)
+        append_jsonl(run.path / "tasks.jsonl", res)
+        prog.results[tid] = res
 
 
 class _null:
@@ -379,11 +415,5 @@ class _null:
 def _no_adapter(pred: Predictor):
     """The base model for a task without its own adapter in a per-task run."""
     return pred.model.disable_adapter()
-
-
-# --------------------------------------------------------------------------- reading prediction folders
-
-
-# --------------------------------------------------------------------------- background launch
 
 

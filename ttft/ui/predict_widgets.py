@@ -1,26 +1,34 @@
-"""Streamlit building blocks of the Predictions page: the run/prediction picker, the task table and task view,
-charts, before/after, run comparison and the launch form.
+"""Streamlit building blocks of the Predictions page: reading prediction folders (cached on file mtimes), the
+run/prediction picker, the status with live progress and Stop, the summary, the downloads and the task table.
 
-Data comes from :mod:`ttft.predict` (prediction folders) and pictures/tables from :mod:`ttft.predviz`.
+The task view is :mod:`ttft.ui.predict_task_view`, charts / before-after / comparison :mod:`ttft.ui.predict_compare`,
+the New-prediction form :mod:`ttft.ui.predict_launch`. Data comes from :mod:`ttft.runs.predictions` (prediction
+folders, and the prediction jobs that have not written theirs yet), pictures and tables from :mod:`ttft.views.predviz`.
+
+Refreshing: while a prediction is queued, running or stopping, the status, summary and task table redraw themselves
+every :data:`LIVE_S` seconds (a fragment), and the whole page reruns when a prediction starts, ends or appears. When
+nothing is live nothing reruns by itself (an idle tab costs nothing); **Refresh** rereads the folders.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import streamlit as st
 
-from ttft.core.metrics import as_grid, same_grid
-from ttft.engine.commands import launch_prediction
-from ttft.engine.predict import BASELINES_DIR
-from ttft.engine.predict_config import PredictConfig
-from ttft.options import ConfigError
-from ttft.runs.predictions import PredictionRef, find_predictions, read_prediction
-from ttft.runs.rundir import read_json, runs_root
-from ttft.ui import forms
+from ttft.core.metrics import as_grid
+from ttft.runs import jobs, registry
+from ttft.runs.predictions import PredictionRef, find_predictions, partial_submission, read_prediction
+from ttft.runs.rundir import runs_root
 from ttft.ui import widgets as w
 from ttft.views import predviz as pv
+
+#: seconds between redraws of the live parts while a prediction is active
+LIVE_S = 2.0
+#: a Stop sends SIGTERM (the prediction ends after its current batch); SIGKILL only after this many seconds
+STOP_TIMEOUT_S = 300.0
 
 PCT = st.column_config.NumberColumn(format="percent")
 LOSS = st.column_config.NumberColumn(format="%.4f")
@@ -38,6 +46,9 @@ TASK_COLUMNS = {
     "n_test": st.column_config.NumberColumn("tests"),
     "top_votes": st.column_config.NumberColumn("top votes", help="votes of attempt 1 (first test)"),
 }
+#: plain-text state labels (no emoji font needed)
+STATE_TEXT = {"queued": "queued", "running": "running", "stopping": "stopping", "stopped": "stopped",
+              "finished": "finished", "failed": "failed", "lost": "lost"}
 
 
 # --------------------------------------------------------------------------- reading (cached on file mtimes)
@@ -45,7 +56,8 @@ TASK_COLUMNS = {
 
 def _mtime(p: Path) -> float:
     try:
-        return p.stat().st_mtime_ns
+        s = p.stat()
+        return s.st_mtime_ns + s.st_size
     except OSError:
         return 0
 
@@ -88,25 +100,58 @@ def _diff_png(pred: bytes, pshape: tuple, truth: bytes, tshape: tuple) -> bytes:
     return pv.diff_png(p, t)
 
 
-def diff_image(pred, truth, caption: str | None = None) -> None:
+def diff_png_of(pred, truth) -> bytes:
     p, t = as_grid(pred), as_grid(truth)
-    st.image(_diff_png(p.tobytes(), p.shape, t.tobytes(), t.shape), caption=caption, output_format="PNG")
+    return _diff_png(p.tobytes(), p.shape, t.tobytes(), t.shape)
+
+
+def diff_image(pred, truth, caption: str | None = None) -> None:
+    st.image(diff_png_of(pred, truth), caption=caption, output_format="PNG")
 
 
 def all_predictions() -> list[PredictionRef]:
-    return find_predictions(runs_root())
+    """Every prediction folder in the runs folder, and the prediction jobs that have not written theirs yet."""
+    return find_predictions(runs_root(), jobs=True)
+
+
+def reread(ref: PredictionRef) -> PredictionRef:
+    """The same prediction as it is now (a pending job's folder may have appeared since)."""
+    if (ref.path / "config.json").exists():
+        return read_prediction(ref.path, runs_root())
+    return next((r for r in all_predictions() if r.path == ref.path), ref)
 
 
 # --------------------------------------------------------------------------- picker
 
 
+def _key_of(qrun: str, runs: list[str]) -> str:
+    """A ``run`` query parameter as a run key: keys as they are, a folder path relative to the runs folder."""
+    if qrun in runs:
+        return qrun
+    p = Path(qrun).expanduser()
+    try:
+        rel = p.resolve().relative_to(runs_root().resolve()).as_posix()
+    except (ValueError, OSError):
+        return qrun
+    return rel if rel in runs else qrun
+
+
 def picker(refs: list[PredictionRef]) -> PredictionRef | None:
-    """Run and prediction selectboxes in the sidebar, mirrored in ``?run=`` and ``?pred=`` (the URL wins)."""
+    """Run and prediction selectboxes in the sidebar, mirrored in ``?run=`` and ``?pred=`` (the URL wins). Opened
+    with ``?dataset=…&task=…`` and no run, the newest prediction holding that task is chosen."""
     runs = list(dict.fromkeys(r.run_key for r in refs))
     qrun, qpred = w.query_param("run"), w.query_param("pred")
+    qtask, qds = w.query_param("task"), w.query_param("dataset")
+    if qrun is not None:
+        qrun = _key_of(qrun, runs)
     if qrun is not None and qrun not in runs:
         st.error(f"No predictions of run {qrun!r} in {runs_root()}.")
         qrun = qpred = None
+    if qrun is None and qtask and "pred_run" not in st.session_state:
+        hit = next((r for r in refs if qtask in (r.config.get("tasks") or ())
+                    and (not qds or r.config.get("dataset") == qds)), None)
+        if hit is not None:
+            qrun, qpred = hit.run_key, hit.name
     if qrun is not None:
         st.session_state["pred_run"] = qrun
     elif st.session_state.get("pred_run") not in runs:
@@ -123,9 +168,10 @@ def picker(refs: list[PredictionRef]) -> PredictionRef | None:
         st.session_state["pred_name"] = qpred
     elif st.session_state.get("pred_name") not in names:
         st.session_state["pred_name"] = names[0]
+    states = {r.name: r.state for r in mine}
     name = st.sidebar.selectbox("Prediction", names, key="pred_name",
                                 on_change=lambda: w.set_query_params(pred=st.session_state["pred_name"], task=None),
-                                format_func=lambda n: f"{n} ({next(r.state for r in mine if r.name == n)})")
+                                format_func=lambda n: f"{n} ({STATE_TEXT.get(states.get(n), states.get(n))})")
     w.set_query_params(run=run, pred=name)
     return next(r for r in mine if r.name == name)
 
@@ -134,16 +180,171 @@ def caption(ref: PredictionRef) -> str:
     c = ref.config
     src = c.get("source") or {}
     kinds = {"adapter": "adapter", "per-task": "per-task adapters", "full": "full fine-tune"}
-    what = f"base model {src.get('model', {}).get('base_model')}" if src.get("kind") == "base" else \
-        f"{kinds.get(src.get('kind'), src.get('kind'))} of run {ref.run_key}"
+    if src.get("kind") == "base" or (not src and c.get("base_model")):
+        what = f"base model {src.get('model', {}).get('base_model') or c.get('base_model')}"
+    elif src:
+        what = f"{kinds.get(src.get('kind'), src.get('kind'))} of run {ref.run_key}"
+    else:
+        what = f"run {c.get('run') or ref.run_key}"
     sampled = "sampled" if c.get("sample") else "greedy"
-    return (f"{what} · {c.get('dataset')} · {len(c.get('tasks', []))} tasks · {c.get('views')} views, {sampled} · "
-            f"{ref.state}")
+    n = len(c.get("tasks") or []) or "the run's / every"
+    return (f"{what} · {c.get('dataset') or 'the run’s dataset'} · {n} tasks · {c.get('views')} views, {sampled} · "
+            f"{STATE_TEXT.get(ref.state, ref.state)}")
+
+
+# --------------------------------------------------------------------------- status, progress, stop
+
+
+def _dur(s: float | None) -> str:
+    if s is None:
+        return "?"
+    s = int(round(s))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else (f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s")
+
+
+def progress_text(ref: PredictionRef, n_done: int | None = None) -> str:
+    """Tasks and views done, time so far and an estimate of the time left (plain text)."""
+    p = ref.progress(n_done)
+    parts = [f"{p.done}/{p.total if p.total is not None else '?'} tasks"]
+    if p.views_total:
+        parts.append(f"{p.views_done or 0}/{p.views_total} views")
+    if p.elapsed_s is not None:
+        parts.append(f"{_dur(p.elapsed_s)} so far" if ref.live else f"{_dur(p.elapsed_s)} in all")
+    if p.eta_s is not None:
+        parts.append(f"about {_dur(p.eta_s)} left")
+    return " · ".join(parts)
+
+
+def _stop(target: str, label: str) -> None:
+    cfg = registry.JobConfig.from_env()
+    try:
+        before = registry.get_job(target, cfg.root).status
+        jobs.stop(target, cfg, wait=False, timeout=max(STOP_TIMEOUT_S, cfg.stop_timeout_s))
+    except (registry.JobError, OSError) as e:
+        st.session_state["_pred_msg"] = ("error", f"Could not stop {label}: {e}")
+        return
+    if before == "queued":
+        msg = f"Took {label} out of the queue: it never starts."
+    else:
+        msg = (f"Stopping {label}: it finishes its current batch and ends 'stopped', keeping the tasks done "
+               "(their metrics and submission).")
+    st.session_state["_pred_msg"] = ("info", msg)
+
+
+def show_message() -> None:
+    msg = st.session_state.pop("_pred_msg", None)
+    if msg:
+        getattr(st, msg[0])(msg[1])
+
+
+def _job_stderr(ref: PredictionRef, n: int = 3000) -> str:
+    if ref.job is None:
+        return ""
+    try:
+        return (ref.job / "stderr.txt").read_text(errors="replace")[-n:]
+    except OSError:
+        return ""
+
+
+def status(ref: PredictionRef, n_done: int | None = None) -> None:
+    """The prediction's state, honestly: queued (position), running with progress and Stop, stopping, stopped
+    (the tasks kept), failed (the error, its traceback or the job's stderr), lost, or finished."""
+    s = ref.state
+    text = progress_text(ref, n_done)
+    label = f"{ref.label}"
+    if s in ("running", "stopping", "queued"):
+        c = st.columns([5, 1], vertical_alignment="center")
+        if s == "queued":
+            pos = ref.status.get("position")
+            c[0].info(f"Queued{f' (position {pos})' if pos else ''}: waits for a free slot; it is listed here and "
+                      "starts by itself.")
+        else:
+            frac = ref.progress(n_done).fraction
+            c[0].progress(frac, text=("Stopping after the current batch · " if s == "stopping" else "Running · ")
+                          + text)
+        c[1].button("Stop", key="pred_stop", on_click=_stop, args=(str(ref.stop_target), label),
+                    disabled=s == "stopping", help="SIGTERM: it ends after the current batch, keeping the tasks done")
+    elif s == "failed":
+        st.error(f"This prediction failed: {ref.error or 'no error recorded'}")
+        tb = ref.status.get("traceback") or _job_stderr(ref)
+        if tb:
+            with st.expander("Traceback / stderr"):
+                st.code(tb, language=None)
+    elif s == "lost":
+        st.warning(f"This prediction is lost: {ref.status.get('note') or 'its process ended without a final status'}"
+                   f" (killed, out of memory, or the machine restarted). {text}; the tasks written are shown.")
+    elif s == "stopped":
+        st.info(f"Stopped: {text}. The tasks done are kept; the metrics and the submission cover them "
+                f"{'(the rest are [[0]] in submission.json)' if (ref.path / 'submission.json').exists() else ''}"
+                + (f" · {ref.status['note']}" if ref.status.get("note") else ""))
+    elif s == "finished":
+        st.caption(f"Finished · {text}")
+
+
+def other_live(refs: list[PredictionRef], ref: PredictionRef) -> None:
+    """The other predictions still live, each with its progress and a button to open it."""
+    for r in refs:
+        if r.live and r.path != ref.path:
+            c = st.columns([5, 1], vertical_alignment="center")
+            c[0].caption(f"Also {STATE_TEXT.get(r.state, r.state)}: {r.label} · {progress_text(r)}")
+            c[1].button("Open", key=f"pred_open_live_{r.label}", on_click=w.set_query_params,
+                        kwargs={"run": r.run_key, "pred": r.name, "task": None})
+
+
+def live_signature(refs: list[PredictionRef]) -> tuple:
+    """What a full rerun depends on: the predictions listed, their states and whether their folder exists."""
+    return tuple((r.label, r.state, r.pending) for r in refs)
+
+
+def live_block(ref: PredictionRef, refs: list[PredictionRef], draw, key: str, watch_all: bool = True) -> None:
+    """``draw(ref, refs)`` once, or, while any prediction is live, every :data:`LIVE_S` s in a fragment. With
+    ``watch_all`` the fragment lists the predictions again and reruns the whole page when one starts, ends or
+    appears; else it rereads only ``ref``."""
+    if not any(r.live for r in refs):
+        draw(ref, refs)
+        return
+    sig = live_signature(refs)
+    flag = f"_pred_live_{key}"
+
+    @st.fragment(run_every=LIVE_S)
+    def _live() -> None:
+        cur, cur_refs = ref, refs
+        if st.session_state.get(flag) == sig:  # a rerun of the fragment alone: read the folders again
+            from ttft.ui.jobs_widgets import cheap_reruns
+
+            cheap_reruns()
+            if watch_all:
+                cur_refs = all_predictions()
+                if live_signature(cur_refs) != sig:
+                    st.rerun(scope="app")
+                cur = next((r for r in cur_refs if r.path == ref.path), ref)
+            else:
+                cur = reread(ref)
+        draw(cur, cur_refs)
+
+    st.session_state[flag] = None  # the full run draws what it has just read
+    _live()
+    st.session_state[flag] = sig
+
+
+def refresh_button() -> None:
+    st.button("Refresh", key="pred_refresh", help="Read the runs folder again (the page refreshes by itself only "
+              "while a prediction is live)")
+
+
+# --------------------------------------------------------------------------- summary and downloads
+
+
+def summary_of(ref: PredictionRef) -> dict:
+    """metrics.json's summary, or (while it runs, or when it ended without one) the mean over the tasks done."""
+    from ttft.core import metrics as M
+
+    return ref.metrics().get("summary") or M.summarize({r["task"]: r["metrics"] for r in tasks_of(ref)})
 
 
 def summary(ref: PredictionRef) -> None:
-    s = ref.summary()
     m = ref.metrics()
+    s = m.get("summary") or summary_of(ref)
 
     def pct(k):
         return "—" if s.get(k) is None else f"{100 * s[k]:.1f}%"
@@ -161,11 +362,49 @@ def summary(ref: PredictionRef) -> None:
     if m.get("predictions_per_second"):
         st.caption(f"{m.get('n_predictions')} view predictions at {m['predictions_per_second']:.1f}/s · "
                    f"{m.get('wall_seconds', 0):.1f} s in all")
-    if ref.state in ("running", "lost", "failed", "stopped"):
-        st.warning(f"This prediction is {ref.state}: {ref.status.get('done', 0)}/{ref.status.get('total', '?')} "
-                   f"tasks done. {ref.status.get('error') or ''}")
-        if ref.state == "running":
-            st.button("Refresh", key="pred_refresh", icon=":material/refresh:")
+
+
+def _n_tests(ref: PredictionRef) -> dict[str, int] | None:
+    """Test inputs per selected task (from the dataset), so a partial submission lists every task."""
+    try:
+        ds = w.load_dataset(ref.config["dataset"])
+        return {t: len(ds.tasks[t].test) for t in ref.config.get("tasks", []) if t in ds.tasks}
+    except Exception:  # noqa: BLE001 — a dataset that moved: only the tasks done are listed
+        return None
+
+
+def submission_bytes(ref: PredictionRef) -> tuple[bytes, bool]:
+    """(submission.json's bytes, complete): the file the prediction wrote, or, while it runs or when it ended
+    without one, the submission of the tasks done so far (``[[0]]`` for the rest)."""
+    f = ref.path / "submission.json"
+    if f.exists():
+        return f.read_bytes(), True
+    return (json.dumps(partial_submission(ref, _n_tests(ref)), separators=(",", ":")) + "\n").encode(), False
+
+
+def _file_data(path: Path):
+    return lambda: path.read_bytes() if path.exists() else b""
+
+
+def downloads(ref: PredictionRef) -> None:
+    """Download buttons: submission.json (or the partial one), predictions.jsonl, tasks.jsonl, metrics.json and
+    config.json; each file is read only when its button is clicked."""
+    d = ref.path
+    done = (d / "submission.json").exists()
+    c = st.columns(5)
+    c[0].download_button("submission.json" if done else "submission.json (partial)",
+                         lambda: submission_bytes(ref)[0], file_name=f"{ref.name}-submission.json",
+                         mime="application/json", key="pred_dl_submission", on_click="ignore",
+                         help="Kaggle's format: two attempts per test input" + ("" if done else
+                              "; so far only the tasks done (the rest [[0]])"), icon=":material/download:")
+    for col, (fname, mime, what) in zip(c[1:], (
+            ("predictions.jsonl", "application/jsonl", "one line per view: raw text, grid, reason, log-prob"),
+            ("tasks.jsonl", "application/jsonl", "one line per task: attempts, candidates, metrics"),
+            ("metrics.json", "application/json", "the summary and per-task metrics"),
+            ("config.json", "application/json", "every option of the prediction"))):
+        col.download_button(fname, _file_data(d / fname), file_name=f"{ref.name}-{fname}", mime=mime,
+                            key=f"pred_dl_{fname}", on_click="ignore", disabled=not (d / fname).exists(),
+                            help=what, icon=":material/download:")
 
 
 # --------------------------------------------------------------------------- task table
@@ -175,10 +414,18 @@ def open_task(tid: str | None) -> None:
     w.set_query_params(task=tid)
 
 
+def _table_key() -> str:
+    """The task table's widget key: a new one after each row click, so the table the user returns to ('← All
+    tasks') has no selection left that would open the same task again."""
+    return f"pred_table_{st.session_state.get('_pred_table_n', 0)}"
+
+
 def task_table(ref: PredictionRef) -> None:
+    import pandas as pd
+
     df = pv.task_frame(tasks_of(ref))
     if df.empty:
-        st.info("No task is done yet.")
+        st.info("No task is done yet." + (" They appear here as they finish." if ref.live else ""))
         return
     f = st.columns([2, 2, 2, 3, 2], vertical_alignment="bottom")
     solved = f[0].selectbox("Solved", ["all", "solved", "unsolved"], key="pred_f_solved")
@@ -186,198 +433,23 @@ def task_table(ref: PredictionRef) -> None:
     pix = f[2].slider("Pixel accuracy ≥", 0.0, 1.0, 0.0, 0.05, key="pred_f_pixels")
     losses = df["val_loss"].dropna()
     loss = None
-    if len(losses) and losses.max() > losses.min():
+    if len(losses) and losses.max() > losses.min() and not ref.live:  # (a live table's range would keep moving)
         lo, hi = float(losses.min()), float(losses.max())
         rng = f[3].slider("Val loss", lo, hi, (lo, hi), key="pred_f_loss")
         loss = None if rng == (lo, hi) else rng
     text = f[4].text_input("Task id contains", key="pred_f_text")
-    shown = pv.filter_tasks(df, solved, pix, loss, size, text)
-    st.caption(f"{len(shown)} of {len(df)} tasks · click a row to open the task, or a column header to sort")
+    shown: pd.DataFrame = pv.filter_tasks(df, solved, pix, loss, size, text)
+    total = len(ref.config.get("tasks") or []) or len(df)
+    st.caption(f"{len(shown)} of {len(df)} tasks done" + (f" (of {total})" if total != len(df) else "")
+               + " · click a row to open the task, or a column header to sort")
     ev = st.dataframe(shown, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
-                      key="pred_table", column_config=TASK_COLUMNS)
+                      key=_table_key(), column_config=TASK_COLUMNS)
     rows = ev.selection.rows if ev is not None and hasattr(ev, "selection") else []
-    if rows:
+    if rows and rows[0] < len(shown):
+        st.session_state["_pred_table_n"] = st.session_state.get("_pred_table_n", 0) + 1
         open_task(shown.iloc[rows[0]]["task"])
-        st.rerun()
+        st.rerun(scope="app")
     c = st.columns([3, 1], vertical_alignment="bottom")
     tid = c[0].selectbox("Open a task", shown["task"].tolist(), key="pred_open", index=None,
                          placeholder="task id…")
     c[1].button("Open", key="pred_open_btn", on_click=open_task, args=(tid,), disabled=tid is None)
-
-
-# --------------------------------------------------------------------------- task view
-
-
-def _badges(att, truth) -> None:
-    if att is None:
-        st.badge("no attempt", color="gray")
-        return
-    if truth is None:
-        return
-    if same_grid(att, truth):
-        st.badge("right", icon=":material/check:", color="green")
-        return
-    st.badge("wrong", icon=":material/close:", color="red")
-    if as_grid(att).shape != as_grid(truth).shape:
-        st.badge(f"shape mismatch: {pv.shape_text(att)} vs {pv.shape_text(truth)}", icon=":material/aspect_ratio:",
-                 color="orange")
-
-
-def task_view(ref: PredictionRef, task_id: str, numbers: bool = False) -> None:
-    rows = tasks_of(ref)
-    ids = [r["task"] for r in rows]
-    r = next((x for x in rows if x["task"] == task_id), None)
-    if r is None:
-        st.error(f"Task {task_id!r} is not in prediction {ref.label}.")
-        st.button("← All tasks", on_click=open_task, args=(None,), key="to_table")
-        return
-    k = ids.index(task_id)
-    top = st.columns([6, 1, 1, 1], vertical_alignment="bottom")
-    top[0].title(f"Task {task_id}")
-    top[1].button("← All tasks", on_click=open_task, args=(None,), key="to_table")
-    top[2].button("◀ Prev", on_click=open_task, args=(ids[k - 1] if k else None,), disabled=k == 0, key="prev")
-    top[3].button("Next ▶", on_click=open_task, args=(ids[k + 1] if k + 1 < len(ids) else None,),
-                  disabled=k + 1 >= len(ids), key="next")
-    m = r["metrics"]
-
-    def pct(key):
-        return "—" if m.get(key) is None else f"{100 * m[key]:.0f}%"
-
-    vl = "—" if m.get("val_loss") is None else f"{m['val_loss']:.4f}"
-    st.caption(f"{ref.label} · {k + 1} of {len(ids)} · {'solved' if m.get('solved') else 'not solved'} · pass@2 "
-               f"{pct('pass_at_2')} · accuracy {pct('accuracy')} · pixels {pct('correct_pixels')} · unanswered "
-               f"{pct('unanswered')} · val loss {vl}" + (f" · adapter {r['adapter']}" if r.get("adapter") else ""))
-    views = views_of(ref)
-    for t in r["tests"]:
-        i, truth = t["test_index"], t.get("truth")
-        st.subheader(f"Test {i + 1}")
-        cols = st.columns(4, gap="medium")
-        inp = as_grid(t["input"])
-        cols[0].markdown(f"**Test input** · {pv.shape_text(inp)}")
-        with cols[0]:
-            w.grid_image(inp, numbers=numbers)
-        cols[1].markdown(f"**Truth** · {pv.shape_text(truth)}" if truth is not None else "**Truth** · hidden")
-        if truth is not None:
-            with cols[1]:
-                w.grid_image(as_grid(truth), numbers=numbers)
-        cands = t.get("candidates", [])
-        for a in range(2):
-            att = t["attempts"][a] if a < len(t["attempts"]) else None
-            with cols[2 + a]:
-                votes = f" · {cands[a]['votes']} of {t['n_views']} votes" if a < len(cands) else ""
-                st.markdown(f"**Attempt {a + 1}** · {pv.shape_text(att)}{votes}")
-                if att is not None:
-                    w.grid_image(as_grid(att), numbers=numbers)
-                _badges(att, truth)
-                if att is not None and truth is not None and not same_grid(att, truth):
-                    diff_image(att, truth, caption="wrong or missing cells crossed")
-        st.markdown("**Candidates** (votes over the views, mean log-prob of the generated tokens)")
-        st.dataframe(pv.candidate_frame(t, views.get((task_id, i), [])), hide_index=True, width="stretch",
-                     column_config={"mean_logprob": st.column_config.NumberColumn(format="%.4f")})
-        with st.expander(f"Every view ({t['n_views']})"):
-            st.dataframe(pv.view_frame(views.get((task_id, i), [])), hide_index=True, width="stretch")
-
-
-# --------------------------------------------------------------------------- charts, before/after, compare
-
-
-def _entry(ref: PredictionRef) -> dict:
-    run = ref.source_run
-    st_ = (read_json(run / "status.json") or {}) if run else {}
-    train_s = st_["ended"] - st_["started"] if isinstance(st_.get("ended"), (int, float)) and isinstance(
-        st_.get("started"), (int, float)) else None
-    return {"label": ref.label, "summary": ref.summary(), "metrics": ref.metrics(), "train_seconds": train_s}
-
-
-def charts(ref: PredictionRef, refs: list[PredictionRef]) -> None:
-    st.subheader("Training loss of the run")
-    log_y = st.toggle("Log scale", key="pred_log_y")
-    st.plotly_chart(pv.loss_curves_figure({ref.run_key: curve_of(ref)}, log_y=log_y), key="pred_loss_fig")
-    st.subheader("Accuracy and val loss per prediction")
-    same = [r for r in refs if r.config.get("dataset") == ref.config.get("dataset")][:20]
-    st.caption(f"The {len(same)} newest predictions on {ref.config.get('dataset')}")
-    st.plotly_chart(pv.runs_figure(pv.compare_frame([_entry(r) for r in reversed(same)]).rename(
-        columns={"val accuracy": "accuracy", "pass@2": "pass_at_2", "val loss": "val_loss"})), key="pred_runs_fig")
-
-
-def before_after(ref: PredictionRef, refs: list[PredictionRef]) -> None:
-    labels = [r.label for r in refs]
-    base = next((r for r in refs if r.run_key.startswith(BASELINES_DIR) or
-                 (r.config.get("source") or {}).get("kind") == "base"), None)
-    c = st.columns(2)
-    b = c[0].selectbox("Before (e.g. the bare base model)", labels, key="pred_before",
-                       index=labels.index(base.label) if base else min(1, len(labels) - 1))
-    a = c[1].selectbox("After (e.g. a TTFT run)", labels, key="pred_after", index=labels.index(ref.label))
-    rb, ra = refs[labels.index(b)], refs[labels.index(a)]
-    df = pv.flip_frame(tasks_of(rb), tasks_of(ra))
-    if df.empty:
-        st.info("These two predictions have no task in common.")
-        return
-    counts = df["flip"].value_counts()
-    m = st.columns(4)
-    for col, label in zip(m, pv.FLIP_LABELS.values()):
-        col.metric(label, int(counts.get(label, 0)))
-    flipped = df[df["flip"].isin(["unsolved → solved", "solved → unsolved"])]
-    st.markdown(f"**Flipped tasks** ({len(flipped)})")
-    cc = {"loss_before": LOSS, "loss_after": LOSS, "loss_change": LOSS, "pixels_before": PCT, "pixels_after": PCT}
-    st.dataframe(flipped, hide_index=True, width="stretch", column_config=cc)
-    st.plotly_chart(pv.loss_scatter_figure(df), key="pred_scatter")
-    with st.expander(f"All {len(df)} tasks in both"):
-        st.dataframe(df, hide_index=True, width="stretch", column_config=cc)
-
-
-def compare(ref: PredictionRef, refs: list[PredictionRef]) -> None:
-    labels = [r.label for r in refs]
-    default = [ref.label] + [r.label for r in refs if r is not ref and
-                             r.config.get("dataset") == ref.config.get("dataset")][:3]
-    chosen = st.multiselect("Predictions to compare", labels, default=default, key="pred_compare")
-    sel = [refs[labels.index(x)] for x in chosen]
-    if not sel:
-        st.info("Pick predictions to compare.")
-        return
-    st.dataframe(pv.compare_frame([_entry(r) for r in sel]), hide_index=True, width="stretch",
-                 column_config={"val loss": LOSS, "val accuracy": PCT, "pass@2": PCT, "vote_1": PCT,
-                                "train time (s)": SECS, "predict time (s)": SECS})
-    cfgs = {}
-    for r in sel:
-        run = r.source_run
-        train = (read_json(run / "config.json") or {}) if run else {}
-        cfgs[r.label] = {"predict": {k: v for k, v in r.config.items() if k not in ("source", "tasks")},
-                         "train": train}
-    diff = pv.config_diff(cfgs, ignore=("predict.out", "predict.name", "train.tasks"))
-    st.markdown(f"**Config differences** ({len(diff)} options)")
-    st.dataframe(diff, hide_index=True, width="stretch")
-    curves = {r.label: curve_of(r) for r in sel}
-    st.plotly_chart(pv.loss_curves_figure(curves), key="pred_compare_fig")
-
-
-# --------------------------------------------------------------------------- launch
-
-
-def launch_form(ref: PredictionRef | None) -> None:
-    """A new prediction: the model (this prediction's run, or a base model) and every prediction option, generated
-    from PredictConfig; validated before it is queued."""
-    st.markdown("Predict in the background (a `python -m ttft predict` job; it keeps running when the tab closes).")
-    run = str(ref.source_run) if ref is not None and ref.source_run else ""
-    src = st.radio("Model", ["this run", "a base model"] if run else ["a base model"], horizontal=True,
-                   key="pred_l_src")
-    base = ""
-    if src == "a base model":
-        base = st.text_input("Base model", "default", key="pred_l_base",
-                             help=PredictConfig.HELP["base_model"]).strip()
-    initial = PredictConfig(base_model="default",  # (the source is chosen above; the form hides it)
-                            dataset=(ref.config.get("dataset") if ref else None) or "arc-agi-1/evaluation")
-    form = forms.config_form(PredictConfig, "pred_l", order=("Tasks", "Views", "Decoding", "Hardware", "Output"),
-                             hide=("run", "base_model", "out"), initial=initial.to_json())
-    source = {"run": run or None} if src == "this run" else {"base_model": base or None}
-    cfg, error = forms.read_config(PredictConfig, form, base={**PredictConfig().to_json(), **source})
-    if cfg is None:
-        st.error(error)
-    if st.button("Launch prediction", type="primary", disabled=cfg is None, key="pred_l_go"):
-        try:
-            res = launch_prediction(cfg)
-        except (ConfigError, OSError) as e:
-            st.error(f"Not launched: {e}")
-            return
-        st.success(f"Launched{' job ' + res['job'] if res.get('job') else ''}: writing {res['out']}")
-        st.code("python -m ttft " + " ".join(res["argv"]), language="bash")

@@ -4,7 +4,8 @@ figures. Pure functions (data in, bytes/frames/figures out); nothing here import
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,43 +33,96 @@ def wrong_cells(pred: Any, truth: Any) -> np.ndarray:
     return wrong
 
 
+#: what the marks of :func:`diff_png` mean (plain text: no emoji font needed)
+DIFF_LEGEND = ("wrong or missing cells crossed: a crossed colour is a wrong colour; a hatched, crossed blank is a "
+               "cell the truth has outside the attempt's shape (missing); an outlined cell lies outside the truth's "
+               "shape (extra)")
+
+
+def diff_masks(pred: Any, truth: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Over the union of both shapes: cells of both grids with a different colour (``wrong``), cells only the
+    attempt has (``extra``: outside the truth's shape) and cells only the truth has (``missing``: outside the
+    attempt's shape)."""
+    p, t = as_grid(pred), as_grid(truth)
+    if p is None:
+        raise ValueError("diff_masks needs a predicted grid")
+    th, tw = (0, 0) if t is None else t.shape
+    h, w = max(p.shape[0], th), max(p.shape[1], tw)
+    in_p = np.zeros((h, w), dtype=bool)
+    in_p[:p.shape[0], :p.shape[1]] = True
+    in_t = np.zeros((h, w), dtype=bool)
+    in_t[:th, :tw] = True
+    wrong = np.zeros((h, w), dtype=bool)
+    if t is not None:
+        ch, cw = min(p.shape[0], th), min(p.shape[1], tw)
+        wrong[:ch, :cw] = p[:ch, :cw] != t[:ch, :cw]
+    return wrong, in_p & ~in_t, in_t & ~in_p
+
+
 def diff_png(pred: Any, truth: Any, cell: int | None = None) -> bytes:
-    """PNG of ``pred`` with every wrong cell (see :func:`wrong_cells`) outlined and crossed: white marks on dark
-    colours, near-black marks on light ones, so the mark shows on every ARC colour. When ``pred`` is smaller than
-    the truth, the truth's cells it lacks are drawn as empty (backdrop) cells, crossed too."""
+    """PNG of ``pred`` against the truth, over the union of both shapes (:func:`diff_masks`), so that a wrong colour
+    never looks like a shape error:
+
+    * a wrong colour: the attempt's colour, outlined and crossed (white marks on dark colours, near-black on light);
+    * missing (the truth has the cell, the attempt's shape does not): a blank (backdrop) cell, hatched in grey with
+      a thin cross, no outline — nothing was predicted there;
+    * extra (the attempt has the cell, outside the truth's shape): the attempt's colour with a dashed outline;
+    * cells of neither grid (an L-shaped corner): plain backdrop.
+    """
     p = as_grid(pred)
     if p is None:
         raise ValueError("diff_png needs a predicted grid")
-    t = as_grid(truth)
-    h, w = p.shape if t is None else (max(p.shape[0], t.shape[0]), max(p.shape[1], t.shape[1]))
+    wrong, extra, missing = diff_masks(p, truth)
+    h, w = wrong.shape
     canvas = np.zeros((h, w), dtype=np.uint8)
     canvas[:p.shape[0], :p.shape[1]] = p
-    missing = np.zeros((h, w), dtype=bool)
-    if t is not None:
-        missing[:t.shape[0], :t.shape[1]] = True
-        missing[:p.shape[0], :p.shape[1]] = False
-    wrong = np.zeros((h, w), dtype=bool)
-    wrong[:p.shape[0], :p.shape[1]] = wrong_cells(p, truth)
     cell = cell or viz.cell_size_for((h, w))
     img = viz.grid_index_image(canvas, cell, line=1)
-    outside = np.ones((h, w), dtype=bool)  # cells of neither grid (an L-shaped corner): plain backdrop
-    outside[:p.shape[0], :p.shape[1]] = False
-    outside |= missing
-    for i, j in zip(*np.nonzero(outside)):
-        img[i * cell + 1:(i + 1) * cell, j * cell + 1:(j + 1) * cell] = viz.BACKDROP
-    th = max(1, cell // 8)
+    in_p = np.zeros((h, w), dtype=bool)
+    in_p[:p.shape[0], :p.shape[1]] = True
     n = cell - 1
     d = np.arange(n)
-    for i, j in zip(*np.nonzero(wrong | missing)):
+    th = max(1, cell // 8)
+    for i, j in zip(*np.nonzero(~in_p)):  # blank: missing cells and cells of neither grid
+        img[i * cell + 1:(i + 1) * cell, j * cell + 1:(j + 1) * cell] = viz.BACKDROP
+    for i, j in zip(*np.nonzero(wrong | extra | missing)):
         y0, x0 = i * cell + 1, j * cell + 1
         box = img[y0:y0 + n, x0:x0 + n]
         ink = viz.TEXT_DARK if missing[i, j] or not viz._DARK_COLOURS[canvas[i, j]] else viz.TEXT_LIGHT
-        box[:th, :] = box[-th:, :] = box[:, :th] = box[:, -th:] = ink
-        for k in range(th):  # both diagonals, th pixels thick
-            ok = d + k < n
-            box[d[ok], (d + k)[ok]] = ink
-            box[d[ok], (n - 1 - d - k)[ok].clip(0)] = ink
+        if missing[i, j]:
+            yy, xx = np.mgrid[0:n, 0:n]
+            box[(yy + xx) % 4 == 0] = viz.LINE  # grey hatch: a blank, not a colour
+            box[d, d] = ink  # a thin cross
+            box[d, n - 1 - d] = ink
+        elif extra[i, j]:
+            dash = (d // max(2, cell // 5)) % 2 == 0
+            for edge in (box[:th, :], box[-th:, :]):
+                edge[:, dash] = ink
+            for edge in (box[:, :th], box[:, -th:]):
+                edge[dash, :] = ink
+        else:
+            box[:th, :] = box[-th:, :] = box[:, :th] = box[:, -th:] = ink
+            for k in range(th):  # both diagonals, th pixels thick
+                ok = d + k < n
+                box[d[ok], (d + k)[ok]] = ink
+                box[d[ok], (n - 1 - d - k)[ok].clip(0)] = ink
     return viz.encode_png(img)
+
+
+def gallery_html(items: Sequence[tuple[bytes, str]], height: int = 120) -> str:
+    """A wrapping row of PNG images (data URIs) with a caption under each: one HTML block for many small grids
+    (train pairs, candidates) instead of one image element each. Captions are escaped text."""
+    import base64
+    import html
+
+    cells = []
+    for png, caption in items:
+        src = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+        cells.append(f'<figure style="margin:0 14px 10px 0;display:inline-block;vertical-align:top">'
+                     f'<img src="{src}" style="max-height:{height}px;image-rendering:pixelated" alt="">'
+                     f'<figcaption style="font-size:0.8rem;opacity:0.75">{html.escape(caption)}</figcaption>'
+                     "</figure>")
+    return '<div style="display:flex;flex-wrap:wrap;align-items:flex-start">' + "".join(cells) + "</div>"
 
 
 def shape_text(g: Any) -> str:
@@ -267,22 +321,24 @@ def loss_curves_figure(curves: Mapping[str, Mapping[str, np.ndarray]], log_y: bo
 
 
 def runs_figure(rows: pd.DataFrame, height: int = 380) -> go.Figure:
-    """Accuracy and pass@2 (bars, left axis, %) and val loss (diamonds, right axis) per prediction; ``rows`` has
-    columns experiment, accuracy, pass_at_2, val_loss (as :func:`compare_frame`)."""
+    """Accuracy and pass@2 (bars, left axis: shares 0-1 shown as percentages) and val loss (diamonds, right axis)
+    per prediction; ``rows`` has columns experiment, accuracy, pass_at_2, val_loss (as :func:`compare_frame`).
+    The predictions are separate experiments: nothing joins them with a line."""
     x = rows["experiment"].tolist()
-    pct = lambda col: [None if v is None or (isinstance(v, float) and math.isnan(v)) else 100 * v  # noqa: E731
-                       for v in rows[col]]
+    share = lambda col: [None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)  # noqa: E731
+                         for v in rows[col]]
     fig = go.Figure([
-        go.Bar(x=x, y=pct("accuracy"), name="accuracy", marker_color=BLUE,
-               hovertemplate="%{x}<br>accuracy %{y:.1f}%<extra></extra>"),
-        go.Bar(x=x, y=pct("pass_at_2"), name="pass@2", marker_color=GREEN,
-               hovertemplate="%{x}<br>pass@2 %{y:.1f}%<extra></extra>"),
-        go.Scatter(x=x, y=rows["val_loss"].tolist(), name="val loss", yaxis="y2", mode="markers+lines",
-                   marker=dict(color=ORANGE, size=11, symbol="diamond"), line=dict(color=ORANGE, dash="dot"),
+        go.Bar(x=x, y=share("accuracy"), name="accuracy", marker_color=BLUE,
+               hovertemplate="%{x}<br>accuracy %{y:.1%}<extra></extra>"),
+        go.Bar(x=x, y=share("pass_at_2"), name="pass@2", marker_color=GREEN,
+               hovertemplate="%{x}<br>pass@2 %{y:.1%}<extra></extra>"),
+        go.Scatter(x=x, y=rows["val_loss"].tolist(), name="val loss", yaxis="y2", mode="markers",
+                   marker=dict(color=ORANGE, size=11, symbol="diamond"),
                    hovertemplate="%{x}<br>val loss %{y:.4f}<extra></extra>"),
     ])
     fig.update_layout(height=height, barmode="group", margin=dict(l=10, r=10, t=30, b=10), plot_bgcolor="white",
-                      yaxis=dict(title="%", rangemode="tozero", gridcolor="#EEE"),
+                      yaxis=dict(title="share of view predictions / tasks", tickformat=".0%", rangemode="tozero",
+                                 gridcolor="#EEE"),
                       yaxis2=dict(title="val loss", overlaying="y", side="right", showgrid=False,
                                   rangemode="tozero"),
                       legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
@@ -307,7 +363,10 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def config_diff(configs: Mapping[str, Mapping[str, Any]], ignore: Sequence[str] = ()) -> pd.DataFrame:
-    """The options whose values differ between configs: one row per option, one column per config label."""
+    """The options whose values differ between configs: one row per option, one column per config label. An option
+    only some configs have (a bare model's prediction has no training config; an option added later) is not a
+    difference: a row needs two configs that both have the option, with different values (None counts as a
+    value: a run against no run). Absent and None values show as '—'."""
     flat = {label: flatten(c) for label, c in configs.items()}
     keys = sorted({k for f in flat.values() for k in f})
     rows = []
@@ -315,7 +374,8 @@ def config_diff(configs: Mapping[str, Mapping[str, Any]], ignore: Sequence[str] 
         if any(k == i or k.startswith(i + ".") for i in ignore):
             continue
         vals = [f.get(k) for f in flat.values()]
-        if len({repr(v) for v in vals}) > 1:
+        present = {repr(f[k]) for f in flat.values() if k in f}
+        if len(present) > 1:
             rows.append({"option": k, **{label: "—" if v is None else str(v) for label, v in zip(flat, vals)}})
     return pd.DataFrame(rows, columns=["option", *configs])
 
