@@ -34,7 +34,7 @@ from ttft.core import metrics as M
 from ttft.core.augment import AugmentSpec, apply_task, invert_grid
 from ttft.core.compose import InverseError
 from ttft.core.data import Task
-from ttft.core.encoding import IGNORE_INDEX, EncodingConfig, parse_output, tokenize_task
+from ttft.core.encoding import IGNORE_INDEX, parse_output, tokenize_task, val_encoding
 from ttft.core.voting import attempts_of, vote
 from ttft.engine.generate import Generated, Predictor, auto_batch_size, generate, load_predictor
 from ttft.engine.predict_config import PredictConfig, PredictError
@@ -94,13 +94,14 @@ def build_items(task: Task, cfg: PredictConfig, pred: Predictor, limit: int) -> 
     return items
 
 
-def finish_item(item: ViewItem, pred: Predictor) -> None:
-    """Parse the generated text and map the grid back to the original frame."""
+def finish_item(item: ViewItem, pred: Predictor, lenient: bool = False) -> None:
+    """Parse the generated text (``lenient``: arc24's parser, ignoring a disagreeing shape header or row numbers)
+    and map the grid back to the original frame."""
     item.finished = True
     if item.out is None:
         item.parse_reason = item.reason or "not generated"
         return
-    res = parse_output(item.out.text, pred.source.encoding, pred.tokenizer)
+    res = parse_output(item.out.text, pred.source.encoding, pred.tokenizer, lenient=lenient)
     if not res.ok:
         item.parse_reason = res.reason
         return
@@ -134,28 +135,29 @@ def run_items(pred: Predictor, items: list[ViewItem], batch_size: int, cfg: Pred
                         cfg.temperature, cfg.top_p, seed=cfg.seed + k)
         for it, o in zip(batch, outs):
             it.out = o
-            finish_item(it, pred)
+            finish_item(it, pred, cfg.lenient_parse)
         calls += 1
         k += bs
         if on_batch is not None:
             on_batch(batch)
     for it in items:
         if not it.finished:
-            finish_item(it, pred)
+            finish_item(it, pred, cfg.lenient_parse)
     return calls
 
 
 # --------------------------------------------------------------------------- val loss
 
 
-def val_losses(pred: Predictor, task: Task, limit: int) -> list[float | None]:
-    """Per test output, the mean loss on its tokens (test output + end of sequence; the training ValSet's
-    definition: no augmentation, loss on the test output only); None when unknown or longer than ``limit``."""
+def val_losses(pred: Predictor, task: Task, limit: int, covers: str = "test-output") -> list[float | None]:
+    """Per test output, the mean loss on its tokens (the training ValSet's definition, no augmentation: by default
+    the test output + end of sequence; ``covers="as-trained"``: the tokens training puts the loss on); None when
+    unknown or longer than ``limit``."""
     import torch
 
     from ttft.core.tokenizer import is_embedded
 
-    enc = EncodingConfig(**{**pred.source.encoding.to_json(), "loss_on": "test"})
+    enc = val_encoding(pred.source.encoding, covers)
     tok_arg = None if is_embedded(pred.tokenizer) else pred.tokenizer
     out: list[float | None] = []
     for k, p in enumerate(task.test):
@@ -226,7 +228,8 @@ class PredictResult:
         s = self.summary
         return {"out_dir": self.out_dir, "status": self.status, "n_tasks": s.get("n_tasks"),
                 **{k: s.get(k) for k in ("accuracy", "pass_at_2", "vote_1", "pass_n", "correct_pixels",
-                                         "correct_size", "unanswered", "val_loss", "solved", "n_scored")},
+                                         "max_correct_pixels", "correct_size", "any_correct_size", "unanswered",
+                                         "val_loss", "solved", "n_scored")},
                 "n_predictions": self.n_predictions, "predictions_per_second": self.predictions_per_second,
                 "wall_seconds": self.wall_seconds}
 
@@ -393,8 +396,8 @@ def _write_done(pending: dict[str, tuple[Task, list[ViewItem]]], prog: _Progress
         del pending[tid]
         for it in its:
             if not it.finished:
-                finish_item(it, pred)
-        vl = val_losses(pred, t, limit) if cfg.val_loss else [None] * len(t.test)
+                finish_item(it, pred, cfg.lenient_parse)
+        vl = val_losses(pred, t, limit, cfg.val_loss_on) if cfg.val_loss else [None] * len(t.test)
         prog.n_pred += sum(it.out is not None for it in its)
         truth = {i: p.output for i, p in enumerate(t.test)}
         for it in sorted(its, key=lambda it: (it.test_index, it.view)):
