@@ -101,8 +101,9 @@ def open_page(browser, url: str, text: str, settle: float):
                            " return a && a.getAttribute('data-test-script-state') === 'notRunning'; }",
                            timeout=120_000)
     time.sleep(settle)  # lazy loads, the first fragment rerun
-    if page.locator("[data-testid='stException']").count():
-        raise RuntimeError(f"{url}: the page shows an exception")
+    exc = page.locator("[data-testid='stException']")
+    if exc.count():
+        errors.append("the page shows an exception: " + exc.first.inner_text()[:300].replace("\n", " "))
     return ctx, errors
 
 
@@ -144,8 +145,8 @@ def main() -> None:
                         path, text = pages[name]
                         ctx, errors = open_page(browser, url + path, text, a.settle)
                         results[name] = measure(proc, a.seconds)
-                        if errors:
-                            print(f"{name}_js_errors: {len(errors)}")
+                        for e in errors:
+                            print(f"{name}_error: {e}")
                         ctx.close()
                         time.sleep(1.0)
                     print(f"{name}_cpu_pct: {results[name]:.2f}", flush=True)

@@ -4,9 +4,9 @@ their own processes (:mod:`ttft.runs.jobs`); this only reads their run directori
 launch, stop, resume or delete.
 
 Refreshing costs nothing measurable while no job is active: the runs list is then drawn once, and a watcher polls a
-cheap signature of the runs folder (the names and the status/job files' mtimes) every 2 s, rerunning the page only
-when it changed (a run launched by command line appears by itself). While a job is queued, running or stopping, the
-list is redrawn every 2 s (live progress, a killed process shows ``lost``).
+cheap signature of the runs folder (the names and the status/job files' mtimes) every 5 s, rerunning the page only
+when it changed (a run launched by command line appears by itself; the page's own actions rerun it at once). While a
+job is queued, running or stopping, the list is redrawn every 2 s (live progress, a killed process shows ``lost``).
 """
 
 from __future__ import annotations
@@ -162,7 +162,9 @@ STATUS_COLOR = {"queued": "gray", "running": "blue", "stopping": "orange", "stop
                 "failed": "red", "lost": "violet"}
 #: how often (seconds) the page looks for changes: the live list while a job is active, the cheap watcher else
 LIVE_S = 2.0
-IDLE_POLL_S = 2.0
+#: (a timed fragment rerun costs ~10 ms of Streamlit's own server time however little it does: every 5 s, 0.2 %
+#: of a core; bench/bench_idle.py)
+IDLE_POLL_S = 5.0
 
 
 def job_config() -> registry.JobConfig:
@@ -331,7 +333,7 @@ def runs_list(root: Path, js: list[registry.Job] | None = None) -> None:
 
 def watch(root: Path) -> None:
     """Rerun the page when the runs folder changes (a run appears, is deleted, or writes its status): a timed
-    fragment that draws nothing and costs a few ``stat`` calls."""
+    fragment (every ``IDLE_POLL_S``) that draws nothing and costs a few ``stat`` calls."""
     st.session_state["_ft_files"] = files_signature(root)
 
     @st.fragment(run_every=IDLE_POLL_S)
