@@ -59,6 +59,19 @@ def test_opens_on_the_task_of_its_query_parameters(runs_dir):
     assert "Train pairs" in texts(at)
 
 
+def test_the_tasks_page_links_here_with_its_dataset_and_task(runs_dir):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.switch_page("pages/1_Tasks.py")
+    at.query_params["dataset"], at.query_params["task"] = DATASET, TASKS[2]
+    at.run()
+    link = next(pl for pl in at.get("page_link") if pl.proto.label == "Try a run on it")
+    assert link.proto.page.endswith("6_Try.py") or link.proto.page == "Try", link.proto.page
+    params = dict(kv.split("=", 1) for kv in link.proto.query_string.split("&"))
+    assert params["task"] == TASKS[2] and params["dataset"].replace("%2F", "/") == DATASET
+    at = page(dataset=DATASET, task=TASKS[2])
+    assert not at.exception and at.selectbox(key="try_task").value == TASKS[2]
+
+
 def test_run_query_parameter_preselects_a_finished_run(runs_dir):
     at = page(dataset=DATASET, task=TASKS[0], run=RUN)
     assert not at.exception
