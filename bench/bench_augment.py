@@ -93,10 +93,12 @@ def main() -> None:
         "augment_tasks_per_s": _rate(tasks, augment, args.passes),
         "encode_tokenize_tasks_per_s": _rate(tasks, lambda t: tokenize_task(t, cfg), args.passes),
         "augment_encode_tokenize_tasks_per_s": _rate(tasks, lambda t: tokenize_task(augment(t), cfg), args.passes),
-        "augment_encode_tokenize_loaded_tokenizer_tasks_per_s":
-            _rate(tasks, lambda t: tokenize_task(augment(t), cfg, tok), args.passes),
-        "augment_encode_tokenize_real_tokenizer_call_tasks_per_s":
-            _rate(tasks, lambda t: tokenize_task(augment(t), cfg, tok, fast=False), max(1, args.passes // 2)),
+        "augment_encode_tokenize_loaded_tokenizer_tasks_per_s": _rate(
+            tasks, lambda t: tokenize_task(augment(t), cfg, tok), args.passes
+        ),
+        "augment_encode_tokenize_real_tokenizer_call_tasks_per_s": _rate(
+            tasks, lambda t: tokenize_task(augment(t), cfg, tok, fast=False), max(1, args.passes // 2)
+        ),
     }
     tokens = sum(tokenize_task(t, cfg).n_tokens for t in tasks)
     main_rate = figures["augment_encode_tokenize_tasks_per_s"]

@@ -55,19 +55,43 @@ def synth_runs(root: Path, n: int, lines: int = 300) -> None:
             start = t
             for s in range(1, steps + 1):
                 t += 0.5
-                r = {"step": g + s, "time": t, "elapsed": t - start, "loss": 2.0 / s ** 0.3, "lr": 1e-4,
-                     "tokens": 300 * s, "tokens_per_second": 600.0}
+                r = {
+                    "step": g + s,
+                    "time": t,
+                    "elapsed": t - start,
+                    "loss": 2.0 / s**0.3,
+                    "lr": 1e-4,
+                    "tokens": 300 * s,
+                    "tokens_per_second": 600.0,
+                }
                 if task:
                     r.update(task=task, task_step=s)
                 rows.append(r)
             t += 1.0
-            rows.append({"step": g + steps, "time": t, "eval_loss": 0.8, "final": True,
-                         **({"task": task, "val_loss_before": 1.2} if task else {})})
+            rows.append(
+                {
+                    "step": g + steps,
+                    "time": t,
+                    "eval_loss": 0.8,
+                    "final": True,
+                    **({"task": task, "val_loss_before": 1.2} if task else {}),
+                }
+            )
             g += steps
         (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         (d / "log.txt").write_text("".join(f"step {r['step']} loss {r.get('loss', 0):.4f}\n" for r in rows[-40:]))
-        write_json_atomic(d / "status.json", {"status": "finished", "step": g, "max_steps": g, "started": t0 + i * 1000,
-                                              "ended": t, "final_loss": rows[-2]["loss"], "val_loss": 0.8})
+        write_json_atomic(
+            d / "status.json",
+            {
+                "status": "finished",
+                "step": g,
+                "max_steps": g,
+                "started": t0 + i * 1000,
+                "ended": t,
+                "final_loss": rows[-2]["loss"],
+                "val_loss": 0.8,
+            },
+        )
 
 
 def cpu_seconds(proc: psutil.Process) -> float:
@@ -97,9 +121,11 @@ def open_page(browser, url: str, text: str, settle: float):
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(url, timeout=120_000)
     page.get_by_text(text).first.wait_for(timeout=120_000)
-    page.wait_for_function("() => { const a = document.querySelector('[data-testid=stApp]');"
-                           " return a && a.getAttribute('data-test-script-state') === 'notRunning'; }",
-                           timeout=120_000)
+    page.wait_for_function(
+        "() => { const a = document.querySelector('[data-testid=stApp]');"
+        " return a && a.getAttribute('data-test-script-state') === 'notRunning'; }",
+        timeout=120_000,
+    )
     time.sleep(settle)  # lazy loads, the first fragment rerun
     exc = page.locator("[data-testid='stException']")
     if exc.count():
@@ -118,8 +144,11 @@ def main() -> None:
 
     from playwright.sync_api import sync_playwright
 
-    pages = {"home": ("", "ARC test-time fine-tuning workbench"), "finetune": ("/Fine-tune", "python -m ttft train"),
-             "predictions": ("/Predictions", "Predictions")}
+    pages = {
+        "home": ("", "ARC test-time fine-tuning workbench"),
+        "finetune": ("/Fine-tune", "python -m ttft train"),
+        "predictions": ("/Predictions", "Predictions"),
+    }
     with tempfile.TemporaryDirectory() as tmp:
         runs = Path(tmp) / "runs"
         synth_runs(runs, a.runs)

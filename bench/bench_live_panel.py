@@ -29,9 +29,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def line(i: int, t0: float, rng: random.Random) -> str:
-    rec = {"step": i, "time": t0 + 0.5 * i, "loss": 3.0 * (1 + i) ** -0.2 + 0.1 * rng.random(),
-           "lr": 1e-4 * (1 - i / 20000), "grad_norm": rng.random(), "epoch": i / 400, "tokens": 900 * i,
-           "tokens_per_second": 1800 + 100 * rng.random(), "elapsed": 0.5 * i}
+    rec = {
+        "step": i,
+        "time": t0 + 0.5 * i,
+        "loss": 3.0 * (1 + i) ** -0.2 + 0.1 * rng.random(),
+        "lr": 1e-4 * (1 - i / 20000),
+        "grad_norm": rng.random(),
+        "epoch": i / 400,
+        "tokens": 900 * i,
+        "tokens_per_second": 1800 + 100 * rng.random(),
+        "elapsed": 0.5 * i,
+    }
     if i % 500 == 0:
         rec["eval_loss"] = 2.5 * (1 + i) ** -0.2
     return json.dumps(rec, separators=(",", ":")) + "\n"
@@ -45,8 +53,9 @@ def write_run(d: Path, n: int) -> Path:
     t0 = time.time() - n
     (d / "metrics.jsonl").write_text("".join(line(i, t0, rng) for i in range(1, n + 1)))
     write_json_atomic(d / "config.json", {"mode": "ttft"})
-    write_json_atomic(d / "status.json", {"status": "running", "step": n, "max_steps": 2 * n, "pid": os.getpid(),
-                                          "started": t0})
+    write_json_atomic(
+        d / "status.json", {"status": "running", "step": n, "max_steps": 2 * n, "pid": os.getpid(), "started": t0}
+    )
     return d
 
 

@@ -91,10 +91,15 @@ def main() -> None:
         for it in its:
             ids = torch.as_tensor(it.prompt[None])
             with torch.no_grad():
-                out = pred.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
-                                          max_new_tokens=it.max_new, eos_token_id=pred.stop_ids,
-                                          pad_token_id=pred.pad_id)
-            toks = [int(t) for t in out[0, ids.shape[1]:]]
+                out = pred.model.generate(
+                    input_ids=ids,
+                    attention_mask=torch.ones_like(ids),
+                    do_sample=False,
+                    max_new_tokens=it.max_new,
+                    eos_token_id=pred.stop_ids,
+                    pad_token_id=pred.pad_id,
+                )
+            toks = [int(t) for t in out[0, ids.shape[1] :]]
             cut = next((i + 1 for i, t in enumerate(toks) if t in pred.stop_ids), len(toks))
             it.out = Generated(toks[:cut], [], pred.tokenizer.decode(toks[:cut], skip_special_tokens=False))
             finish_item(it, pred)

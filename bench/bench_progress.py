@@ -41,22 +41,40 @@ def main() -> None:
     ap.add_argument("--views", type=int, default=8)
     ap.add_argument("--window", type=float, default=45.0, help="seconds the job runs before it is stopped")
     ap.add_argument("--threads", type=int, default=0, help="--threads of the job (0: torch's default)")
-    ap.add_argument("--max-new-tokens", type=int, default=0, help="--max-new-tokens of the job (0: the engine's "
-                    "budget, a 30x30 grid per view)")
+    ap.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=0,
+        help="--max-new-tokens of the job (0: the engine's budget, a 30x30 grid per view)",
+    )
     ap.add_argument("--timeout", type=float, default=300.0)
     args = ap.parse_args()
 
     out = Path(tempfile.mkdtemp(prefix="bench_progress_")) / "pred"
-    cmd = [sys.executable, "-m", "ttft", "predict", "--base-model", "default", "--dataset", args.dataset,
-           "--views", str(args.views), "--out", str(out), "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ttft",
+        "predict",
+        "--base-model",
+        "default",
+        "--dataset",
+        args.dataset,
+        "--views",
+        str(args.views),
+        "--out",
+        str(out),
+        "--json",
+    ]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
     if args.max_new_tokens:
         cmd += ["--max-new-tokens", str(args.max_new_tokens)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     t0 = time.monotonic()
-    p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         start_new_session=True)
+    p = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     t_running = t_first = None
     first_task = None
     try:

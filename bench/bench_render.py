@@ -28,8 +28,10 @@ def baseline_png(g, cell):
     d = ImageDraw.Draw(im)
     for i in range(h):
         for j in range(w):
-            d.rectangle([j * cell + 1, i * cell + 1, (j + 1) * cell - 1, (i + 1) * cell - 1],
-                        fill=tuple(int(v) for v in viz.PALETTE_RGB[g[i, j]]))
+            d.rectangle(
+                [j * cell + 1, i * cell + 1, (j + 1) * cell - 1, (i + 1) * cell - 1],
+                fill=tuple(int(v) for v in viz.PALETTE_RGB[g[i, j]]),
+            )
     buf = io.BytesIO()
     im.save(buf, format="PNG")
     return buf.getvalue()

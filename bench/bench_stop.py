@@ -75,12 +75,32 @@ def main() -> None:
         elif embedded_model_available():
             model, init, label = "default", [], "embedded"
         else:
-            model, init, label = "default", ["--init", "random"], "embedded architecture, random init (weights not " \
-                                                                  "installed yet)"
+            model, init, label = (
+                "default",
+                ["--init", "random"],
+                "embedded architecture, random init (weights not installed yet)",
+            )
         cfg = registry.JobConfig(runs_dir=str(tmp / "runs"), poll_s=0.1, stop_timeout_s=30)
-        argv = ["train", "--base-model", model, "--dataset", "arc-agi-1/evaluation", "--tasks", "00576224,0c786b71",
-                "--steps", "100000", "--threads", str(a.threads), "--val", "none", "--save-steps", "100000",
-                "--device", "cpu", *init]
+        argv = [
+            "train",
+            "--base-model",
+            model,
+            "--dataset",
+            "arc-agi-1/evaluation",
+            "--tasks",
+            "00576224,0c786b71",
+            "--steps",
+            "100000",
+            "--threads",
+            str(a.threads),
+            "--val",
+            "none",
+            "--save-steps",
+            "100000",
+            "--device",
+            "cpu",
+            *init,
+        ]
 
         def started_job(min_steps: int = 3):
             job = commands.launch_command(argv, cfg)

@@ -41,12 +41,30 @@ def bare_server():
     import urllib.request
 
     d = Path(tempfile.mkdtemp())
-    (d / "bare.py").write_text("import streamlit as st\nimport numpy as np\nfrom PIL import Image\n"
-                               "st.image(Image.fromarray(np.zeros((8, 8, 3), np.uint8)), output_format='PNG')\n")
+    (d / "bare.py").write_text(
+        "import streamlit as st\nimport numpy as np\nfrom PIL import Image\n"
+        "st.image(Image.fromarray(np.zeros((8, 8, 3), np.uint8)), output_format='PNG')\n"
+    )
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "bare.py", "--server.port", str(port),
-                             "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-                            cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "bare.py",
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=d,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     for _ in range(200):
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1)

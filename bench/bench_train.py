@@ -1,8 +1,8 @@
 """Training benchmarks (issue 4), CPU.
 
-1. Overhead: `ttft.engine.train.train()` (Trainer + callbacks + on-the-fly augmentation) tokens/s against a plain PyTorch
-   loop (forward, backward, AdamW step) on the same model architecture and the same token stream (the loop replays
-   exactly the samples the Trainer drew), measured in one run, alternating, median of the repeats.
+1. Overhead: `ttft.engine.train.train()` (Trainer + callbacks + on-the-fly augmentation) tokens/s against a plain
+   PyTorch loop (forward, backward, AdamW step) on the same model architecture and the same token stream (the loop
+   replays exactly the samples the Trainer drew), measured in one run, alternating, median of the repeats.
    Target: ratio >= 0.95.
 2. A CPU test-time fine-tune of the default model: `python -m ttft train --mode ttft --per-task` for 100 steps on a
    few ARC-AGI-1 evaluation tasks in a subprocess: peak RSS (target < 2 GB) and seconds per task; baseline for
@@ -43,10 +43,18 @@ def run_ttft_train(steps: int, run_dir: Path, seed: int):
     samples.SampleStream.__getitem__ = recording
     try:
         cfg = train_config.TrainConfig(
-            mode="finetune", dataset="arc-agi-1/training", steps=steps, lr=1e-3, seed=seed, val="none",
-            save_steps=10_000, logging_steps=1, max_task_tokens=1500,
+            mode="finetune",
+            dataset="arc-agi-1/training",
+            steps=steps,
+            lr=1e-3,
+            seed=seed,
+            val="none",
+            save_steps=10_000,
+            logging_steps=1,
+            max_task_tokens=1500,
             model=ModelConfig(init="random", full_finetune=True),
-            encoding=EncodingConfig(max_seq_len=2048, loss_on="outputs"), augment=AugmentOptions(),
+            encoding=EncodingConfig(max_seq_len=2048, loss_on="outputs"),
+            augment=AugmentOptions(),
         )
         t0 = time.perf_counter()
         res = train.train(cfg, run_dir=str(run_dir), log=lambda *a: None)
@@ -98,11 +106,13 @@ def run_plain_loop(cfg, drawn: list[int]):
 def peak_rss_mb(cmd: list[str], env: dict) -> tuple[float, float, subprocess.CompletedProcess]:
     """Peak RSS (MB) and wall time of a child process (RUSAGE_CHILDREN is a max over waited-for children, so each
     measurement runs in its own fresh wrapper process)."""
-    wrapper = ("import resource, subprocess, sys, time, json; t=time.perf_counter(); "
-               "r=subprocess.run(sys.argv[1:], capture_output=True, text=True); "
-               "print(json.dumps({'rc': r.returncode, 'wall': time.perf_counter()-t, "
-               "'rss_kb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, 'out': r.stdout[-2000:], "
-               "'err': r.stderr[-2000:]}))")
+    wrapper = (
+        "import resource, subprocess, sys, time, json; t=time.perf_counter(); "
+        "r=subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+        "print(json.dumps({'rc': r.returncode, 'wall': time.perf_counter()-t, "
+        "'rss_kb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, 'out': r.stdout[-2000:], "
+        "'err': r.stderr[-2000:]}))"
+    )
     r = subprocess.run([sys.executable, "-c", wrapper, *cmd], capture_output=True, text=True, env=env, cwd=ROOT)
     d = json.loads(r.stdout.strip().splitlines()[-1])
     if d["rc"] != 0:
@@ -147,14 +157,34 @@ def main():
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     base_mb, _, _ = peak_rss_mb([sys.executable, "-c", "import torch, transformers, peft, ttft.engine.train"], env)
     with tempfile.TemporaryDirectory() as d:
-        cmd = [sys.executable, "-m", "ttft", "train", "--mode", "ttft", "--per-task", "--dataset",
-               "arc-agi-1/evaluation", "--tasks", ",".join(ids), "--steps", str(args.ttft_steps), "--lr", "1e-4",
-               "--save-steps", "1000", "--run-dir", str(Path(d) / "ttft"), "--json"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "ttft",
+            "train",
+            "--mode",
+            "ttft",
+            "--per-task",
+            "--dataset",
+            "arc-agi-1/evaluation",
+            "--tasks",
+            ",".join(ids),
+            "--steps",
+            str(args.ttft_steps),
+            "--lr",
+            "1e-4",
+            "--save-steps",
+            "1000",
+            "--run-dir",
+            str(Path(d) / "ttft"),
+            "--json",
+        ]
         if not embedded_model_available():
             cmd += ["--init", "random"]
         mb, wall, out = peak_rss_mb(cmd, env)
     res = json.loads(out["out"].strip().splitlines()[-1])
-    print(f"ttft_model: {'embedded (shipped weights)' if embedded_model_available() else 'embedded architecture, random init'}")
+    model = "embedded (shipped weights)" if embedded_model_available() else "embedded architecture, random init"
+    print(f"ttft_model: {model}")
     print(f"ttft_tasks: {len(ids)} ({','.join(ids)})")
     print(f"ttft_steps_per_task: {args.ttft_steps}")
     print(f"ttft_seconds_per_task: {wall / len(ids):.1f}")

@@ -72,11 +72,20 @@ def one_try(root: Path, task, views: int, full: bool, threads: int | None = None
     else:  # the page's config with another thread count (to compare)
         out = tw.new_out(task.id, root)
         spec = tw.task_file(task, out, DATASET) or DATASET
-        cfg = replace(tw.try_config(spec, task.id, views, base_model="default", out=out,
-                                    max_new_tokens=tw.budget_for(task, MODEL, full)), threads=threads)
+        cfg = replace(
+            tw.try_config(
+                spec, task.id, views, base_model="default", out=out, max_new_tokens=tw.budget_for(task, MODEL, full)
+            ),
+            threads=threads,
+        )
         res = launch_prediction(cfg, registry.JobConfig.from_env(runs_dir=str(root)))
-        entry = {"out": res["out"], "job": str(root / res["job"]), "task": task.id, "clicked": t0,
-                 "launched": time.time()}
+        entry = {
+            "out": res["out"],
+            "job": str(root / res["job"]),
+            "task": task.id,
+            "clicked": t0,
+            "launched": time.time(),
+        }
     status, info = wait_try(entry)
     total = time.time() - t0
     if status != "finished":
@@ -126,10 +135,14 @@ def main() -> None:
     ap.add_argument("--task", default="0c786b71", help="an arc-agi-1/evaluation task under 500 tokens")
     ap.add_argument("--views", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--full-budget", action="store_true",
-                    help="each view may generate a 30x30 grid (the engine's budget) instead of the task-based one")
-    ap.add_argument("--threads-compare", action="store_true",
-                    help="also time tries with torch's default thread count (threads 0)")
+    ap.add_argument(
+        "--full-budget",
+        action="store_true",
+        help="each view may generate a 30x30 grid (the engine's budget) instead of the task-based one",
+    )
+    ap.add_argument(
+        "--threads-compare", action="store_true", help="also time tries with torch's default thread count (threads 0)"
+    )
     args = ap.parse_args()
     task = load_dataset(DATASET)[args.task]  # the page has its dataset loaded (cached) when Try is clicked
     s = task.stats()
@@ -141,12 +154,20 @@ def main() -> None:
     direct_out = root / "direct"
     direct_out.mkdir()
     spec = tw.task_file(task, direct_out, DATASET) or DATASET
-    cfg = tw.try_config(spec, args.task, args.views, base_model="default", out=direct_out,
-                        max_new_tokens=tw.budget_for(task, MODEL, args.full_budget))
+    cfg = tw.try_config(
+        spec,
+        args.task,
+        args.views,
+        base_model="default",
+        out=direct_out,
+        max_new_tokens=tw.budget_for(task, MODEL, args.full_budget),
+    )
     direct_cmd = [sys.executable, "-m", "ttft", *predict_argv(cfg)]
     print(f"task: {args.task} ({s.tokens} tokens, {s.n_test} test input(s), {DATASET})")
-    print(f"views: {args.views} · embedded model · device {cfg.device} · threads {cfg.threads} · val loss · budget "
-          f"{cfg.max_new_tokens or 'the engine default (30x30)'} tokens per view")
+    print(
+        f"views: {args.views} · embedded model · device {cfg.device} · threads {cfg.threads} · val loss · budget "
+        f"{cfg.max_new_tokens or 'the engine default (30x30)'} tokens per view"
+    )
     print(f"load_average_before: {load_average()}")
 
     imports_cmd = [sys.executable, "-c", "import torch; from transformers import LlamaForCausalLM, GenerationConfig"]
@@ -168,11 +189,15 @@ def main() -> None:
 
     med = statistics.median
     print(f"baseline_version_process_s: {med(version):.2f}")
-    print(f"baseline_import_torch_transformers_s: {med(imports):.2f}  (a process that only imports what predicting "
-          f"needs; CPU {med(imports_cpu):.2f} s)")
+    print(
+        f"baseline_import_torch_transformers_s: {med(imports):.2f}  (a process that only imports what predicting "
+        f"needs; CPU {med(imports_cpu):.2f} s)"
+    )
     print(f"baseline_direct_predict_s: {med(direct):.2f}  (python -m ttft predict, same command, no queue)")
-    print(f"baseline_direct_predict_cpu_s: {med(direct_cpu):.2f}  (its user + system CPU time: about its wall time "
-          "on an idle machine)")
+    print(
+        f"baseline_direct_predict_cpu_s: {med(direct_cpu):.2f}  (its user + system CPU time: about its wall time "
+        "on an idle machine)"
+    )
     print(f"baseline_warm_generate_s: {warm_s:.2f}  (model loaded in this process; its load took {load_s:.2f} s)")
     print(f"try_s: {med(tries):.2f}  (each: {', '.join(f'{t:.2f}' for t in tries)}; target < 10)")
     for k in tw.PHASE_LABELS:
@@ -180,8 +205,10 @@ def main() -> None:
         if vals:
             print(f"try_{k}_s: {med(vals):.2f}  ({tw.PHASE_LABELS[k]})")
     if tries0:
-        print(f"try_threads0_s: {med(tries0):.2f}  (torch's default thread count; each: "
-              f"{', '.join(f'{t:.2f}' for t in tries0)})")
+        print(
+            f"try_threads0_s: {med(tries0):.2f}  (torch's default thread count; each: "
+            f"{', '.join(f'{t:.2f}' for t in tries0)})"
+        )
     print(f"try_over_direct: {med(tries) / med(direct):.2f}")
     print(f"try_over_version_process: {med(tries) / med(version):.1f}")
     print(f"try_over_warm_generate: {med(tries) / warm_s:.1f}")

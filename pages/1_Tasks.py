@@ -52,8 +52,10 @@ if task_id is not None:
     top[2].button("◀ Prev", on_click=open_task, args=(prev_id,), disabled=prev_id is None, key="prev")
     top[3].button("Next ▶", on_click=open_task, args=(next_id,), disabled=next_id is None, key="next")
     pos = f"{order.index(task_id) + 1} of {len(order)}" if task_id in order else ""
-    st.caption(f"{key} · {pos} · {s.n_train} train, {s.n_test} test · largest {s.max_height}×{s.max_width} · "
-               f"{s.tokens} tokens · test outputs {'known' if s.test_outputs_known else 'hidden'}")
+    st.caption(
+        f"{key} · {pos} · {s.n_train} train, {s.n_test} test · largest {s.max_height}×{s.max_width} · "
+        f"{s.tokens} tokens · test outputs {'known' if s.test_outputs_known else 'hidden'}"
+    )
     nav.remember(task=task_id)
     nav.next_steps(key, task_id)
 
@@ -99,5 +101,11 @@ for i, tid in enumerate(page_slice(ids, int(page), per_page)):
     row = shown.iloc[ids.index(tid)]
     with cols[i % 6].container(border=True):
         st.image(w.thumbnail(key, ds[tid]), output_format="PNG")
-        st.button(tid, key=f"open_{tid}", on_click=open_task, args=(tid,), width="stretch",
-                  help=f"{row.n_train} train · {row.max_height}×{row.max_width} · {row.tokens} tokens")
+        st.button(
+            tid,
+            key=f"open_{tid}",
+            on_click=open_task,
+            args=(tid,),
+            width="stretch",
+            help=f"{row.n_train} train · {row.max_height}×{row.max_width} · {row.tokens} tokens",
+        )

@@ -21,11 +21,17 @@ ctl = aw.controls()
 
 head = st.columns([5, 1], vertical_alignment="bottom")
 head[0].title(f"Augmentations · {task_id}")
-head[1].page_link("pages/1_Tasks.py", label="Open in Tasks", icon=":material/grid_view:",
-                  query_params={"dataset": key, "task": task_id})
+head[1].page_link(
+    "pages/1_Tasks.py",
+    label="Open in Tasks",
+    icon=":material/grid_view:",
+    query_params={"dataset": key, "task": task_id},
+)
 s = task.stats()
-st.caption(f"{key} · {s.n_train} train, {s.n_test} test · largest {s.max_height}×{s.max_width} · "
-           f"test outputs {'known' if s.test_outputs_known else 'hidden'}")
+st.caption(
+    f"{key} · {s.n_train} train, {s.n_test} test · largest {s.max_height}×{s.max_width} · "
+    f"test outputs {'known' if s.test_outputs_known else 'hidden'}"
+)
 if ctl.options is None:
     st.error(f"Augmentation options: {ctl.error}")
     st.stop()
@@ -51,8 +57,12 @@ def pick(seed: int) -> None:
 
 with tabs[1]:
     seeds = augview.variant_seeds(ctl.seed, ctl.n_variants)
-    st.caption(f"{len(seeds)} views drawn with seeds {seeds[0]}–{seeds[-1]} (the view above uses seed {ctl.seed}); "
-               "each shows its first train pair." if seeds else "Set N above 0 in the sidebar to see variants.")
+    st.caption(
+        f"{len(seeds)} views drawn with seeds {seeds[0]}–{seeds[-1]} (the view above uses seed {ctl.seed}); "
+        "each shows its first train pair."
+        if seeds
+        else "Set N above 0 in the sidebar to see variants."
+    )
     variants = augview.gallery(task, ctl.options, ctl.seed, ctl.n_variants)
     cols = st.columns(4)
     for i, v in enumerate(variants):
@@ -64,12 +74,17 @@ with tabs[1]:
 
 with tabs[2]:
     source = task
-    if res.task is not None and st.toggle("Build from the augmented view", key="aug_lo_from_view",
-                                          help="Leave pairs out of the augmented view instead of the original"):
+    if res.task is not None and st.toggle(
+        "Build from the augmented view",
+        key="aug_lo_from_view",
+        help="Leave pairs out of the augmented view instead of the original",
+    ):
         source = res.task
-    st.caption(f"Tokens with the {ctl.cfg.format} format, the {ctl.cfg.prompt} prompt and the {tok_label} tokenizer "
-               f"(the longest test pair's sequence); fits = at most max_seq_len {ctl.cfg.max_seq_len:,}. Original "
-               "test pairs are never used.")
+    st.caption(
+        f"Tokens with the {ctl.cfg.format} format, the {ctl.cfg.prompt} prompt and the {tok_label} tokenizer "
+        f"(the longest test pair's sequence); fits = at most max_seq_len {ctl.cfg.max_seq_len:,}. Original "
+        "test pairs are never used."
+    )
     built = {}
     problem = aw.encoding_problem(ctl.cfg, tok)
     if problem:
@@ -82,12 +97,19 @@ with tabs[2]:
             continue
         built.update({t.id: t for t in tasks})
         df = pd.DataFrame(augview.token_rows(tasks, ctl.cfg, tok))
-        st.dataframe(df, hide_index=True, key=f"aug_table_{kind}", column_config={
-            "tokens": st.column_config.NumberColumn(format="%d"),
-            "fits": st.column_config.CheckboxColumn("fits max_seq_len")})
+        st.dataframe(
+            df,
+            hide_index=True,
+            key=f"aug_table_{kind}",
+            column_config={
+                "tokens": st.column_config.NumberColumn(format="%d"),
+                "fits": st.column_config.CheckboxColumn("fits max_seq_len"),
+            },
+        )
     if built:
-        lo_id = st.columns([2, 3])[0].selectbox("View one", list(built), index=None, key="aug_lo_view",
-                                                placeholder="a leave-out task: its pairs and text")
+        lo_id = st.columns([2, 3])[0].selectbox(
+            "View one", list(built), index=None, key="aug_lo_view", placeholder="a leave-out task: its pairs and text"
+        )
         if lo_id is not None:
             aw.pairs(built[lo_id], ctl.numbers)
             aw.text_view(built[lo_id], ctl.cfg, tok, key="aug_lo_test")

@@ -19,9 +19,11 @@ cfg = jw.job_config()
 root = cfg.root
 
 st.title("Fine-tune")
-st.caption(f"Runs folder `{root}` (set `TTFT_RUNS_DIR` to change) · {cfg.gpu_slots} GPU job(s) and "
-           f"{cfg.cpu_slots} CPU job(s) at a time, more wait in the queue · jobs keep running when this page, the "
-           "browser or the app goes away")
+st.caption(
+    f"Runs folder `{root}` (set `TTFT_RUNS_DIR` to change) · {cfg.gpu_slots} GPU job(s) and "
+    f"{cfg.cpu_slots} CPU job(s) at a time, more wait in the queue · jobs keep running when this page, the "
+    "browser or the app goes away"
+)
 jw.show_message()
 
 # ---------------------------------------------------------------- runs
@@ -46,10 +48,15 @@ if not ok:
 else:
     jw.command_block(form.cfg)
 c = st.columns([2, 1], vertical_alignment="bottom")
-name = c[0].text_input("Run name (optional)", key="ft_name", max_chars=60,
-                       help="the run folder is <date>-<time>-<name> (default: the mode)")
-if c[1].button("Launch", type="primary", disabled=not ok, key="ft_launch", icon=":material/rocket_launch:",
-               width="stretch"):
+name = c[0].text_input(
+    "Run name (optional)",
+    key="ft_name",
+    max_chars=60,
+    help="the run folder is <date>-<time>-<name> (default: the mode)",
+)
+if c[1].button(
+    "Launch", type="primary", disabled=not ok, key="ft_launch", icon=":material/rocket_launch:", width="stretch"
+):
     try:
         launched = commands.launch_train(form.cfg, cfg, name=name.strip() or None)
     except (registry.JobError, ValueError, OSError) as e:

@@ -30,8 +30,14 @@ top = st.columns([6, 1, 1], vertical_alignment="bottom")
 top[0].title("Predictions")
 with top[1]:
     pw.refresh_button()
-top[2].button("New prediction", key="pred_new", type="primary", on_click=w.set_query_params,
-              kwargs={"new": "1", "task": None}, help="Predict with a training run or a base model (background job)")
+top[2].button(
+    "New prediction",
+    key="pred_new",
+    type="primary",
+    on_click=w.set_query_params,
+    kwargs={"new": "1", "task": None},
+    help="Predict with a training run or a base model (background job)",
+)
 pw.show_message()
 
 

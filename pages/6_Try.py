@@ -14,9 +14,11 @@ tw.warm_up()
 root = tw.runs_folder()
 
 st.title("Try a run on one task")
-st.caption("Pick a task and a model, press **Try**: a small prediction job (its own process, in the jobs queue) "
-           "generates for the test input with a few augmented views and votes; the attempts appear here next to "
-           f"the truth. Tries are kept in `{root / tw.TRIES_DIR}`.")
+st.caption(
+    "Pick a task and a model, press **Try**: a small prediction job (its own process, in the jobs queue) "
+    "generates for the test input with a few augmented views and votes; the attempts appear here next to "
+    f"the truth. Tries are kept in `{root / tw.TRIES_DIR}`."
+)
 
 picked = w.dataset_picker()
 if picked is None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -47,17 +47,26 @@ def fake_run(path: Path, model_dir: str, tasks=TASKS, steps: int = 12) -> Path:
     from ttft.engine.train_config import TrainConfig
 
     path.mkdir(parents=True, exist_ok=True)
-    cfg = TrainConfig(mode="ttft", dataset="arc-agi-1/evaluation", tasks=tuple(tasks), steps=steps,
-                      model=ModelConfig(base_model=model_dir, full_finetune=True))
+    cfg = TrainConfig(
+        mode="ttft",
+        dataset="arc-agi-1/evaluation",
+        tasks=tuple(tasks),
+        steps=steps,
+        model=ModelConfig(base_model=model_dir, full_finetune=True),
+    )
     write_json_atomic(path / "config.json", cfg.to_json())
     with open(path / "metrics.jsonl", "w") as f:
         for s in range(1, steps + 1):
             f.write(json.dumps({"step": s, "loss": 2.0 / s + 0.1, "lr": 1e-4}) + "\n")
         f.write(json.dumps({"step": steps, "eval_loss": 0.35, "final": True}) + "\n")
-    write_json_atomic(path / "status.json", {"status": "finished", "step": steps, "max_steps": steps,
-                                             "started": 1000.0, "ended": 1042.0})
-    write_json_atomic(path / "result.json", {"run_dir": str(path), "status": "finished", "steps": steps,
-                                             "val_loss": 0.35, "wall_seconds": 42.0})
+    write_json_atomic(
+        path / "status.json",
+        {"status": "finished", "step": steps, "max_steps": steps, "started": 1000.0, "ended": 1042.0},
+    )
+    write_json_atomic(
+        path / "result.json",
+        {"run_dir": str(path), "status": "finished", "steps": steps, "val_loss": 0.35, "wall_seconds": 42.0},
+    )
     shutil.copytree(model_dir, path / "model", dirs_exist_ok=True)
     return path
 
@@ -81,7 +90,7 @@ def oracle(answers: dict, policy: Callable[[str, int], str]):
         res = []
         for p in prompts:
             text = pred.tokenizer.decode([int(i) for i in p], skip_special_tokens=False)
-            tail = text[text.rindex("<input>"):]
+            tail = text[text.rindex("<input>") :]
             tid, view, truth = answers[tail]
             what = policy(tid, view)
             g = truth.copy()
@@ -107,14 +116,30 @@ def default_policy(tid: str, view: int) -> str:
     return "shape" if view % 2 else "garbage"
 
 
-def make_prediction(monkeypatch, out: Path, *, run: str | None = None, base_model: str | None = None,
-                    views: int = 4, policy=default_policy, tasks=TASKS):
+def make_prediction(
+    monkeypatch,
+    out: Path,
+    *,
+    run: str | None = None,
+    base_model: str | None = None,
+    views: int = 4,
+    policy=default_policy,
+    tasks=TASKS,
+):
     """Run the real ``run_prediction`` with the oracle in place of generation; returns its PredictResult."""
     from ttft.core.data import load_dataset
     from ttft.engine import predict
 
-    cfg = PredictConfig(run=run, base_model=base_model, dataset="arc-agi-1/evaluation", tasks=tuple(tasks),
-                        views=views, out=str(out), device="cpu", val_loss=True)
+    cfg = PredictConfig(
+        run=run,
+        base_model=base_model,
+        dataset="arc-agi-1/evaluation",
+        tasks=tuple(tasks),
+        views=views,
+        out=str(out),
+        device="cpu",
+        val_loss=True,
+    )
     ds = load_dataset("arc-agi-1/evaluation")
     monkeypatch.setattr(predict, "generate", oracle(answers_for(ds, cfg, tasks), policy))
     return predict.run_prediction(cfg)

@@ -37,7 +37,11 @@ def task(evaluation):
 
 def test_split_steps_and_build_options():
     assert augview.split_steps(" upscale:2x2:input, pad:1:5;mirror:h\ntile:2x1 ") == (
-        "upscale:2x2:input", "pad:1:5", "mirror:h", "tile:2x1")
+        "upscale:2x2:input",
+        "pad:1:5",
+        "mirror:h",
+        "tile:2x1",
+    )
     assert augview.split_steps("  ") == ()
     o = augview.build_options(["rot90"], "all", random_steps=["tile"], explicit_steps="pad:1:5:output", seed=7)
     assert o.transforms == ("rot90",) and o.colors == "all" and o.compose == ("tile", "pad:1:5:output")
@@ -79,8 +83,13 @@ def test_invert_task_gives_back_the_original(task, evaluation):
         assert augview.tasks_equal(augview.invert_task(view, spec), task), spec
         assert augview.roundtrip_ok(task, spec, view) and augview.roundtrip_ok(task, spec)
     # random views of many tasks, with composition steps and shuffles
-    opts = augview.build_options(DIHEDRAL, "all", random_steps=["upscale", "pad", "mirror", "tile"],
-                                 compose_targets=["input", "output", "both"], p_compose=0.5)
+    opts = augview.build_options(
+        DIHEDRAL,
+        "all",
+        random_steps=["upscale", "pad", "mirror", "tile"],
+        compose_targets=["input", "output", "both"],
+        p_compose=0.5,
+    )
     checked = 0
     for t in list(evaluation)[:40]:
         for res in augview.gallery(t, opts, 0, 4):
@@ -170,7 +179,7 @@ def test_encoded_html_is_the_exact_text_with_the_loss_highlighted(task, fmt, los
     out = augview.encoded_html(enc, max_height=300)
     assert out.startswith('<pre class="ttft-text"') and "max-height: 300px" in out and "overflow: auto" in out
     assert "<input>" not in out and "&lt;input&gt;" in out and "&lt;/s&gt;" in out  # escaped, shown as text
-    body = out[out.index(">") + 1:out.rindex("</pre>")]
+    body = out[out.index(">") + 1 : out.rindex("</pre>")]
     assert _unmark(body) == enc.text
     marked = re.findall(r'<mark class="ttft-loss"[^>]*>(.*?)</mark>', body, flags=re.S)
     assert len(marked) == len(enc.ranges(True)) == (1 if loss_on == "test" else len(task.train))
@@ -180,8 +189,7 @@ def test_encoded_html_is_the_exact_text_with_the_loss_highlighted(task, fmt, los
 def test_encoded_html_escapes_everything():
     from ttft.core.encoding import EncodedText, Span
 
-    enc = EncodedText("<b>&'\"</b>x<script>", (Span(0, 10, "prompt", False), Span(10, 19, "test_output", True)),
-                      "chat")
+    enc = EncodedText("<b>&'\"</b>x<script>", (Span(0, 10, "prompt", False), Span(10, 19, "test_output", True)), "chat")
     out = augview.encoded_html(enc)
     assert "<b>" not in out and "<script>" not in out
     assert '<mark class="ttft-loss"' in out and "&lt;script&gt;</mark>" in out
@@ -288,6 +296,7 @@ def test_every_round_trip_badge_is_green():
 
 def test_gallery_variant_opens_side_by_side():
     at = aug_page(dataset="arc-agi-1/evaluation", task=TASK)
+
     def gallery_seeds():
         return sorted(int(m.value[7:-2]) for m in at.markdown if m.value.startswith("**Seed "))
 
@@ -328,8 +337,9 @@ def test_leave_out_tables_have_a_row_per_task_with_tokens():
 def test_a_task_with_one_train_pair_has_no_leave_out_tasks(tmp_path):
     import json
 
-    (tmp_path / "solo.json").write_text(json.dumps({"train": [{"input": [[1, 2]], "output": [[2, 1]]}],
-                                                    "test": [{"input": [[3, 4]]}]}))
+    (tmp_path / "solo.json").write_text(
+        json.dumps({"train": [{"input": [[1, 2]], "output": [[2, 1]]}], "test": [{"input": [[3, 4]]}]})
+    )
     at = aug_page(dataset=str(tmp_path))
     assert not at.exception
     infos = [i.value for i in at.info]
@@ -391,8 +401,9 @@ def test_tokenizer_folder_is_used_and_checked(tmp_path):
     assert metric(at, "Tokens") == embedded_tokens
     # a tokenizer that merges the digits 1 and 2 into one token: a warning, and fewer tokens
     vocab = {"<unk>": 0, **{str(d): d + 1 for d in range(10)}, "\n": 11, " ": 12, "12": 13, "<": 14, ">": 15}
-    PreTrainedTokenizerFast(tokenizer_object=Tokenizer(BPE(vocab, [("1", "2")], unk_token="<unk>")),
-                            unk_token="<unk>", eos_token="<unk>").save_pretrained(tmp_path / "merges")
+    PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer(BPE(vocab, [("1", "2")], unk_token="<unk>")), unk_token="<unk>", eos_token="<unk>"
+    ).save_pretrained(tmp_path / "merges")
     at.text_input(key="aug_tok_path").input(str(tmp_path / "merges")).run()
     assert not at.exception
     warns = [w.value for w in at.warning]

@@ -13,17 +13,42 @@ ROOT = Path(__file__).resolve().parents[1]
 def fake_experiment(root: Path) -> Path:
     exp = root / "experiments" / "seed-ablation-test"
     exp.mkdir(parents=True)
-    cfg = {"experiment": "seed-ablation", "dataset": "arc-agi-1/evaluation", "rows": ["baseline", "n-1"], "steps": 3,
-           "views": 2, "seed": 0, "gpus": 1}
+    cfg = {
+        "experiment": "seed-ablation",
+        "dataset": "arc-agi-1/evaluation",
+        "rows": ["baseline", "n-1"],
+        "steps": 3,
+        "views": 2,
+        "seed": 0,
+        "gpus": 1,
+    }
     (exp / "config.json").write_text(json.dumps(cfg))
     (exp / "status.json").write_text(json.dumps({"status": "finished", "rows_done": 2, "n_rows": 2, "n_tasks": 2}))
     rows = {
-        "baseline": {"experiment": "baseline", "status": "finished", "val_loss": 1.5, "accuracy": 0.0,
-                     "pass_at_2": 0.0, "vote_1": 0.0, "correct_pixels": 0.4, "train_seconds": 0.0,
-                     "wall_seconds": 10.0, "ttft_seconds_per_task_per_100_steps": None},
-        "n-1": {"experiment": "n-1", "status": "finished", "val_loss": 1.1, "accuracy": 0.5, "pass_at_2": 0.5,
-                "vote_1": 0.5, "correct_pixels": 0.7, "train_seconds": 30.0, "wall_seconds": 40.0,
-                "ttft_seconds_per_task_per_100_steps": 500.0},
+        "baseline": {
+            "experiment": "baseline",
+            "status": "finished",
+            "val_loss": 1.5,
+            "accuracy": 0.0,
+            "pass_at_2": 0.0,
+            "vote_1": 0.0,
+            "correct_pixels": 0.4,
+            "train_seconds": 0.0,
+            "wall_seconds": 10.0,
+            "ttft_seconds_per_task_per_100_steps": None,
+        },
+        "n-1": {
+            "experiment": "n-1",
+            "status": "finished",
+            "val_loss": 1.1,
+            "accuracy": 0.5,
+            "pass_at_2": 0.5,
+            "vote_1": 0.5,
+            "correct_pixels": 0.7,
+            "train_seconds": 30.0,
+            "wall_seconds": 40.0,
+            "ttft_seconds_per_task_per_100_steps": 500.0,
+        },
     }
     # per-task losses in each row's predictions (recorded paths are stale: found under rows/<row>/predictions)
     per_task = {"baseline": {"t1": 2.0, "t2": 1.0, "t3": None}, "n-1": {"t1": 1.0, "t2": 1.5, "t3": 0.5}}

@@ -81,15 +81,21 @@ def test_form_gives_the_exact_command_and_validates_before_launch(runs, model_di
     # every option of the config dataclasses has a widget (generated from their fields)
     from ttft.options import flat_options
 
-    keys = {w.key for kind in ("text_input", "number_input", "selectbox", "multiselect", "checkbox", "radio")
-            for w in getattr(at, kind)}
-    missing = ["ft." + o.path for o in flat_options(TrainConfig) if "ft." + o.path not in keys
-               and o.path not in ("dataset",)]
+    keys = {
+        w.key
+        for kind in ("text_input", "number_input", "selectbox", "multiselect", "checkbox", "radio")
+        for w in getattr(at, kind)
+    }
+    missing = [
+        "ft." + o.path for o in flat_options(TrainConfig) if "ft." + o.path not in keys and o.path not in ("dataset",)
+    ]
     assert not missing, missing
     at = fill(at, model_dir)
     cmd = command(at)
-    assert cmd.startswith(f"python -m ttft train --mode ttft --dataset arc-agi-1/evaluation --tasks {TASKS} "
-                          f"--base-model {model_dir} --steps 7 --lr 0.0001"), cmd
+    assert cmd.startswith(
+        f"python -m ttft train --mode ttft --dataset arc-agi-1/evaluation --tasks {TASKS} "
+        f"--base-model {model_dir} --steps 7 --lr 0.0001"
+    ), cmd
     assert "--device cpu" in cmd
     cfg, _, _ = commands.parse_train_argv(cmd.split()[3:])
     assert cfg.steps == 7 and cfg.tasks == tuple(TASKS.split(",")) and cfg.model.base_model == model_dir
@@ -142,8 +148,12 @@ def test_launch_into_the_runs_folder_then_queue_position_and_stop(runs, model_di
 
 def test_clone_config_and_delete_with_confirmation(runs):
     cfg = TrainConfig(lr=0.003, steps=42, mode="finetune", dataset="arc-agi-1/training", max_task_tokens=500)
-    d = fake_run(runs, "20250101-000000-old", {"status": "finished", "step": 42, "max_steps": 42,
-                                                "final_loss": 0.5, "ended": time.time()}, cfg)
+    d = fake_run(
+        runs,
+        "20250101-000000-old",
+        {"status": "finished", "step": 42, "max_steps": 42, "final_loss": 0.5, "ended": time.time()},
+        cfg,
+    )
     at = page(run="20250101-000000-old")
     assert at.selectbox(key="ft_run").value == "20250101-000000-old"
     assert at.query_params["run"] == "20250101-000000-old"
@@ -163,11 +173,21 @@ def test_clone_config_and_delete_with_confirmation(runs):
 
 
 def test_failed_and_lost_runs_explain_themselves(runs):
-    fake_run(runs, "20250101-000001-failed", {"status": "failed", "error": "ValueError: boom", "step": 3,
-                                               "traceback": "Traceback (most recent call last):\n  File x\n"
-                                                            "ValueError: boom\n"})
-    lost = fake_run(runs, "20250101-000002-lost", {"status": "running", "pid": 2 ** 22 + 3, "pid_start": 1.0,
-                                                    "step": 5, "max_steps": 10})
+    fake_run(
+        runs,
+        "20250101-000001-failed",
+        {
+            "status": "failed",
+            "error": "ValueError: boom",
+            "step": 3,
+            "traceback": "Traceback (most recent call last):\n  File x\nValueError: boom\n",
+        },
+    )
+    lost = fake_run(
+        runs,
+        "20250101-000002-lost",
+        {"status": "running", "pid": 2**22 + 3, "pid_start": 1.0, "step": 5, "max_steps": 10},
+    )
     (lost / "checkpoints" / "checkpoint-4").mkdir(parents=True)
     (lost / "checkpoints" / "checkpoint-4" / "trainer_state.json").write_text("{}")  # a complete checkpoint
     at = page(run="20250101-000001-failed")
@@ -210,10 +230,29 @@ def per_task_metrics(steps: int = 4, t0: float = 1000.0, before: bool = True, ta
         first_eval = {"val_loss_before": 1.5 + k} if before else {}
         for s in range(1, steps + 1):
             t += 1.0
-            out.append({"step": g + s, "time": t, "elapsed": t - start, "loss": 2.0 / s + k,
-                        "lr": 1e-4 * (1 - s / (2 * steps)), "task": task, "task_step": s, "tokens_per_second": 100.0})
-        out.append({"step": g + steps, "time": t, "elapsed": t - start, "eval_loss": 0.5 + k, "task": task,
-                    "task_step": steps, **first_eval})
+            out.append(
+                {
+                    "step": g + s,
+                    "time": t,
+                    "elapsed": t - start,
+                    "loss": 2.0 / s + k,
+                    "lr": 1e-4 * (1 - s / (2 * steps)),
+                    "task": task,
+                    "task_step": s,
+                    "tokens_per_second": 100.0,
+                }
+            )
+        out.append(
+            {
+                "step": g + steps,
+                "time": t,
+                "elapsed": t - start,
+                "eval_loss": 0.5 + k,
+                "task": task,
+                "task_step": steps,
+                **first_eval,
+            }
+        )
         t += 0.5
         out.append({"step": g + steps, "time": t, "eval_loss": 0.4 + k, "final": True, "task": task})
         g, t = g + steps, t + 2.0
@@ -252,22 +291,46 @@ def no_emoji(text: str) -> bool:
 
 def test_per_task_run_reads_as_per_task_results(runs):
     cfg = TrainConfig(per_task=True, steps=4, tasks=PT_TASKS)
-    d = fake_run(runs, "20250101-000000-pertask", {"status": "finished", "step": 8, "max_steps": 8, "val_loss": 0.9,
-                                                    "final_loss": 1.5, "started": 1000.0, "ended": 1013.0}, cfg)
+    d = fake_run(
+        runs,
+        "20250101-000000-pertask",
+        {
+            "status": "finished",
+            "step": 8,
+            "max_steps": 8,
+            "val_loss": 0.9,
+            "final_loss": 1.5,
+            "started": 1000.0,
+            "ended": 1013.0,
+        },
+        cfg,
+    )
     write_metrics(d, per_task_metrics())
     at = page(run="20250101-000000-pertask")
     assert not at.exception, at.exception
     # a table per task: steps, final train loss, val loss before and after TTFT, the change, the time
     table = next(df.value for df in at.dataframe if list(df.value.columns)[:2] == ["task", "state"])
     assert list(table["task"]) == list(PT_TASKS) and list(table["state"]) == ["done", "done"]
-    assert list(table.columns) == ["task", "state", "steps", "train loss", "val loss before", "val loss after",
-                                   "change", "time"]
+    assert list(table.columns) == [
+        "task",
+        "state",
+        "steps",
+        "train loss",
+        "val loss before",
+        "val loss after",
+        "change",
+        "time",
+    ]
     assert list(table["steps"]) == ["4/4", "4/4"] and list(table["train loss"]) == [0.5, 1.5]
     assert list(table["val loss before"]) == [1.5, 2.5] and list(table["val loss after"]) == [0.4, 1.4]
     assert table["change"].round(6).tolist() == [-1.1, -1.1] and list(table["time"]) == ["0:04", "0:04"]
     # the summary states means over tasks, and says so; the panel's val loss is that mean (as the runs table's)
-    assert any("Means over the 2 of 2 tasks done" in md.value and "1.5000" not in md.value.split("**")[0]
-               and "val loss 2.0000 before TTFT → 0.9000 after" in md.value for md in at.markdown)
+    assert any(
+        "Means over the 2 of 2 tasks done" in md.value
+        and "1.5000" not in md.value.split("**")[0]
+        and "val loss 2.0000 before TTFT → 0.9000 after" in md.value
+        for md in at.markdown
+    )
     val = metric(at, "mean val loss")
     assert val.value == "0.9000" and "-1.1000 vs before" in val.proto.delta
     assert "averaged over the 2 tasks done" in val.proto.help
@@ -298,10 +361,20 @@ def test_per_task_run_reads_as_per_task_results(runs):
 
 def test_per_task_table_without_the_val_loss_before_and_while_training(runs):
     cfg = TrainConfig(per_task=True, steps=4, tasks=PT_TASKS)
-    d = fake_run(runs, "20250101-000000-pt-running", {"status": "running", "pid": os.getpid(),
-                                                       "pid_start": process.process_start_time(os.getpid()),
-                                                       "step": 7, "max_steps": 8, "task": PT_TASKS[1],
-                                                       "started": time.time() - 30}, cfg)
+    d = fake_run(
+        runs,
+        "20250101-000000-pt-running",
+        {
+            "status": "running",
+            "pid": os.getpid(),
+            "pid_start": process.process_start_time(os.getpid()),
+            "step": 7,
+            "max_steps": 8,
+            "task": PT_TASKS[1],
+            "started": time.time() - 30,
+        },
+        cfg,
+    )
     rows = per_task_metrics(before=False)
     write_metrics(d, rows[:-3])  # the second task at its step 3 of 4
     at = page()
@@ -320,9 +393,17 @@ def test_per_task_table_without_the_val_loss_before_and_while_training(runs):
 
 def test_status_labels_are_honest_and_plain_text(runs):
     fake_run(runs, "20250101-000001-done", {"status": "finished", "step": 4, "max_steps": 4, "ended": time.time()})
-    live = fake_run(runs, "20250101-000002-live", {"status": "running", "pid": os.getpid(), "step": 2,
-                                                    "max_steps": 4,
-                                                    "pid_start": process.process_start_time(os.getpid())})
+    live = fake_run(
+        runs,
+        "20250101-000002-live",
+        {
+            "status": "running",
+            "pid": os.getpid(),
+            "step": 2,
+            "max_steps": 4,
+            "pid_start": process.process_start_time(os.getpid()),
+        },
+    )
     at = page(run="20250101-000002-live")
     # the picker shows the run ids only: a selectbox keeps the label it was drawn with, a status there goes stale
     assert at.selectbox(key="ft_run").options == ["20250101-000002-live", "20250101-000001-done"]
@@ -342,8 +423,11 @@ def test_status_labels_are_honest_and_plain_text(runs):
 
 
 def test_time_sums_resumed_segments_and_the_log_shows_its_newest_lines(runs):
-    d = fake_run(runs, "20250101-000003-resumed", {"status": "finished", "step": 8, "max_steps": 8,
-                                                    "started": 2000.0, "ended": 2010.0})
+    d = fake_run(
+        runs,
+        "20250101-000003-resumed",
+        {"status": "finished", "step": 8, "max_steps": 8, "started": 2000.0, "ended": 2010.0},
+    )
     # first life: 5 steps in 1000..1005 (stopped), then resumed at 2000 and finished at 2010
     rows = [{"step": s, "time": 1000.0 + s, "elapsed": float(s), "loss": 1.0 / s} for s in range(1, 6)]
     rows += [{"step": s, "time": 2000.0 + 2 * (s - 5), "elapsed": 2.0 * (s - 5), "loss": 1.0 / s} for s in (6, 7, 8)]
@@ -381,8 +465,12 @@ def test_launch_message_and_stopping_a_queued_job_say_what_happens(runs, model_d
     from ttft.ui import jobs_widgets as jw
 
     first = registry.Job(path=runs / job.id, status="queued", meta={"kind": "cpu"}, position=1)
-    assert jw.queue_text(first, runs, registry.JobConfig(runs_dir=str(runs))) == \
-        "position 1 for the cpu slot, starting now (a slot is free)"
+    assert (
+        jw.queue_text(first, runs, registry.JobConfig(runs_dir=str(runs)))
+        == "position 1 for the cpu slot, starting now (a slot is free)"
+    )
     second = registry.Job(path=runs / job.id, status="queued", meta={"kind": "cpu"}, position=2)
-    assert jw.queue_text(second, runs, registry.JobConfig(runs_dir=str(runs))) == \
-        "position 2 for the cpu slot, 0 of 1 slot(s) busy"
+    assert (
+        jw.queue_text(second, runs, registry.JobConfig(runs_dir=str(runs)))
+        == "position 2 for the cpu slot, 0 of 1 slot(s) busy"
+    )

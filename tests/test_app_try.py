@@ -133,9 +133,17 @@ def _fake_try(runs_dir: Path, monkeypatch, name: str, policy) -> dict:
     out = tw.tries_root(runs_dir) / name
     make_prediction(monkeypatch, out, base_model="default", views=4, policy=policy, tasks=(TASKS[1],))
     st = tw.read_json(out / "status.json")
-    return {"out": str(out), "job": str(runs_dir / f"job-{name}"), "task": TASKS[1], "dataset": DATASET,
-            "model": "base model default", "views": 4, "sample": False, "clicked": st["started"] - 1.5,
-            "launched": st["started"] - 1.0}
+    return {
+        "out": str(out),
+        "job": str(runs_dir / f"job-{name}"),
+        "task": TASKS[1],
+        "dataset": DATASET,
+        "model": "base model default",
+        "views": 4,
+        "sample": False,
+        "clicked": st["started"] - 1.5,
+        "launched": st["started"] - 1.0,
+    }
 
 
 def test_finished_tries_show_right_and_wrong_attempts_with_diffs_and_the_history(runs_dir, monkeypatch):
@@ -164,10 +172,25 @@ def test_a_failed_try_shows_the_error(runs_dir):
     out = tw.tries_root(runs_dir) / "failed"
     out.mkdir(parents=True)
     write_json_atomic(out / "config.json", {"kind": "predict", "tasks": [TASKS[0]]})
-    write_json_atomic(out / "status.json", {"status": "failed", "error": "PredictError: the model exploded",
-                                            "traceback": "Traceback ...\nPredictError: the model exploded"})
-    entry = {"out": str(out), "job": str(runs_dir / "no-such-job"), "task": TASKS[0], "dataset": DATASET,
-             "model": "base model default", "views": 4, "sample": False, "clicked": 0.0, "launched": 0.0}
+    write_json_atomic(
+        out / "status.json",
+        {
+            "status": "failed",
+            "error": "PredictError: the model exploded",
+            "traceback": "Traceback ...\nPredictError: the model exploded",
+        },
+    )
+    entry = {
+        "out": str(out),
+        "job": str(runs_dir / "no-such-job"),
+        "task": TASKS[0],
+        "dataset": DATASET,
+        "model": "base model default",
+        "views": 4,
+        "sample": False,
+        "clicked": 0.0,
+        "launched": 0.0,
+    }
     at = page({tw.HISTORY: [entry]}, dataset=DATASET, task=TASKS[0])
     assert not at.exception
     assert any("the model exploded" in e.value for e in at.error)

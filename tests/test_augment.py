@@ -156,8 +156,9 @@ def test_background_moves_only_when_asked():
     moved_p = [random_spec(s, AugmentOptions(p_bg=0.5, shuffle=False)).colors[0] != 0 for s in range(200)]
     assert sum(moved_all) > 150  # 0 stays with probability 1/10
     assert 50 < sum(moved_p) < 130  # about 0.5 * 0.9
-    assert all(random_spec(s, AugmentOptions(colors="none", shuffle=False)).colors == IDENTITY_COLORS
-               for s in range(20))
+    assert all(
+        random_spec(s, AugmentOptions(colors="none", shuffle=False)).colors == IDENTITY_COLORS for s in range(20)
+    )
 
 
 def test_parse_colour_maps():
@@ -291,8 +292,9 @@ def test_apply_task_and_map_outputs_back(task, spec, seed):
 
 
 def test_oversize_view_is_skipped_with_a_reason():
-    big = Task("big", (Pair(np.zeros((20, 3), np.uint8), np.zeros((2, 2), np.uint8)),),
-               (Pair(np.zeros((2, 2), np.uint8)),))
+    big = Task(
+        "big", (Pair(np.zeros((20, 3), np.uint8), np.zeros((2, 2), np.uint8)),), (Pair(np.zeros((2, 2), np.uint8)),)
+    )
     spec = AugmentSpec(steps=(Upscale(2, 2, "input"),))
     with pytest.raises(AugmentSkipped) as e:
         apply_task(big, spec)
@@ -323,16 +325,19 @@ def test_random_spec_is_reproducible_and_uses_options():
     assert spec.seed == 7 and sorted(spec.order) == list(range(5))
     assert [s.kind for s in spec.steps] == ["upscale", "pad"] and spec.steps[1] == Pad(1, 5, "output")
     assert spec.steps[0].target in ("input", "output") and 2 <= spec.steps[0].ky <= 4
-    assert {random_spec(s, AugmentOptions(transforms=("rot90", "flip_v")), task).geometric
-            for s in range(40)} == {"rot90", "flip_v"}
+    assert {random_spec(s, AugmentOptions(transforms=("rot90", "flip_v")), task).geometric for s in range(40)} == {
+        "rot90",
+        "flip_v",
+    }
     assert all(not random_spec(s, AugmentOptions(compose=("tile",), p_compose=0.0), task).steps for s in range(10))
     with pytest.raises(ValueError, match="needs the task"):
         random_spec(0, AugmentOptions())
 
 
 def test_random_views_skip_what_does_not_fit():
-    task = Task("x", (Pair(np.zeros((16, 16), np.uint8), np.zeros((3, 3), np.uint8)),) * 2,
-                (Pair(np.zeros((3, 3), np.uint8)),))
+    task = Task(
+        "x", (Pair(np.zeros((16, 16), np.uint8), np.zeros((3, 3), np.uint8)),) * 2, (Pair(np.zeros((3, 3), np.uint8)),)
+    )
     views = random_views(task, 5, AugmentOptions(compose=("upscale",)), seed=1, max_tries=60)
     assert len(views) == 5
     assert all(s.steps[0].target == "output" for s, _ in views)  # every input upscale of 16x16 is over 30
@@ -387,8 +392,7 @@ def test_leave_one_out_has_no_leak(task):
         held = task.train[k]
         assert len(t.train) == n - 1 and len(t.test) == 1
         assert np.array_equal(t.test[0].output, held.output) and np.array_equal(t.test[0].input, held.input)
-        assert not any(np.array_equal(p.output, held.output) and p.output.shape == held.output.shape
-                       for p in t.train)
+        assert not any(np.array_equal(p.output, held.output) and p.output.shape == held.output.shape for p in t.train)
         assert [p.input.tobytes() for p in t.train] == [p.input.tobytes() for i, p in enumerate(task.train) if i != k]
 
 
@@ -473,23 +477,36 @@ def test_background_moves_at_p_bg():
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ttft", "augment", *args], capture_output=True, text=True,
-                          cwd=ROOT, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "ttft", "augment", *args], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
 
 
 @pytest.fixture(scope="module")
 def task_file(tmp_path_factory) -> Path:
-    obj = {"train": [{"input": [[1, 2], [3, 0]], "output": [[1, 2, 2, 1]]},
-                     {"input": [[4, 0]], "output": [[4]]}],
-           "test": [{"input": [[5, 6, 0]], "output": [[5, 6]]}]}
+    obj = {
+        "train": [{"input": [[1, 2], [3, 0]], "output": [[1, 2, 2, 1]]}, {"input": [[4, 0]], "output": [[4]]}],
+        "test": [{"input": [[5, 6, 0]], "output": [[5, 6]]}],
+    }
     p = tmp_path_factory.mktemp("cli") / "demo.json"
     p.write_text(json.dumps(obj))
     return p
 
 
 def test_cli_json_last_line_reproduces_the_view(task_file):
-    r = _cli(str(task_file), "demo", "--transform", "rot90", "--colors", "1:2,2:1", "--compose",
-             "upscale:2x2:input", "--seed", "5", "--json")
+    r = _cli(
+        str(task_file),
+        "demo",
+        "--transform",
+        "rot90",
+        "--colors",
+        "1:2,2:1",
+        "--compose",
+        "upscale:2x2:input",
+        "--seed",
+        "5",
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
     spec = AugmentSpec.from_json(out["spec"])
@@ -507,12 +524,15 @@ def test_cli_summary_and_bundled_dataset():
     assert "train pair 0: input 3x3 -> 3x3, output 9x9 -> 9x9" in r.stdout
 
 
-@pytest.mark.parametrize("args, named", [
-    (["nope"], "'nope'"),
-    (["demo", "--transform", "rot45"], "'rot45'"),
-    (["demo", "--colors", "1:2"], "1:2"),
-    (["demo", "--compose", "upscale:20"], "over the 30x30 limit"),
-])
+@pytest.mark.parametrize(
+    "args, named",
+    [
+        (["nope"], "'nope'"),
+        (["demo", "--transform", "rot45"], "'rot45'"),
+        (["demo", "--colors", "1:2"], "1:2"),
+        (["demo", "--compose", "upscale:20"], "over the 30x30 limit"),
+    ],
+)
 def test_cli_bad_input_exits_2_with_one_line(task_file, args, named):
     r = _cli(str(task_file), *args, "--json")
     assert r.returncode == 2

@@ -9,7 +9,8 @@ TIMEOUT = 60_000
 
 def assert_no_exception(page):
     assert page.locator("[data-testid='stException']").count() == 0, page.locator(
-        "[data-testid='stException']").first.inner_text()
+        "[data-testid='stException']"
+    ).first.inner_text()
     assert not page.js_errors, page.js_errors
 
 

@@ -34,8 +34,7 @@ def _step(page) -> int:
 def test_launch_watch_and_stop_a_tiny_job(page, tmp_path, tiny_model):
     runs = tmp_path / "runs"
     runs.mkdir()
-    proc, url = start_streamlit(env_extra={"TTFT_RUNS_DIR": str(runs), "HF_HUB_OFFLINE": "1",
-                                           "OMP_NUM_THREADS": "1"})
+    proc, url = start_streamlit(env_extra={"TTFT_RUNS_DIR": str(runs), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
     try:
         page.goto(f"{url}/Fine-tune", timeout=TIMEOUT)
         page.get_by_text("No runs yet").first.wait_for(timeout=TIMEOUT)
@@ -55,8 +54,11 @@ def test_launch_watch_and_stop_a_tiny_job(page, tmp_path, tiny_model):
         page.get_by_text(STEP).first.wait_for(timeout=TIMEOUT)
         page.wait_for_function("() => /step [1-9]\\d* \\/ 3000/.test(document.body.innerText)", timeout=TIMEOUT)
         first = _step(page)
-        page.wait_for_function(f"() => {{ const m = document.body.innerText.match(/step (\\d+) \\/ 3000/); "
-                               f"return m && +m[1] > {first}; }}", timeout=TIMEOUT)
+        page.wait_for_function(
+            f"() => {{ const m = document.body.innerText.match(/step (\\d+) \\/ 3000/); "
+            f"return m && +m[1] > {first}; }}",
+            timeout=TIMEOUT,
+        )
         page.locator(".js-plotly-plot .scatterlayer .trace").first.wait_for(timeout=TIMEOUT)
         assert page.get_by_text("running", exact=True).count() >= 1
         shots = Path(os.environ.get("TTFT_SCREENSHOT_DIR", tmp_path))
@@ -99,8 +101,10 @@ def test_idle_page_follows_the_runs_folder_and_links_to_predict(page, tmp_path):
         write_json_atomic(d / "status.json", status)
         return d
 
-    first = make("20250101-000000-first", {"status": "finished", "step": 8, "max_steps": 8, "val_loss": 0.9,
-                                            "started": 1000.0, "ended": 1013.0})
+    first = make(
+        "20250101-000000-first",
+        {"status": "finished", "step": 8, "max_steps": 8, "val_loss": 0.9, "started": 1000.0, "ended": 1013.0},
+    )
     (first / "log.txt").write_text("".join(f"log line {i}\n" for i in range(100)))
     proc, url = start_streamlit(env_extra={"TTFT_RUNS_DIR": str(runs), "HF_HUB_OFFLINE": "1"})
     try:
@@ -118,8 +122,9 @@ def test_idle_page_follows_the_runs_folder_and_links_to_predict(page, tmp_path):
         page.locator("text=20250102-000000-second").first.wait_for(state="attached", timeout=TIMEOUT)
         appeared_s = _time.time() - t0
         # a status written by the job shows by itself (the panel of the run shown)
-        write_json_atomic(first / "status.json", {"status": "failed", "error": "RuntimeError: late", "step": 8,
-                                                  "max_steps": 8})
+        write_json_atomic(
+            first / "status.json", {"status": "failed", "error": "RuntimeError: late", "step": 8, "max_steps": 8}
+        )
         page.get_by_text("Failed: RuntimeError: late").first.wait_for(timeout=TIMEOUT)
         assert appeared_s < 15, appeared_s
         assert page.locator("[data-testid='stException']").count() == 0

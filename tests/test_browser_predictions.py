@@ -29,16 +29,17 @@ def test_cold_deep_link_to_a_task_view(page, pred_url):
     for label in ("Test input", "Truth", "Attempt 1", "Attempt 2"):
         page.get_by_text(label, exact=True).first.wait_for(state="visible", timeout=TIMEOUT)
     # input, truth, attempt 1, attempt 2 and attempt 2's diff
-    page.wait_for_function("document.querySelectorAll(\"[data-testid='stImage'] img\").length >= 5",
-                           timeout=TIMEOUT)
+    page.wait_for_function("document.querySelectorAll(\"[data-testid='stImage'] img\").length >= 5", timeout=TIMEOUT)
     imgs = page.locator("[data-testid='stImage'] img")
     for i in range(5):
         img = imgs.nth(i)
         img.wait_for(state="visible", timeout=TIMEOUT)
-        page.wait_for_function("img => img.complete && img.naturalWidth > 50", arg=img.element_handle(),
-                               timeout=TIMEOUT)
+        page.wait_for_function(
+            "img => img.complete && img.naturalWidth > 50", arg=img.element_handle(), timeout=TIMEOUT
+        )
     page.get_by_text("wrong or missing cells crossed").first.wait_for(state="visible", timeout=TIMEOUT)
     assert "task=" + tid in page.url and "run=" + RUN in page.url
     assert page.locator("[data-testid='stException']").count() == 0, page.locator(
-        "[data-testid='stException']").first.inner_text()
+        "[data-testid='stException']"
+    ).first.inner_text()
     assert not page.js_errors, page.js_errors

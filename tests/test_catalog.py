@@ -5,11 +5,13 @@ from ttft.core.catalog import TaskFilter, neighbours, page_count, page_slice
 
 
 def frame():
-    return pd.DataFrame([
-        {"id": "aa11", "n_train": 2, "max_height": 3, "max_width": 5, "tokens": 50},
-        {"id": "bb22", "n_train": 4, "max_height": 30, "max_width": 10, "tokens": 3000},
-        {"id": "AB33", "n_train": 3, "max_height": 10, "max_width": 10, "tokens": 900},
-    ])
+    return pd.DataFrame(
+        [
+            {"id": "aa11", "n_train": 2, "max_height": 3, "max_width": 5, "tokens": 50},
+            {"id": "bb22", "n_train": 4, "max_height": 30, "max_width": 10, "tokens": 3000},
+            {"id": "AB33", "n_train": 3, "max_height": 10, "max_width": 10, "tokens": 900},
+        ]
+    )
 
 
 def test_filters_combine():

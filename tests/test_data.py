@@ -38,8 +38,12 @@ def with_cell(value, where=("train", 0, "input")):
 
 
 def test_bundled_datasets_load_with_expected_sizes():
-    sizes = {"arc-agi-1/training": 400, "arc-agi-1/evaluation": 400, "arc-agi-2/training": 1000,
-             "arc-agi-2/evaluation": 120}
+    sizes = {
+        "arc-agi-1/training": 400,
+        "arc-agi-1/evaluation": 400,
+        "arc-agi-2/training": 1000,
+        "arc-agi-2/evaluation": 120,
+    }
     for name, n in sizes.items():
         ds = load_dataset(name)
         assert len(ds) == n, name
@@ -108,8 +112,10 @@ def test_folder_duplicate_task_ids_reported(tmp_path):
 
 
 def test_kaggle_challenges_with_and_without_solutions(tmp_path):
-    chal = {"t1": {"train": GOOD["train"], "test": [{"input": [[1]]}]},
-            "t2": {"train": GOOD["train"], "test": [{"input": [[2]]}, {"input": [[3]]}]}}
+    chal = {
+        "t1": {"train": GOOD["train"], "test": [{"input": [[1]]}]},
+        "t2": {"train": GOOD["train"], "test": [{"input": [[2]]}, {"input": [[3]]}]},
+    }
     p = write(tmp_path / "arc-agi_evaluation_challenges.json", chal)
     ds = load_dataset(p)
     assert sorted(ds.ids) == ["t1", "t2"]
@@ -122,8 +128,10 @@ def test_kaggle_challenges_with_and_without_solutions(tmp_path):
 
 
 def test_kaggle_solutions_of_wrong_length_named(tmp_path):
-    chal = {"t1": {"train": GOOD["train"], "test": [{"input": [[1]]}]}, "t2": {"train": GOOD["train"],
-                                                                             "test": [{"input": [[1]]}]}}
+    chal = {
+        "t1": {"train": GOOD["train"], "test": [{"input": [[1]]}]},
+        "t2": {"train": GOOD["train"], "test": [{"input": [[1]]}]},
+    }
     p = write(tmp_path / "x_challenges.json", chal)
     write(tmp_path / "x_solutions.json", {"t1": [[[4]], [[5]]], "t2": [[[1]]]})
     ds = load_dataset(p)
@@ -147,25 +155,37 @@ BAD_CASES = {
     "missing_train": ({"test": GOOD["test"]}, ["missing 'train'", "field 'train'"]),
     "missing_test": ({"train": GOOD["train"]}, ["missing 'test'", "field 'test'"]),
     "train_empty": ({"train": [], "test": GOOD["test"]}, ["'train' is empty"]),
-    "pair_without_input": ({"train": [{"output": [[1]]}], "test": GOOD["test"]},
-                           ["train pair 0", "no 'input'", "field 'input'"]),
-    "grid_not_list_of_lists": ({"train": [{"input": [1, 2], "output": [[1]]}], "test": GOOD["test"]},
-                               ["train pair 0", "field 'input'", "list of lists"]),
-    "ragged_rows": ({"train": GOOD["train"], "test": [{"input": [[1, 2], [3]]}]},
-                    ["test pair 0", "field 'input'", "ragged", "row 1 has 1 cells"]),
+    "pair_without_input": (
+        {"train": [{"output": [[1]]}], "test": GOOD["test"]},
+        ["train pair 0", "no 'input'", "field 'input'"],
+    ),
+    "grid_not_list_of_lists": (
+        {"train": [{"input": [1, 2], "output": [[1]]}], "test": GOOD["test"]},
+        ["train pair 0", "field 'input'", "list of lists"],
+    ),
+    "ragged_rows": (
+        {"train": GOOD["train"], "test": [{"input": [[1, 2], [3]]}]},
+        ["test pair 0", "field 'input'", "ragged", "row 1 has 1 cells"],
+    ),
     "empty_grid": ({"train": [{"input": [], "output": [[1]]}], "test": GOOD["test"]}, ["grid is empty"]),
-    "empty_row": ({"train": [{"input": [[1]], "output": [[]]}], "test": GOOD["test"]},
-                  ["field 'output'", "row 0 is empty"]),
+    "empty_row": (
+        {"train": [{"input": [[1]], "output": [[]]}], "test": GOOD["test"]},
+        ["field 'output'", "row 0 is empty"],
+    ),
     "cell_10": (with_cell(10), ["cell [0][1] is 10", "integer 0-9"]),
     "cell_minus_1": (with_cell(-1), ["cell [0][1] is -1"]),
     "cell_float": (with_cell(1.5), ["cell [0][1] is 1.5 (a float)"]),
     "cell_string": (with_cell("3"), ['cell [0][1] is the string "3"']),
     "cell_true": (with_cell(True), ["cell [0][1] is true"]),
     "cell_null": (with_cell(None), ["cell [0][1] is null"]),
-    "too_large": ({"train": [{"input": [[0] * 31] * 2, "output": [[1]]}], "test": GOOD["test"]},
-                  ["2x31", "30x30 limit"]),
-    "test_output_wrong_type": ({"train": GOOD["train"], "test": [{"input": [[1]], "output": "[[1]]"}]},
-                               ["test pair 0", "field 'output'", "got the string"]),
+    "too_large": (
+        {"train": [{"input": [[0] * 31] * 2, "output": [[1]]}], "test": GOOD["test"]},
+        ["2x31", "30x30 limit"],
+    ),
+    "test_output_wrong_type": (
+        {"train": GOOD["train"], "test": [{"input": [[1]], "output": "[[1]]"}]},
+        ["test pair 0", "field 'output'", "got the string"],
+    ),
 }
 
 
@@ -236,8 +256,7 @@ def test_empty_folder(tmp_path):
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "ttft", *args], capture_output=True, text=True, cwd=ROOT,
-                          timeout=120)
+    return subprocess.run([sys.executable, "-m", "ttft", *args], capture_output=True, text=True, cwd=ROOT, timeout=120)
 
 
 def test_cli_tasks_json_bundled():

@@ -105,17 +105,20 @@ def test_parse_never_raises(text, fmt):
     assert res.ok != bool(res.reason)
 
 
-@pytest.mark.parametrize("text, fmt, reason", [
-    ("", "minimal", "empty"),
-    ("01\n0a\n", "minimal", "row 2 '0a'"),
-    ("01\n012\n", "minimal", "ragged grid: row 2 has 3 cells"),
-    ("0 1\n01\n", "separated", "row 2 '01'"),
-    ("1 01\n", "shape+rows", "header"),
-    ("shape: 2x2\n1 01\n", "shape+rows", "header says 2x2 but the rows make 1x2"),
-    ("shape: 2x2\n1 01\n3 01\n", "shape+rows", "row 2 is numbered 3"),
-    ("0" * 31 + "\n", "minimal", "31"),
-    ("01\n", "hex", "unknown format"),
-])
+@pytest.mark.parametrize(
+    "text, fmt, reason",
+    [
+        ("", "minimal", "empty"),
+        ("01\n0a\n", "minimal", "row 2 '0a'"),
+        ("01\n012\n", "minimal", "ragged grid: row 2 has 3 cells"),
+        ("0 1\n01\n", "separated", "row 2 '01'"),
+        ("1 01\n", "shape+rows", "header"),
+        ("shape: 2x2\n1 01\n", "shape+rows", "header says 2x2 but the rows make 1x2"),
+        ("shape: 2x2\n1 01\n3 01\n", "shape+rows", "row 2 is numbered 3"),
+        ("0" * 31 + "\n", "minimal", "31"),
+        ("01\n", "hex", "unknown format"),
+    ],
+)
 def test_unparseable_text_is_reported(text, fmt, reason):
     res = text_to_grid(text, fmt)
     assert res.grid is None and reason in res.reason
@@ -148,13 +151,14 @@ def test_spans_cover_the_text_and_mask_exactly_the_outputs(task, fmt, loss_on):
     assert all(a.end == b.start for a, b in zip(enc.spans, enc.spans[1:]))
     assert enc.trained_text() == _expected_trained(task, cfg)
     trained_roles = {s.role for s in enc.spans if s.trained}
-    assert trained_roles == ({"output", "test_output", "eos"} if loss_on == "outputs" and len(task.train) > 1
-                             else {"test_output", "eos"})
+    assert trained_roles == (
+        {"output", "test_output", "eos"} if loss_on == "outputs" and len(task.train) > 1 else {"test_output", "eos"}
+    )
     first_out = next(s for s in enc.spans if s.role == "output")
     assert not first_out.trained  # the first example's output never carries the loss
     for s in enc.spans:
         if s.role in ("input", "test_input", "output", "test_output"):
-            assert text_to_grid(enc.text[s.start:s.end], fmt).ok
+            assert text_to_grid(enc.text[s.start : s.end], fmt).ok
 
     tok = tokenize_task(task, cfg)
     assert tok.input_ids.shape == tok.labels.shape == tok.attention_mask.shape
@@ -223,8 +227,10 @@ def test_generic_path_masks_added_special_tokens(arc):
 
 def test_chat_template_spans(arc):
     tok = build_embedded_tokenizer()
-    tok.chat_template = ("{% for m in messages %}<s>{{ m.role }}:\n{{ m.content }}</s>\n{% endfor %}"
-                         "{% if add_generation_prompt %}<s>assistant:\n{% endif %}")
+    tok.chat_template = (
+        "{% for m in messages %}<s>{{ m.role }}:\n{{ m.content }}</s>\n{% endfor %}"
+        "{% if add_generation_prompt %}<s>assistant:\n{% endif %}"
+    )
     task = arc[2]
     cfg = EncodingConfig(chat_template=True, format="separated")
     enc = encode_task(task, cfg, tok)
@@ -244,8 +250,14 @@ def test_config_validate_and_round_trip():
     cfg = EncodingConfig(format="shape+rows", loss_on="outputs", chat_template=True, max_seq_len=2048)
     assert EncodingConfig.from_json(json.loads(json.dumps(cfg.to_json()))) == cfg
     assert set(EncodingConfig.HELP) == set(cfg.to_json())
-    for field, value in [("format", "csv"), ("loss_on", "all"), ("max_seq_len", 0), ("chat_template", "yes"),
-                         ("input_marker", "in1"), ("output_marker", "")]:
+    for field, value in [
+        ("format", "csv"),
+        ("loss_on", "all"),
+        ("max_seq_len", 0),
+        ("chat_template", "yes"),
+        ("input_marker", "in1"),
+        ("output_marker", ""),
+    ]:
         with pytest.raises(ValueError, match=field):
             EncodingConfig(**{field: value}).validate()
     with pytest.raises(ValueError, match="'csv'"):
@@ -294,7 +306,12 @@ def test_embedded_tokenizer_is_one_token_per_cell_and_row_end(embedded):
     ids = embedded(grid_to_text(g), add_special_tokens=False)["input_ids"]
     assert ids == [VOCAB[c] for c in "012\n987\n"] and len(ids) == g.size + g.shape[0]
     assert embedded("<input>\n<output>\n</s>", add_special_tokens=False)["input_ids"] == [
-        VOCAB["<input>"], VOCAB["\n"], VOCAB["<output>"], VOCAB["\n"], VOCAB["</s>"]]
+        VOCAB["<input>"],
+        VOCAB["\n"],
+        VOCAB["<output>"],
+        VOCAB["\n"],
+        VOCAB["</s>"],
+    ]
     assert embedded.pad_token == "<pad>" and embedded.eos_token == "</s>" and len(embedded) == len(VOCAB)
     assert embedded("é")["input_ids"] == [VOCAB["<unk>"]] == fast_encoder().encode("é").tolist()
 
@@ -306,8 +323,11 @@ def test_embedded_tokenizer_round_trips_offline(tmp_path, monkeypatch):
     tok = build_embedded_tokenizer()
     tok.save_pretrained(tmp_path)
     text = "<input>\nshape: 2x2\n1 01\n2 10\n<output>\n0 1\n</s>"
-    for loaded in (AutoTokenizer.from_pretrained(tmp_path), PreTrainedTokenizerFast.from_pretrained(tmp_path),
-                   load_tokenizer(tmp_path)):
+    for loaded in (
+        AutoTokenizer.from_pretrained(tmp_path),
+        PreTrainedTokenizerFast.from_pretrained(tmp_path),
+        load_tokenizer(tmp_path),
+    ):
         assert loaded(text)["input_ids"] == tok(text)["input_ids"] == fast_encoder().encode(text).tolist()
         assert loaded.get_vocab() == VOCAB and loaded.eos_token == "</s>"
         assert is_embedded(loaded)
@@ -336,8 +356,11 @@ def test_slow_tokenizer_is_refused_with_its_name():
         def __call__(self, *a, **k):
             raise AssertionError("must be refused before tokenising")
 
-    task = Task("t1", [Pair(np.zeros((2, 2), np.uint8), np.ones((2, 2), np.uint8))] * 2,
-                [Pair(np.zeros((2, 2), np.uint8), np.ones((2, 2), np.uint8))])
+    task = Task(
+        "t1",
+        [Pair(np.zeros((2, 2), np.uint8), np.ones((2, 2), np.uint8))] * 2,
+        [Pair(np.zeros((2, 2), np.uint8), np.ones((2, 2), np.uint8))],
+    )
     with pytest.raises(TypeError, match=r"some/slow-tokenizer \(SlowTokenizer\) cannot return character offsets"):
         tokenize_task(task, EncodingConfig(), SlowTokenizer())
     with pytest.raises(TypeError, match="cannot return character offsets"):
@@ -356,13 +379,21 @@ def test_reference_grid_formats_look_as_their_systems_write_them():
     assert grid_to_text(np.array([[7]], np.uint8), "numpy") == "[[7]]\n"
 
 
-@pytest.mark.parametrize("text, fmt, strict_reason, lenient", [
-    # arc24's parser ignores the header's numbers and the row numbers and keeps the rows
-    ("```grid shape: 3x3\n1 012\n2 340\n```", "arc24", "header says 3x3 but the rows make 2x3", [[0, 1, 2], [3, 4, 0]]),
-    ("```grid shape: 2x3\n1 012\n5 340\n```", "arc24", "row 2 is numbered 5", [[0, 1, 2], [3, 4, 0]]),
-    ("shape: 9x9\n1 01\n1 10\n", "shape+rows", "row 2 is numbered 1", [[0, 1], [1, 0]]),
-    ("[[0 1]\n [1 0]\n", "numpy", "is not a numpy row", [[0, 1], [1, 0]]),
-])
+@pytest.mark.parametrize(
+    "text, fmt, strict_reason, lenient",
+    [
+        # arc24's parser ignores the header's numbers and the row numbers and keeps the rows
+        (
+            "```grid shape: 3x3\n1 012\n2 340\n```",
+            "arc24",
+            "header says 3x3 but the rows make 2x3",
+            [[0, 1, 2], [3, 4, 0]],
+        ),
+        ("```grid shape: 2x3\n1 012\n5 340\n```", "arc24", "row 2 is numbered 5", [[0, 1, 2], [3, 4, 0]]),
+        ("shape: 9x9\n1 01\n1 10\n", "shape+rows", "row 2 is numbered 1", [[0, 1], [1, 0]]),
+        ("[[0 1]\n [1 0]\n", "numpy", "is not a numpy row", [[0, 1], [1, 0]]),
+    ],
+)
 def test_lenient_parse_keeps_the_rows_where_strict_refuses(text, fmt, strict_reason, lenient):
     strict = text_to_grid(text, fmt)
     assert strict.grid is None and strict_reason in strict.reason
@@ -389,8 +420,10 @@ def test_chat_prompts_need_the_chat_template_and_a_tokenizer_that_has_one(arc):
         encode_task(arc[0], cfg)
     # ttft's markers prompt with loss on the reply and a chat template: the whole assistant turn carries the loss
     tok = build_embedded_tokenizer()
-    tok.chat_template = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
-                         "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    tok.chat_template = (
+        "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
     enc = encode_task(arc[0], EncodingConfig(chat_template=True, loss_on="reply"), tok)
     answer = grid_to_text(arc[0].test[0].output, "minimal")
     assert enc.trained_text() == "\n" + answer + "<|im_end|>\n"

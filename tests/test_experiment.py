@@ -38,10 +38,33 @@ def test_row_configs_follow_the_seed_experiment():
 def test_miniature_ablation_end_to_end(tiny_model, tmp_path):
     out = tmp_path / "exp"
     # every stage is a job in the runs folder's queue: a runs folder of its own
-    r = run([sys.executable, "-m", "ttft", "experiment", "seed-ablation", "--base-model", tiny_model,
-             "--tasks", TASKS, "--rows", "baseline,n-1,n-1 + geometric + colour", "--steps", "3", "--views", "2",
-             "--lora-r", "2", "--device", "cpu", "--out", str(out), "--json"],
-            env={**CLI_ENV, "TTFT_RUNS_DIR": str(tmp_path / "runs")})
+    r = run(
+        [
+            sys.executable,
+            "-m",
+            "ttft",
+            "experiment",
+            "seed-ablation",
+            "--base-model",
+            tiny_model,
+            "--tasks",
+            TASKS,
+            "--rows",
+            "baseline,n-1,n-1 + geometric + colour",
+            "--steps",
+            "3",
+            "--views",
+            "2",
+            "--lora-r",
+            "2",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+            "--json",
+        ],
+        env={**CLI_ENV, "TTFT_RUNS_DIR": str(tmp_path / "runs")},
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads(r.stdout.strip().splitlines()[-1])
     rows = res["rows"]
@@ -59,12 +82,42 @@ def test_miniature_ablation_end_to_end(tiny_model, tmp_path):
 
 @pytest.mark.slow
 def test_sharded_ttft_matches_unsharded_layout(tiny_model, tmp_path):
-    common = ["--base-model", tiny_model, "--dataset", "arc-agi-1/evaluation", "--tasks", TASKS + ",0692e18c",
-              "--mode", "ttft", "--per-task", "--steps", "2", "--lora-r", "2", "--device", "cpu", "--json"]
+    common = [
+        "--base-model",
+        tiny_model,
+        "--dataset",
+        "arc-agi-1/evaluation",
+        "--tasks",
+        TASKS + ",0692e18c",
+        "--mode",
+        "ttft",
+        "--per-task",
+        "--steps",
+        "2",
+        "--lora-r",
+        "2",
+        "--device",
+        "cpu",
+        "--json",
+    ]
     one = run([sys.executable, "-m", "ttft", "train", *common, "--run-dir", str(tmp_path / "one")])
     assert one.returncode == 0, one.stderr[-2000:]
-    two = run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "ttft",
-               "train", *common, "--run-dir", str(tmp_path / "two")])
+    two = run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "ttft",
+            "train",
+            *common,
+            "--run-dir",
+            str(tmp_path / "two"),
+        ]
+    )
     assert two.returncode == 0, two.stderr[-2000:]
     merged = run([sys.executable, "-m", "ttft", "merge-shards", str(tmp_path / "two"), "--json"])
     assert merged.returncode == 0, merged.stderr[-2000:]

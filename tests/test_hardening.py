@@ -58,26 +58,41 @@ def one_line(msg: str) -> None:
 #: bad files in a folder beside a good one: (how to make it, fragments its one message must hold)
 FOLDER_CASES = {
     "deep_nesting": (lambda d: write(d / "deep.json", DEEP), ["deep.json", "nested too deeply"]),
-    "deep_nesting_in_a_field": (lambda d: write(d / "deepf.json", json.dumps(GOOD).replace('"train": [', '"train": '
-                                                                                          + DEEP + ', "x": [', 1)),
-                                ["deepf.json", "task deepf", "field 'train'", "nested too deeply"]),
-    "integer_5000_digits": (lambda d: write(d / "huge.json", good_with(HUGE)),
-                            ["huge.json", "task huge", "train pair 1", "field 'input'", "integer with 5000 digits"]),
-    "not_utf8": (lambda d: write(d / "latin.json", json.dumps(GOOD).encode() + b"\xe9\xff"),
-                 ["latin.json", "not UTF-8"]),
+    "deep_nesting_in_a_field": (
+        lambda d: write(d / "deepf.json", json.dumps(GOOD).replace('"train": [', '"train": ' + DEEP + ', "x": [', 1)),
+        ["deepf.json", "task deepf", "field 'train'", "nested too deeply"],
+    ),
+    "integer_5000_digits": (
+        lambda d: write(d / "huge.json", good_with(HUGE)),
+        ["huge.json", "task huge", "train pair 1", "field 'input'", "integer with 5000 digits"],
+    ),
+    "not_utf8": (
+        lambda d: write(d / "latin.json", json.dumps(GOOD).encode() + b"\xe9\xff"),
+        ["latin.json", "not UTF-8"],
+    ),
     "dot_file_name": (lambda d: write(d / "..json", GOOD), ["..json", "task id '.'", "cannot be a folder name"]),
     "dotdot_file_name": (lambda d: write(d / "...json", GOOD), ["...json", "task id '..'"]),
-    "broken_symlink": (lambda d: os.symlink(d / "gone.json", d / "link.json"),
-                       ["link.json", "broken symbolic link", "gone.json"]),
+    "broken_symlink": (
+        lambda d: os.symlink(d / "gone.json", d / "link.json"),
+        ["link.json", "broken symbolic link", "gone.json"],
+    ),
     "folder_named_json": (lambda d: (d / "sub.json").mkdir(), ["sub.json", "a folder, not a task file"]),
-    "kaggle_null_task": (lambda d: write(d / "k_challenges.json", '{"a": null, "b": ' + json.dumps(GOOD) + "}"),
-                         ["k_challenges.json", "task a", "got null"]),
-    "kaggle_dotdot_key": (lambda d: write(d / "k_challenges.json", {"..": GOOD, "b": GOOD}),
-                          ["k_challenges.json", "task '..'", "cannot be a folder name"]),
-    "kaggle_separator_key": (lambda d: write(d / "k_challenges.json", {"x/../y": GOOD, "b": GOOD}),
-                             ["task 'x/../y'", "cannot be a folder name"]),
-    "kaggle_deep_task": (lambda d: write(d / "k_challenges.json", '{"a": ' + DEEP + ', "b": ' + json.dumps(GOOD) + "}"),
-                         ["k_challenges.json", "task a", "nested too deeply"]),
+    "kaggle_null_task": (
+        lambda d: write(d / "k_challenges.json", '{"a": null, "b": ' + json.dumps(GOOD) + "}"),
+        ["k_challenges.json", "task a", "got null"],
+    ),
+    "kaggle_dotdot_key": (
+        lambda d: write(d / "k_challenges.json", {"..": GOOD, "b": GOOD}),
+        ["k_challenges.json", "task '..'", "cannot be a folder name"],
+    ),
+    "kaggle_separator_key": (
+        lambda d: write(d / "k_challenges.json", {"x/../y": GOOD, "b": GOOD}),
+        ["task 'x/../y'", "cannot be a folder name"],
+    ),
+    "kaggle_deep_task": (
+        lambda d: write(d / "k_challenges.json", '{"a": ' + DEEP + ', "b": ' + json.dumps(GOOD) + "}"),
+        ["k_challenges.json", "task a", "nested too deeply"],
+    ),
 }
 
 
@@ -117,8 +132,10 @@ def test_an_unreadable_file_is_one_message_and_the_rest_loads(tmp_path, monkeypa
 
 
 def test_kaggle_solutions_are_checked_against_their_own_file(tmp_path):
-    chal = {"t1": {"train": GOOD["train"], "test": [{"input": [[1]]}]},
-            "t2": {"train": GOOD["train"], "test": [{"input": [[2]]}]}}
+    chal = {
+        "t1": {"train": GOOD["train"], "test": [{"input": [[1]]}]},
+        "t2": {"train": GOOD["train"], "test": [{"input": [[2]]}]},
+    }
     p = write(tmp_path / "x_challenges.json", chal)
     write(tmp_path / "x_solutions.json", {"t1": [[[4, 10]]], "t2": [[[5]]], "zz": [[[1]]]})
     ds = load_dataset(p)
@@ -155,12 +172,15 @@ def test_an_unreadable_solutions_file_keeps_the_challenges(tmp_path):
     assert "z_solutions.json" in msg and "invalid JSON" in msg and "loaded without solutions" in msg
 
 
-@pytest.mark.parametrize("name, payload, fragment", [
-    ("deep.json", DEEP.encode(), "nested too deeply"),
-    ("huge.json", good_with(HUGE).encode(), "integer with 5000 digits"),
-    ("..json", json.dumps(GOOD).encode(), "task id '.'"),
-    ("bin.json", b"\x80\x81\x82 binary", "not UTF-8"),
-])
+@pytest.mark.parametrize(
+    "name, payload, fragment",
+    [
+        ("deep.json", DEEP.encode(), "nested too deeply"),
+        ("huge.json", good_with(HUGE).encode(), "integer with 5000 digits"),
+        ("..json", json.dumps(GOOD).encode(), "task id '.'"),
+        ("bin.json", b"\x80\x81\x82 binary", "not UTF-8"),
+    ],
+)
 def test_an_upload_gives_one_message(name, payload, fragment):
     with pytest.raises(TaskError) as ei:
         data.load_upload(name, payload)
@@ -205,7 +225,7 @@ def test_name_checks_refuse_what_would_leave_the_root():
 
 CORRUPTIONS = {
     "binary": b"\x00\x01\x02\xff\xfe binary",
-    "latin1": "{\"status\": \"finished\", \"note\": \"caf\xe9\"}".encode("latin-1"),
+    "latin1": '{"status": "finished", "note": "caf\xe9"}'.encode("latin-1"),
     "json_list": b"[1, 2, 3]",
     "empty": b"",
     "deep": DEEP.encode(),
@@ -224,8 +244,9 @@ def good_run(root: Path, name: str, status: str = "finished") -> Path:
     write_json_atomic(d / "config.json", {"mode": "ttft", "dataset": "arc-agi-1/evaluation"})
     write_json_atomic(d / "status.json", {"status": status, "step": 4, "max_steps": 4, "started": 1.0, "ended": 2.0})
     write_json_atomic(d / "manifest.json", {"device": "cpu"})
-    (d / "metrics.jsonl").write_text("".join(json.dumps({"step": i, "time": 1.0 + i, "loss": 1.0 / i}) + "\n"
-                                             for i in range(1, 5)))
+    (d / "metrics.jsonl").write_text(
+        "".join(json.dumps({"step": i, "time": 1.0 + i, "loss": 1.0 / i}) + "\n" for i in range(1, 5))
+    )
     (d / "log.txt").write_text("started\n")
     return d
 
@@ -275,8 +296,17 @@ def test_a_corrupted_file_marks_its_run_corrupt_and_the_others_list_as_usual(tmp
 def test_damaged_values_in_metrics_become_gaps_not_errors(tmp_path):
     f = tmp_path / "metrics.jsonl"
     lines = [{"step": 1, "loss": 2.0}, {"step": 2, "loss": "abc"}, {"step": 3, "loss": None}, {"step": "x", "loss": 1}]
-    f.write_text("".join(json.dumps(r) + "\n" for r in lines) + '{"step": 5, "loss": Infinity}\n'
-                 + '{"step": 6, "loss": ' + HUGE + "}\n" + DEEP + "\n" + "[1]\n" + '{"step": 7, "loss": 0.5}\n')
+    f.write_text(
+        "".join(json.dumps(r) + "\n" for r in lines)
+        + '{"step": 5, "loss": Infinity}\n'
+        + '{"step": 6, "loss": '
+        + HUGE
+        + "}\n"
+        + DEEP
+        + "\n"
+        + "[1]\n"
+        + '{"step": 7, "loss": 0.5}\n'
+    )
     m = metrics.read_metrics(f)
     assert m.n == 7
     assert np.array_equal(m.col("step"), [1, 2, 3, np.nan, 5, 6, 7], equal_nan=True)
@@ -286,25 +316,31 @@ def test_damaged_values_in_metrics_become_gaps_not_errors(tmp_path):
 def test_jobs_list_and_the_fine_tune_page_survive_every_corruption(tmp_path, monkeypatch):
     root = tmp_path / "runs"
     good_run(root, "0-good")
-    for i, (fname, how) in enumerate([(f, h) for f in ("status.json", "job.json", "config.json", "result.json")
-                                      for h in ("binary", "json_list", "deep", "huge_int", "step_abc",
-                                                "step_infinity", "a_directory")]):
+    for i, (fname, how) in enumerate(
+        [
+            (f, h)
+            for f in ("status.json", "job.json", "config.json", "result.json")
+            for h in ("binary", "json_list", "deep", "huge_int", "step_abc", "step_infinity", "a_directory")
+        ]
+    ):
         d = good_run(root, f"{i + 1:02d}-{fname}-{how}")
         corrupt(d, fname, how)
     d = good_run(root, "zz-metrics-folder")
     corrupt(d, "metrics.jsonl", "a_directory")
     os.symlink(tmp_path / "gone", root / "zz-dangling")
     env = {**os.environ, "TTFT_RUNS_DIR": str(root)}
-    r = subprocess.run([sys.executable, "-m", "ttft", "jobs", "list", "--json"], capture_output=True, text=True,
-                       env=env, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "ttft", "jobs", "list", "--json"], capture_output=True, text=True, env=env, timeout=120
+    )
     assert r.returncode == 0, r.stderr
     listed = {j["id"]: j for j in json.loads(r.stdout.strip().splitlines()[-1])}
     assert listed["0-good"]["status"] == "finished"
     assert listed["zz-dangling"]["status"] == "corrupt" and "gone" in listed["zz-dangling"]["note"]
     assert listed["zz-metrics-folder"]["status"] == "corrupt"
     assert sum(j["status"] == "corrupt" for j in listed.values()) == 24  # the fields read are checked
-    r = subprocess.run([sys.executable, "-m", "ttft", "jobs", "list"], capture_output=True, text=True, env=env,
-                       timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "ttft", "jobs", "list"], capture_output=True, text=True, env=env, timeout=120
+    )
     assert r.returncode == 0 and "corrupt" in r.stdout, r.stderr
     monkeypatch.setenv("TTFT_RUNS_DIR", str(root))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
@@ -344,8 +380,14 @@ def runs(tmp_path, monkeypatch) -> registry.JobConfig:
 
 
 def cli(*args, root: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ttft", *args], capture_output=True, text=True, cwd=root.parent,
-                          env={**os.environ, "TTFT_RUNS_DIR": str(root), "HF_HUB_OFFLINE": "1"}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "ttft", *args],
+        capture_output=True,
+        text=True,
+        cwd=root.parent,
+        env={**os.environ, "TTFT_RUNS_DIR": str(root), "HF_HUB_OFFLINE": "1"},
+        timeout=120,
+    )
 
 
 def model_folder(path: Path) -> Path:
@@ -415,8 +457,21 @@ def test_a_run_dir_outside_the_runs_folder_is_listed_and_waits_in_its_queue(runs
 
     held = process.try_acquire_slot(runs.root, "cpu", 1, holder="test")
     try:
-        argv = ["train", "--base-model", tiny_model, "--tasks", "00576224", "--steps", "1", "--device", "cpu",
-                "--val", "none", "--threads", "1"]
+        argv = [
+            "train",
+            "--base-model",
+            tiny_model,
+            "--tasks",
+            "00576224",
+            "--steps",
+            "1",
+            "--device",
+            "cpu",
+            "--val",
+            "none",
+            "--threads",
+            "1",
+        ]
         out = commands.launch_command([*argv, "--run-dir", str(tmp_path / "outside" / "r")], runs)
         inner = commands.launch_command(argv, runs, name="inner")
         listed = {j.id: j for j in registry.list_jobs(runs.root)}
@@ -433,9 +488,28 @@ def test_a_run_dir_outside_the_runs_folder_is_listed_and_waits_in_its_queue(runs
 def test_train_run_dir_pointing_at_a_file_is_one_line(tmp_path, tiny_model):
     f = tmp_path / "a-file"
     f.write_text("x")
-    r = subprocess.run([sys.executable, "-m", "ttft", "train", "--base-model", tiny_model, "--tasks", "00576224",
-                        "--steps", "1", "--val", "none", "--run-dir", str(f)], capture_output=True, text=True,
-                       env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ttft",
+            "train",
+            "--base-model",
+            tiny_model,
+            "--tasks",
+            "00576224",
+            "--steps",
+            "1",
+            "--val",
+            "none",
+            "--run-dir",
+            str(f),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        timeout=300,
+    )
     assert r.returncode == 2
     (line,) = r.stderr.strip().splitlines()
     assert line.startswith("error: run_dir:") and "is a file, not a folder" in line
@@ -484,9 +558,22 @@ def test_read_metrics_of_100000_lines_is_fast_and_incremental(tmp_path):
     f = tmp_path / "metrics.jsonl"
     with open(f, "w") as fh:
         for i in range(1, 100_001):
-            fh.write(json.dumps({"step": i, "time": 1e9 + i, "elapsed": i * 0.1, "loss": 1.0 / i, "lr": 1e-4,
-                                 "grad_norm": 1.0, "tokens": i * 500, "tokens_per_second": 5e3, "epoch": i / 1e3})
-                     + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "step": i,
+                        "time": 1e9 + i,
+                        "elapsed": i * 0.1,
+                        "loss": 1.0 / i,
+                        "lr": 1e-4,
+                        "grad_norm": 1.0,
+                        "tokens": i * 500,
+                        "tokens_per_second": 5e3,
+                        "epoch": i / 1e3,
+                    }
+                )
+                + "\n"
+            )
     t0 = time.perf_counter()
     m = metrics.read_metrics(f)
     cold = time.perf_counter() - t0
@@ -499,15 +586,19 @@ def test_read_metrics_of_100000_lines_is_fast_and_incremental(tmp_path):
     t0 = time.perf_counter()
     d = m.downsample()
     down = time.perf_counter() - t0
-    print(f"read_metrics 100,000 lines: cold {cold:.2f} s, +1 line {warm * 1000:.1f} ms, downsample "
-          f"{down * 1000:.1f} ms to {d.n} rows")
+    print(
+        f"read_metrics 100,000 lines: cold {cold:.2f} s, +1 line {warm * 1000:.1f} ms, downsample "
+        f"{down * 1000:.1f} ms to {d.n} rows"
+    )
     assert m.n == 100_001 and warm < 0.1 and cold < 10 and d.n <= metrics.MAX_POINTS + 2
 
 
 def test_drop_steps_after_leaves_no_repeated_step(tmp_path):
     f = tmp_path / "metrics.jsonl"
-    f.write_text("".join(json.dumps({"step": s, "loss": 1.0}) + "\n" for s in range(0, 11))
-                 + '{"step": 3, "eval_loss": 1}\n{"step": 11, "lo')  # an eval line, and a line cut by a kill
+    f.write_text(
+        "".join(json.dumps({"step": s, "loss": 1.0}) + "\n" for s in range(0, 11))
+        + '{"step": 3, "eval_loss": 1}\n{"step": 11, "lo'
+    )  # an eval line, and a line cut by a kill
     assert metrics.drop_steps_after(f, 6) == 5
     assert [json.loads(x)["step"] for x in f.read_text().splitlines()] == [0, 1, 2, 3, 4, 5, 6, 3]
     moved = (tmp_path / metrics.SUPERSEDED_FILE).read_text().splitlines()
@@ -545,15 +636,20 @@ def test_a_full_disk_still_gets_the_final_status(tmp_path, monkeypatch):
     assert "OSError: [Errno 28]" in st["error"] and len(calls) == 2
     # a library's write error on a (nearly) full disk is named too
     monkeypatch.setattr(rundir, "disk_free", lambda p: 4096)
-    why = rundir.disk_full_error(RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed"),
-                                 run.path)
+    why = rundir.disk_full_error(
+        RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed"), run.path
+    )
     assert why == f"disk full: 4 KB left on the device holding {run.path}"
     other = rundir.disk_full_error(ValueError("bad value"), run.path)
     assert other == f"the disk holding {run.path} is full (4 KB left)"
     monkeypatch.setattr(rundir, "disk_free", lambda p: 10 * rundir.DISK_FULL_BYTES)
     assert rundir.disk_full_error(ValueError("bad value"), run.path) is None
-    assert rundir.disk_full_error(RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0"),
-                                  run.path) is None, "a write error on a disk with room is not 'disk full'"
+    assert (
+        rundir.disk_full_error(
+            RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0"), run.path
+        )
+        is None
+    ), "a write error on a disk with room is not 'disk full'"
 
 
 def test_jobs_resume_on_a_full_disk_is_one_line(runs, monkeypatch):
@@ -585,8 +681,14 @@ def test_a_model_folder_with_its_own_code_names_trust_remote_code(tmp_path):
 
     d = tmp_path / "custom"
     d.mkdir()
-    (d / "config.json").write_text(json.dumps({"model_type": "mymodel", "auto_map": {
-        "AutoConfig": "configuration_my.MyConfig", "AutoModelForCausalLM": "modeling_my.MyModel"}}))
+    (d / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "mymodel",
+                "auto_map": {"AutoConfig": "configuration_my.MyConfig", "AutoModelForCausalLM": "modeling_my.MyModel"},
+            }
+        )
+    )
     with pytest.raises(ModelError) as ei:
         check_model_source(ModelConfig(base_model=str(d)))
     msg = str(ei.value)

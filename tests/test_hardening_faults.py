@@ -31,9 +31,28 @@ def wait_for(pred, timeout: float = 120, what: str = "condition", every: float =
 
 
 def train_args(model: str, run_dir: Path, steps: int, *extra: str) -> list[str]:
-    return ["train", "--base-model", model, "--dataset", "arc-agi-1/evaluation", "--tasks", "00576224", "--steps",
-            str(steps), "--lora-r", "2", "--threads", "1", "--val", "none", "--device", "cpu", "--run-dir",
-            str(run_dir), *extra]
+    return [
+        "train",
+        "--base-model",
+        model,
+        "--dataset",
+        "arc-agi-1/evaluation",
+        "--tasks",
+        "00576224",
+        "--steps",
+        str(steps),
+        "--lora-r",
+        "2",
+        "--threads",
+        "1",
+        "--val",
+        "none",
+        "--device",
+        "cpu",
+        "--run-dir",
+        str(run_dir),
+        *extra,
+    ]
 
 
 def train(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -57,11 +76,14 @@ def loss_steps(run: RunDir) -> list[int]:
     return [m["step"] for m in run.metrics() if "loss" in m]
 
 
-@pytest.mark.parametrize("damage, why", [
-    ("adapter_model.safetensors", "adapter_model.safetensors is truncated"),
-    ("trainer_state.json", "trainer_state.json is not valid JSON"),
-    ("optimizer.pt", "optimizer.pt is truncated or damaged"),
-])
+@pytest.mark.parametrize(
+    "damage, why",
+    [
+        ("adapter_model.safetensors", "adapter_model.safetensors is truncated"),
+        ("trainer_state.json", "trainer_state.json is not valid JSON"),
+        ("optimizer.pt", "optimizer.pt is truncated or damaged"),
+    ],
+)
 def test_resume_skips_a_truncated_checkpoint_for_the_previous_intact_one(finished_run, tmp_path, damage, why):
     d = tmp_path / "run"
     shutil.copytree(finished_run, d)
@@ -106,13 +128,16 @@ def small_disk(tmp_path):
     mnt = tmp_path / "small-disk"
     mnt.mkdir()
     try:
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True,
-                           text=True, timeout=20)
+        r = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True, text=True, timeout=20
+        )
     except (OSError, subprocess.TimeoutExpired) as e:
         pytest.skip(f"cannot mount a small tmpfs to fill up ({e}); the faked-ENOSPC tests cover the code paths")
     if r.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs to fill up (needs root: {r.stderr.strip()}); the faked-ENOSPC "
-                    "tests in test_hardening.py cover the code paths")
+        pytest.skip(
+            f"cannot mount a small tmpfs to fill up (needs root: {r.stderr.strip()}); the faked-ENOSPC "
+            "tests in test_hardening.py cover the code paths"
+        )
     yield mnt
     subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=20)
 
@@ -146,8 +171,11 @@ def test_a_full_disk_during_a_checkpoint_ends_failed_with_that_reason(tiny_model
     try:
         wait_for(lambda: any("loss" in m for m in read_jsonl(run_dir / "metrics.jsonl")), 120, "the first step")
         fill(small_disk, leave=48 * 1024)  # steps still log; the next checkpoint (~110 KB) cannot be written
-        j = wait_for(lambda: (j := registry.get_job(job.path, root)).status not in ("queued", "running") and j, 180,
-                     "the run to end")
+        j = wait_for(
+            lambda: (j := registry.get_job(job.path, root)).status not in ("queued", "running") and j,
+            180,
+            "the run to end",
+        )
     finally:
         if registry.get_job(job.path, root).active:
             jobs.stop(job, cfg, wait=True)
@@ -158,8 +186,13 @@ def test_a_full_disk_during_a_checkpoint_ends_failed_with_that_reason(tiny_model
     # no traceback, nothing queued
     (small_disk / "filler").unlink()
     fill(small_disk, leave=0)
-    r = subprocess.run([sys.executable, "-m", "ttft", "jobs", "resume", str(job.path)], capture_output=True,
-                       text=True, env={**os.environ, "TTFT_RUNS_DIR": str(root)}, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "ttft", "jobs", "resume", str(job.path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TTFT_RUNS_DIR": str(root)},
+        timeout=120,
+    )
     assert r.returncode == 2, r.stderr
     (line,) = r.stderr.strip().splitlines()
     assert line.startswith("error: cannot queue run: No space left on device"), line
@@ -173,9 +206,26 @@ def test_a_full_disk_during_a_checkpoint_ends_failed_with_that_reason(tiny_model
 def test_a_request_for_a_foreign_host_is_refused_before_any_widget(chromium):
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address", "0.0.0.0",
-         "--server.headless", "true"], cwd=ROOT, env={**os.environ, "TTFT_ALLOWED_HOSTS": ""},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "0.0.0.0",
+            "--server.headless",
+            "true",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "TTFT_ALLOWED_HOSTS": ""},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         import urllib.request
 

@@ -52,8 +52,24 @@ def status_of(cfg, job) -> str:
 
 
 def tiny_train(model: str, steps: int, *extra: str) -> list[str]:
-    return ["train", "--base-model", model, "--dataset", "arc-agi-1/evaluation", "--tasks", SMALL_TASKS,
-            "--steps", str(steps), "--lora-r", "2", "--threads", "1", "--val", "none", *extra]
+    return [
+        "train",
+        "--base-model",
+        model,
+        "--dataset",
+        "arc-agi-1/evaluation",
+        "--tasks",
+        SMALL_TASKS,
+        "--steps",
+        str(steps),
+        "--lora-r",
+        "2",
+        "--threads",
+        "1",
+        "--val",
+        "none",
+        *extra,
+    ]
 
 
 def fake_run(root: Path, name: str, status: dict | None, config: dict | None = None, meta: dict | None = None) -> Path:
@@ -93,26 +109,56 @@ def test_process_alive_checks_the_start_time_and_zombies(sleeper):
 def test_registry_derives_statuses_from_run_directories(runs, sleeper):
     root, me, my_start = runs.root, os.getpid(), process_start_time(os.getpid())
     fake_run(root, "a-running", {"status": "running", "pid": me, "pid_start": my_start, "step": 3, "max_steps": 9})
-    fake_run(root, "b-reused-pid", {"status": "running", "pid": sleeper.pid,
-                                    "pid_start": process_start_time(sleeper.pid) - 50})
-    fake_run(root, "c-gone", {"status": "running", "pid": 2 ** 22 + 17, "pid_start": 1.0, "exit_signal": "SIGKILL"})
-    fake_run(root, "d-finished", {"status": "finished", "pid": 2 ** 22 + 17, "pid_start": 1.0})
+    fake_run(
+        root,
+        "b-reused-pid",
+        {"status": "running", "pid": sleeper.pid, "pid_start": process_start_time(sleeper.pid) - 50},
+    )
+    fake_run(root, "c-gone", {"status": "running", "pid": 2**22 + 17, "pid_start": 1.0, "exit_signal": "SIGKILL"})
+    fake_run(root, "d-finished", {"status": "finished", "pid": 2**22 + 17, "pid_start": 1.0})
     fake_run(root, "e-failed", {"status": "failed", "error": "ValueError: boom", "traceback": "Traceback ..."})
-    fake_run(root, "f-queued-dead-waiter", {"status": "queued", "queued_at": time.time() - 5,
-                                            "supervisor_pid": 2 ** 22 + 17, "supervisor_start": 1.0},
-             meta={"kind": "cpu", "argv": ["--version"]})
-    fake_run(root, "g-queued", {"status": "queued", "queued_at": time.time(), "supervisor_pid": sleeper.pid,
-                                "supervisor_start": process_start_time(sleeper.pid), "kind": "cpu"},
-             meta={"kind": "cpu", "argv": ["x"]})
+    fake_run(
+        root,
+        "f-queued-dead-waiter",
+        {"status": "queued", "queued_at": time.time() - 5, "supervisor_pid": 2**22 + 17, "supervisor_start": 1.0},
+        meta={"kind": "cpu", "argv": ["--version"]},
+    )
+    fake_run(
+        root,
+        "g-queued",
+        {
+            "status": "queued",
+            "queued_at": time.time(),
+            "supervisor_pid": sleeper.pid,
+            "supervisor_start": process_start_time(sleeper.pid),
+            "kind": "cpu",
+        },
+        meta={"kind": "cpu", "argv": ["x"]},
+    )
     fake_run(root, "h-stopping", {"status": "stopping", "pid": me, "pid_start": my_start})
     (root / ".locks").mkdir()
     (root / "not-a-run").mkdir()
     got = {j.id: j for j in registry.list_jobs(root)}
-    assert set(got) == {"a-running", "b-reused-pid", "c-gone", "d-finished", "e-failed", "f-queued-dead-waiter",
-                        "g-queued", "h-stopping"}
+    assert set(got) == {
+        "a-running",
+        "b-reused-pid",
+        "c-gone",
+        "d-finished",
+        "e-failed",
+        "f-queued-dead-waiter",
+        "g-queued",
+        "h-stopping",
+    }
     assert {k: j.status for k, j in got.items()} == {
-        "a-running": "running", "b-reused-pid": "lost", "c-gone": "lost", "d-finished": "finished",
-        "e-failed": "failed", "f-queued-dead-waiter": "lost", "g-queued": "queued", "h-stopping": "stopping"}
+        "a-running": "running",
+        "b-reused-pid": "lost",
+        "c-gone": "lost",
+        "d-finished": "finished",
+        "e-failed": "failed",
+        "f-queued-dead-waiter": "lost",
+        "g-queued": "queued",
+        "h-stopping": "stopping",
+    }
     assert "SIGKILL" in got["c-gone"].note
     assert got["g-queued"].position == 1 and got["f-queued-dead-waiter"].position is None
     assert got["a-running"].step == 3 and got["a-running"].max_steps == 9
@@ -153,11 +199,19 @@ def test_queue_positions_stop_while_queued_and_release(runs):
 def test_a_stale_slot_lock_does_not_block_the_queue(runs):
     lock = runs.root / ".locks" / "cpu-0.lock"
     lock.parent.mkdir()
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import fcntl, os, sys, time\n"
-        f"fd = os.open({str(lock)!r}, os.O_RDWR | os.O_CREAT)\n"
-        "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('locked', flush=True)\ntime.sleep(120)\n")],
-        stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import fcntl, os, sys, time\n"
+                f"fd = os.open({str(lock)!r}, os.O_RDWR | os.O_CREAT)\n"
+                "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('locked', flush=True)\ntime.sleep(120)\n"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "locked"
     assert process.try_acquire_slot(runs.root, "cpu", 1) is None
     holder.kill()  # dies holding the lock: the kernel releases it
@@ -254,6 +308,7 @@ def test_sigkill_shows_lost_and_resume_continues_from_the_checkpoint(runs, tiny_
     ck_step = int(lost.run.last_checkpoint().name.split("-")[1])
     resumed = jobs.resume(job.id, runs)
     assert resumed.status in ("queued", "running") and resumed.meta["argv"] == ["train", "--resume", str(job.path)]
+
     def stepping() -> bool:
         j = registry.get_job(job.path)
         if j.status in ("failed", "lost", "finished", "stopped"):
@@ -271,8 +326,10 @@ def test_a_checkpoint_killed_mid_save_is_not_resumed_from(tmp_path):
     from ttft.runs.rundir import RunDir
 
     run = RunDir(tmp_path)
-    for step, files in ((20, ("adapter_model.safetensors", "optimizer.pt", "trainer_state.json")),
-                        (40, ("README.md", "adapter_model.safetensors"))):  # 40: SIGKILL while saving
+    for step, files in (
+        (20, ("adapter_model.safetensors", "optimizer.pt", "trainer_state.json")),
+        (40, ("README.md", "adapter_model.safetensors")),
+    ):  # 40: SIGKILL while saving
         d = tmp_path / "checkpoints" / f"checkpoint-{step}"
         d.mkdir(parents=True)
         for f in files:
@@ -292,14 +349,37 @@ def test_train_argv_gives_back_exactly_the_config(tiny_model):
     base = TrainConfig()
     assert commands.train_argv(base)[:5] == ["train", "--mode", "ttft", "--dataset", "arc-agi-1/evaluation"]
     custom = TrainConfig(
-        mode="ttft", tasks=("00576224", "0c786b71"), max_task_tokens=900, per_task=True, leave_out=2,
-        keep_original_colors=0.25, steps=17, lr=3e-5, batch_size=2, grad_accum=3, scheduler="linear",
-        warmup_steps=2, weight_decay=0.01, too_long="drop", seed=5, device="cpu", val="none", eval_steps=4,
-        logging_steps=2, save_steps=7, threads=1,
+        mode="ttft",
+        tasks=("00576224", "0c786b71"),
+        max_task_tokens=900,
+        per_task=True,
+        leave_out=2,
+        keep_original_colors=0.25,
+        steps=17,
+        lr=3e-5,
+        batch_size=2,
+        grad_accum=3,
+        scheduler="linear",
+        warmup_steps=2,
+        weight_decay=0.01,
+        too_long="drop",
+        seed=5,
+        device="cpu",
+        val="none",
+        eval_steps=4,
+        logging_steps=2,
+        save_steps=7,
+        threads=1,
         model=ModelConfig(base_model=tiny_model, lora_r=4, lora_alpha=8, lora_dropout=0.1, target_modules="q_proj"),
         encoding=EncodingConfig(max_seq_len=1024, format="shape+rows", loss_on="outputs"),
-        augment=AugmentOptions(transforms=("identity", "rot90"), colors="all", p_bg=0.1, shuffle=False,
-                               compose=("pad", "upscale:2x2:input")))
+        augment=AugmentOptions(
+            transforms=("identity", "rot90"),
+            colors="all",
+            p_bg=0.1,
+            shuffle=False,
+            compose=("pad", "upscale:2x2:input"),
+        ),
+    )
     for cfg in (base, custom):
         argv = commands.train_argv(cfg)
         assert commands.parse_train_argv(argv)[0].to_json() == cfg.to_json()
@@ -364,8 +444,9 @@ def test_loss_chart_shows_every_step_eval_loss_and_lr():
 
 def test_progress_gives_eta_and_tokens_per_second():
     t = np.arange(11, dtype=float) * 2.0  # 2 s per step
-    m = runmetrics.Metrics(columns={"step": np.arange(11.0), "time": t, "loss": np.ones(11),
-                              "tokens_per_second": np.full(11, 500.0)}, n=11)
+    m = runmetrics.Metrics(
+        columns={"step": np.arange(11.0), "time": t, "loss": np.ones(11), "tokens_per_second": np.full(11, 500.0)}, n=11
+    )
     job = registry.Job(path=Path("/x"), status="running", raw={"step": 10, "max_steps": 110, "started": 0.0})
     p = registry.progress(job, m, now=t[-1])
     assert p.step == 10 and p.fraction == pytest.approx(10 / 110)
@@ -379,8 +460,14 @@ def test_progress_gives_eta_and_tokens_per_second():
 
 
 def _cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "ttft", *args], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, **(env or {})}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "ttft", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
 
 
 def test_jobs_cli_list_launch_stop_delete(runs):

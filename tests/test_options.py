@@ -172,11 +172,13 @@ def test_one_error_type_for_every_config_and_domain_error():
 # --------------------------------------------------------------------------- the CLI shows real defaults
 
 
-@pytest.mark.parametrize("command", [["train"], ["predict"], ["jobs"], ["jobs", "launch"],
-                                     ["experiment", "seed-ablation"]])
+@pytest.mark.parametrize(
+    "command", [["train"], ["predict"], ["jobs"], ["jobs", "launch"], ["experiment", "seed-ablation"]]
+)
 def test_help_shows_real_defaults_and_no_suppress(command):
-    out = subprocess.run([sys.executable, "-m", "ttft", *command, "--help"], capture_output=True, text=True,
-                         cwd=ROOT, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "ttft", *command, "--help"], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert "==SUPPRESS==" not in out.stdout and "(default: None)" not in out.stdout
     if command == ["train"]:
@@ -188,17 +190,57 @@ def test_help_shows_real_defaults_and_no_suppress(command):
 def test_every_flag_round_trips_a_config_that_differs_everywhere(tmp_path):
     (tmp_path / "adapter").mkdir()
     cfg = TrainConfig(
-        mode="ttft", tasks=("00576224", "0c786b71"), max_task_tokens=900, per_task=True, leave_out=2,
-        keep_original_colors=0.25, steps=17, lr=3e-5, batch_size=2, grad_accum=3, scheduler="linear",
-        warmup_steps=2, weight_decay=0.01, too_long="drop", seed=5, device="cpu", val="none", eval_steps=4,
-        logging_steps=2, save_steps=7, save_total_limit=4, threads=1, report_to="none",
-        model=ModelConfig(base_model="default", adapter=str(tmp_path / "adapter"), lora_r=4, lora_alpha=8,
-                          lora_dropout=0.1, target_modules="q_proj", init="random"),
-        encoding=EncodingConfig(max_seq_len=1024, format="shape+rows", loss_on="outputs", chat_template=True,
-                                input_marker="IN", output_marker="OUT"),
-        augment=AugmentOptions(transforms=("identity", "rot90"), colors="all", p_bg=0.1, shuffle=False,
-                               compose=("pad", "upscale:2x2:input"), p_compose=0.5, compose_targets=("output",),
-                               seed=9))
+        mode="ttft",
+        tasks=("00576224", "0c786b71"),
+        max_task_tokens=900,
+        per_task=True,
+        leave_out=2,
+        keep_original_colors=0.25,
+        steps=17,
+        lr=3e-5,
+        batch_size=2,
+        grad_accum=3,
+        scheduler="linear",
+        warmup_steps=2,
+        weight_decay=0.01,
+        too_long="drop",
+        seed=5,
+        device="cpu",
+        val="none",
+        eval_steps=4,
+        logging_steps=2,
+        save_steps=7,
+        save_total_limit=4,
+        threads=1,
+        report_to="none",
+        model=ModelConfig(
+            base_model="default",
+            adapter=str(tmp_path / "adapter"),
+            lora_r=4,
+            lora_alpha=8,
+            lora_dropout=0.1,
+            target_modules="q_proj",
+            init="random",
+        ),
+        encoding=EncodingConfig(
+            max_seq_len=1024,
+            format="shape+rows",
+            loss_on="outputs",
+            chat_template=True,
+            input_marker="IN",
+            output_marker="OUT",
+        ),
+        augment=AugmentOptions(
+            transforms=("identity", "rot90"),
+            colors="all",
+            p_bg=0.1,
+            shuffle=False,
+            compose=("pad", "upscale:2x2:input"),
+            p_compose=0.5,
+            compose_targets=("output",),
+            seed=9,
+        ),
+    )
     argv = commands.train_argv(cfg)
     assert argv is not None
     assert commands.parse_train_argv(argv)[0].to_json() == cfg.to_json()

@@ -42,8 +42,11 @@ def a(x):
 
 
 #: a tiny task: two train pairs, one test pair
-TINY = Task("tiny", (Pair(a([[1, 0], [0, 1]]), a([[0, 1], [1, 0]])), Pair(a([[2]]), a([[3, 3]]))),
-            (Pair(a([[4, 0, 4]]), a([[0, 4, 0]])),))
+TINY = Task(
+    "tiny",
+    (Pair(a([[1, 0], [0, 1]]), a([[0, 1], [1, 0]])), Pair(a([[2]]), a([[3, 3]]))),
+    (Pair(a([[4, 0, 4]]), a([[0, 4, 0]])),),
+)
 
 # arc24's system_prompt_v0 (scripts/arc24/prompting.py), typed out again for the fixture: note the spaces that end its
 # first three lines and its final newline
@@ -74,13 +77,16 @@ ARC24_USER = (
 )
 # the assistant message (answer_template_v0) and the ChatML turns of Qwen2/Qwen2.5's template with a system message
 ARC24_REPLY = "### Output\n\n```grid shape: 1x3\n1 040\n```"
-ARC24_TEXT = (f"<|im_start|>system\n{ARC24_SYSTEM}<|im_end|>\n<|im_start|>user\n{ARC24_USER}<|im_end|>\n"
-              f"<|im_start|>assistant\n{ARC24_REPLY}<|im_end|>\n")
+ARC24_TEXT = (
+    f"<|im_start|>system\n{ARC24_SYSTEM}<|im_end|>\n<|im_start|>user\n{ARC24_USER}<|im_end|>\n"
+    f"<|im_start|>assistant\n{ARC24_REPLY}<|im_end|>\n"
+)
 # DataCollatorForCompletionOnlyLM(response_template='<|im_start|>assistant'): every token after it carries the loss
 ARC24_TRAINED = f"\n{ARC24_REPLY}<|im_end|>\n"
 # inference: the conversation with the reply '### Output\n\n```grid', cut at its last <|im_end|>
-ARC24_PROMPT = (ARC24_TEXT[: ARC24_TEXT.index("<|im_start|>assistant\n")]
-                + "<|im_start|>assistant\n### Output\n\n```grid")
+ARC24_PROMPT = (
+    ARC24_TEXT[: ARC24_TEXT.index("<|im_start|>assistant\n")] + "<|im_start|>assistant\n### Output\n\n```grid"
+)
 
 # MARC's GPTTextMessageRepresenterV2 with README's --new_format formatter (io_sep ' -> ', output_footer '#',
 # PythonListGridRepresenter: numpy's str of the array), each message stripped, in Llama-3's chat format
@@ -138,7 +144,7 @@ def test_marc_profile_text_is_marcs_format_with_the_loss_on_later_outputs():
     assert enc.text == MARC_TEXT
     assert enc.trained_text() == MARC_TRAINED
     first = next(s for s in enc.spans if s.role == "output")
-    assert not first.trained and enc.text[first.start:first.end] == "[[0 1]\n [1 0]]"
+    assert not first.trained and enc.text[first.start : first.end] == "[[0 1]\n [1 0]]"
     gen = encode_task(TINY, cfg, tok, answer=False)
     assert gen.text.endswith("[[4 0 4]] -><|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
     assert parse_output("[[0 4 0]]#<|eot_id|>", cfg, tok).grid.tolist() == [[0, 4, 0]]
@@ -203,13 +209,27 @@ def test_predict_profile_and_bare_model_encoding(tmp_path):
 def test_every_new_option_round_trips_on_the_command_line(tmp_path):
     from ttft.engine import commands
 
-    cfg = TrainConfig(mode="ttft", leave_out=2, n2_only=True, task_weighting="leave-out", augment_recipe="marc",
-                      val_loss_on="as-trained", model=ModelConfig(use_rslora=True, use_dora=True, lora_dropout=0.1),
-                      encoding=EncodingConfig(format="arc24", prompt="marc", chat_template=True, loss_on="reply"))
+    cfg = TrainConfig(
+        mode="ttft",
+        leave_out=2,
+        n2_only=True,
+        task_weighting="leave-out",
+        augment_recipe="marc",
+        val_loss_on="as-trained",
+        model=ModelConfig(use_rslora=True, use_dora=True, lora_dropout=0.1),
+        encoding=EncodingConfig(format="arc24", prompt="marc", chat_template=True, loss_on="reply"),
+    )
     argv = commands.train_argv(cfg)
     assert argv is not None and commands.parse_train_argv(argv)[0].to_json() == cfg.to_json()
-    for flag in ("--n2-only", "--task-weighting", "--augment-recipe", "--val-loss-on", "--use-rslora", "--use-dora",
-                 "--prompt"):
+    for flag in (
+        "--n2-only",
+        "--task-weighting",
+        "--augment-recipe",
+        "--val-loss-on",
+        "--use-rslora",
+        "--use-dora",
+        "--prompt",
+    ):
         assert flag in argv
 
 
@@ -222,14 +242,18 @@ def test_ttft_views_are_unchanged_and_arc24_views_colour_and_shuffle_every_view(
     task = load_dataset("arc-agi-1/evaluation")["00576224"]
     for kw in ({}, {"colors": "all"}, {"colors": "none", "views": 4}, {"shuffle": True, "seed": 3}):
         pc = PredictConfig(base_model="default", dataset="x", **kw)
-        assert view_specs(task, pc.views, pc.transforms, pc.colors, pc.p_bg, pc.shuffle, pc.identity_view,
-                          pc.seed) == engine_view_specs(task, pc)  # a drop-in for engine.views.view_specs
+        assert view_specs(
+            task, pc.views, pc.transforms, pc.colors, pc.p_bg, pc.shuffle, pc.identity_view, pc.seed
+        ) == engine_view_specs(task, pc)  # a drop-in for engine.views.view_specs
     specs = view_specs(task, 8, DIHEDRAL, "keep-bg", 0.1, True, identity_view=False)
     assert sorted(s.geometric for s in specs) == sorted(DIHEDRAL)  # 8 views: each transform once
     assert all(s.order is not None and s.colors != tuple(range(10)) for s in specs)
     assert not specs[0].is_identity
-    moved = [s.colors[0] != 0 for k in range(300) for s in view_specs(task, 8, DIHEDRAL, "keep-bg", 0.1, True,
-                                                                    identity_view=False, seed=k)]
+    moved = [
+        s.colors[0] != 0
+        for k in range(300)
+        for s in view_specs(task, 8, DIHEDRAL, "keep-bg", 0.1, True, identity_view=False, seed=k)
+    ]
     assert abs(np.mean(moved) - 0.09) < 0.025  # background in ~9 % of the views (p 0.1 times 9/10)
 
 
@@ -250,10 +274,14 @@ def test_marc_augmenters_are_marcs_and_invertible():
     g = np.arange(6, dtype=np.uint8).reshape(2, 3)
     by_name = dict(MARC_AUGMENTERS)
     expect = {
-        "Rotate(90)": np.rot90(g, 1), "Rotate(270)": np.rot90(g, 3), "Flip(0)": np.flipud(g), "Flip(1)": np.fliplr(g),
+        "Rotate(90)": np.rot90(g, 1),
+        "Rotate(270)": np.rot90(g, 3),
+        "Flip(0)": np.flipud(g),
+        "Flip(1)": np.fliplr(g),
         "Reflect(0, reverse=True)": np.concatenate([np.flipud(g), g], 0),
         "Reflect(1, reverse=False)": np.concatenate([g, np.fliplr(g)], 1),
-        "Transpose()": g.T, "IncreaseHeight(2)": np.repeat(g, 2, 0),
+        "Transpose()": g.T,
+        "IncreaseHeight(2)": np.repeat(g, 2, 0),
         "Chain([Rotate(90), IncreaseResolution(2)])": np.repeat(np.repeat(np.rot90(g), 2, 0), 2, 1),
         "Repeat(2, 2)": np.tile(g, (2, 2)),
     }
@@ -273,8 +301,9 @@ def test_marc_augmenters_are_marcs_and_invertible():
 
 
 def _tasks_with_pairs(counts):
-    return [Task(f"t{n}", tuple(Pair(a([[i % 10]]), a([[i % 10, 1]])) for i in range(n)), (Pair(a([[0]])),))
-            for n in counts]
+    return [
+        Task(f"t{n}", tuple(Pair(a([[i % 10]]), a([[i % 10, 1]])) for i in range(n)), (Pair(a([[0]])),)) for n in counts
+    ]
 
 
 @pytest.mark.parametrize("leave_out", [1, 2])
@@ -330,16 +359,18 @@ def test_rslora_dora_and_dropout_reach_peft():
     from transformers import LlamaForCausalLM
 
     model = LlamaForCausalLM(tiny_model_config())
-    cfg = ModelConfig(lora_r=4, lora_alpha=8, lora_dropout=0.1, target_modules="q_proj,v_proj", use_rslora=True,
-                      use_dora=True)
+    cfg = ModelConfig(
+        lora_r=4, lora_alpha=8, lora_dropout=0.1, target_modules="q_proj,v_proj", use_rslora=True, use_dora=True
+    )
     peft_model = attach_lora(model, cfg)
     pc = peft_model.peft_config["default"]
     assert pc.use_rslora and pc.use_dora and pc.lora_dropout == 0.1 and pc.r == 4
     q = peft_model.base_model.model.model.layers[0].self_attn.q_proj
-    assert q.scaling["default"] == pytest.approx(8 / 4 ** 0.5)  # rsLoRA: alpha / sqrt(r)
+    assert q.scaling["default"] == pytest.approx(8 / 4**0.5)  # rsLoRA: alpha / sqrt(r)
     assert "default" in q.lora_magnitude_vector  # DoRA's magnitude
-    plain = attach_lora(LlamaForCausalLM(tiny_model_config()), ModelConfig(lora_r=4, lora_alpha=8,
-                                                                           target_modules="q_proj"))
+    plain = attach_lora(
+        LlamaForCausalLM(tiny_model_config()), ModelConfig(lora_r=4, lora_alpha=8, target_modules="q_proj")
+    )
     q = plain.base_model.model.model.layers[0].self_attn.q_proj
     assert q.scaling["default"] == pytest.approx(2.0) and not plain.peft_config["default"].use_dora
 
@@ -351,10 +382,21 @@ def test_per_task_runs_continue_the_same_adapter_for_every_task(tiny_model, tmp_
     from ttft.engine.train import train
 
     ids = ("00576224", "0c786b71")
-    common = dict(mode="ttft", dataset="arc-agi-1/evaluation", steps=2, device="cpu", val="none", save_steps=100,
-                  lr=1e-2, encoding=EncodingConfig(max_seq_len=1024), logging_steps=1)
-    first = train(TrainConfig(tasks=ids[:1], model=ModelConfig(base_model=tiny_model, lora_r=4, lora_alpha=8),
-                              **common), run_dir=str(tmp_path / "first"))
+    common = dict(
+        mode="ttft",
+        dataset="arc-agi-1/evaluation",
+        steps=2,
+        device="cpu",
+        val="none",
+        save_steps=100,
+        lr=1e-2,
+        encoding=EncodingConfig(max_seq_len=1024),
+        logging_steps=1,
+    )
+    first = train(
+        TrainConfig(tasks=ids[:1], model=ModelConfig(base_model=tiny_model, lora_r=4, lora_alpha=8), **common),
+        run_dir=str(tmp_path / "first"),
+    )
     start = Path(first.run_dir) / "adapter"
     model = ModelConfig(base_model=tiny_model, adapter=str(start))
     both = train(TrainConfig(tasks=ids, per_task=True, model=model, **common), run_dir=str(tmp_path / "both"))
@@ -390,8 +432,9 @@ def _encode(*argv: str) -> tuple[int, str, str]:
 
 
 def test_encode_command_shows_the_exact_text_spans_and_tokens():
-    rc, out, _ = _encode("arc-agi-1/evaluation", "00576224", "--profile", "arc24", "--tokenizer", "preview-chatml",
-                         "--json")
+    rc, out, _ = _encode(
+        "arc-agi-1/evaluation", "00576224", "--profile", "arc24", "--tokenizer", "preview-chatml", "--json"
+    )
     assert rc == 0
     d = json.loads(out.strip().splitlines()[-1])
     assert d["profile"] == "arc24" and d["encoding"]["prompt"] == "arc24" and d["template"] == "chat"

@@ -25,15 +25,46 @@ def last_json(stdout: str) -> dict:
 
 
 def base_args(model, run_dir, *extra):
-    return ["--base-model", model, "--dataset", "arc-agi-1/evaluation", "--tasks", SMALL_TASKS,
-            "--run-dir", str(run_dir), "--threads", "1", "--json", *extra]
+    return [
+        "--base-model",
+        model,
+        "--dataset",
+        "arc-agi-1/evaluation",
+        "--tasks",
+        SMALL_TASKS,
+        "--run-dir",
+        str(run_dir),
+        "--threads",
+        "1",
+        "--json",
+        *extra,
+    ]
 
 
 def test_loss_falls_on_a_repeated_task(tiny_model, tmp_path):
     """Full fine-tuning, no augmentation, one task: the loss must fall clearly."""
-    r = run_train(*base_args(tiny_model, tmp_path / "r", "--mode", "ttft", "--tasks", "00576224", "--full-finetune",
-                             "--steps", "40", "--lr", "3e-3", "--transforms", "identity", "--colors", "none",
-                             "--no-shuffle", "--val", "none"))
+    r = run_train(
+        *base_args(
+            tiny_model,
+            tmp_path / "r",
+            "--mode",
+            "ttft",
+            "--tasks",
+            "00576224",
+            "--full-finetune",
+            "--steps",
+            "40",
+            "--lr",
+            "3e-3",
+            "--transforms",
+            "identity",
+            "--colors",
+            "none",
+            "--no-shuffle",
+            "--val",
+            "none",
+        )
+    )
     assert r.returncode == 0, r.stderr
     out = last_json(r.stdout)
     assert out["status"] == "finished" and out["steps"] == 40
@@ -45,8 +76,24 @@ def test_loss_falls_on_a_repeated_task(tiny_model, tmp_path):
 
 def test_lora_run_writes_the_run_directory_contract(tiny_model, tmp_path):
     run_dir = tmp_path / "lora"
-    r = run_train(*base_args(tiny_model, run_dir, "--mode", "ttft", "--steps", "4", "--lora-r", "4",
-                             "--lora-alpha", "8", "--target-modules", "q_proj,v_proj", "--eval-steps", "2"))
+    r = run_train(
+        *base_args(
+            tiny_model,
+            run_dir,
+            "--mode",
+            "ttft",
+            "--steps",
+            "4",
+            "--lora-r",
+            "4",
+            "--lora-alpha",
+            "8",
+            "--target-modules",
+            "q_proj,v_proj",
+            "--eval-steps",
+            "2",
+        )
+    )
     assert r.returncode == 0, r.stderr
     out = last_json(r.stdout)
     for k in ("run_dir", "status", "steps", "train_tokens", "train_tokens_per_second", "final_loss", "val_loss"):
@@ -57,8 +104,18 @@ def test_lora_run_writes_the_run_directory_contract(tiny_model, tmp_path):
     cfg = run.config()
     assert cfg["model"]["lora_r"] == 4 and cfg["tasks"] == SMALL_TASKS.split(",")
     man = run.manifest()
-    for k in ("ttft_version", "ttft_commit", "python", "torch", "transformers", "peft", "dataset",
-              "dataset_version", "seed", "device"):
+    for k in (
+        "ttft_version",
+        "ttft_commit",
+        "python",
+        "torch",
+        "transformers",
+        "peft",
+        "dataset",
+        "dataset_version",
+        "seed",
+        "device",
+    ):
         assert k in man, k
     assert man["device"] == "cpu" and "arcagi_aa922be" in man["dataset_version"]
     assert run.status()["status"] == "finished"
@@ -75,8 +132,9 @@ def test_lora_run_writes_the_run_directory_contract(tiny_model, tmp_path):
 
 
 def test_per_task_writes_one_adapter_per_task(tiny_model, tmp_path):
-    r = run_train(*base_args(tiny_model, tmp_path / "pt", "--mode", "ttft", "--per-task", "--steps", "2",
-                             "--lora-r", "2"))
+    r = run_train(
+        *base_args(tiny_model, tmp_path / "pt", "--mode", "ttft", "--per-task", "--steps", "2", "--lora-r", "2")
+    )
     assert r.returncode == 0, r.stderr
     adapters = sorted(p.name for p in (tmp_path / "pt" / "adapters").iterdir())
     assert adapters == sorted(SMALL_TASKS.split(","))
@@ -89,10 +147,28 @@ def test_per_task_writes_one_adapter_per_task(tiny_model, tmp_path):
 @pytest.mark.slow
 def test_sigterm_stops_with_checkpoint_and_resume_reaches_same_steps(tiny_model, tmp_path):
     run_dir = tmp_path / "stop"
-    args = base_args(tiny_model, run_dir, "--mode", "ttft", "--steps", "400", "--lora-r", "2", "--save-steps", "1000",
-                     "--val", "none")
-    p = subprocess.Popen([sys.executable, "-m", "ttft", "train", *args], cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+    args = base_args(
+        tiny_model,
+        run_dir,
+        "--mode",
+        "ttft",
+        "--steps",
+        "400",
+        "--lora-r",
+        "2",
+        "--save-steps",
+        "1000",
+        "--val",
+        "none",
+    )
+    p = subprocess.Popen(
+        [sys.executable, "-m", "ttft", "train", *args],
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while time.time() < deadline:
         if any("loss" in m for m in read_jsonl(run_dir / "metrics.jsonl")):
@@ -119,9 +195,20 @@ def test_sigterm_stops_with_checkpoint_and_resume_reaches_same_steps(tiny_model,
 
 def test_torchrun_two_cpu_processes(tiny_model, tmp_path):
     run_dir = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "-m", "ttft", "train", *base_args(tiny_model, run_dir, "--mode", "ttft", "--steps", "3", "--lora-r", "2",
-                                              "--val", "none", "--device", "cpu")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "ttft",
+        "train",
+        *base_args(
+            tiny_model, run_dir, "--mode", "ttft", "--steps", "3", "--lora-r", "2", "--val", "none", "--device", "cpu"
+        ),
+    ]
     r = run_group(cmd, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     out = last_json(r.stdout)
@@ -130,18 +217,21 @@ def test_torchrun_two_cpu_processes(tiny_model, tmp_path):
     assert (run_dir / "adapter" / "adapter_config.json").exists()
 
 
-@pytest.mark.parametrize("extra,message", [
-    (["--dataset", "arc-agi-9/training"], "arc-agi-9/training"),
-    (["--tasks", "nosuchtask"], "unknown task id(s) nosuchtask"),
-    (["--lr", "-1"], "lr: must be a positive number, got -1.0"),
-    (["--lr", "0"], "lr: must be a positive number, got 0.0"),
-    (["--steps", "0"], "steps: must be a positive integer, got 0"),
-    (["--steps", "-5"], "steps: must be a positive integer, got -5"),
-    (["--target-modules", "q_proj,nope_proj"], "unknown target module(s) nope_proj"),
-    (["--base-model", "/no/such/model/folder"], "model folder '/no/such/model/folder' does not exist"),
-    (["--device", "tpu"], "device must be auto, cpu, cuda, cuda:N or mps, got 'tpu'"),
-    (["--base-model", "no-such-org/no-such-model"], "cannot load model 'no-such-org/no-such-model'"),
-])
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--dataset", "arc-agi-9/training"], "arc-agi-9/training"),
+        (["--tasks", "nosuchtask"], "unknown task id(s) nosuchtask"),
+        (["--lr", "-1"], "lr: must be a positive number, got -1.0"),
+        (["--lr", "0"], "lr: must be a positive number, got 0.0"),
+        (["--steps", "0"], "steps: must be a positive integer, got 0"),
+        (["--steps", "-5"], "steps: must be a positive integer, got -5"),
+        (["--target-modules", "q_proj,nope_proj"], "unknown target module(s) nope_proj"),
+        (["--base-model", "/no/such/model/folder"], "model folder '/no/such/model/folder' does not exist"),
+        (["--device", "tpu"], "device must be auto, cpu, cuda, cuda:N or mps, got 'tpu'"),
+        (["--base-model", "no-such-org/no-such-model"], "cannot load model 'no-such-org/no-such-model'"),
+    ],
+)
 def test_bad_options_rejected_before_any_work(tiny_model, tmp_path, extra, message):
     args = base_args(tiny_model, tmp_path / "bad", "--mode", "ttft", "--steps", "2") + extra
     r = run_train(*args, timeout=120)
@@ -220,8 +310,11 @@ def test_leave_two_out_and_keep_original_colors_streams():
     task = Task("t", tuple(Pair(grids[i], grids[(i + 1) % 4]) for i in range(3)), (Pair(grids[3], None),))
     n2 = leave_two_out(task)
     assert len(n2) == 3 and all(len(t.train) == 1 and len(t.test) == 2 for t in n2)
-    cfg = TrainConfig(leave_out=2, augment=AugmentOptions(transforms=("identity",), colors="all", shuffle=False),
-                      keep_original_colors=1.0)
+    cfg = TrainConfig(
+        leave_out=2,
+        augment=AugmentOptions(transforms=("identity",), colors="all", shuffle=False),
+        keep_original_colors=1.0,
+    )
     s = SampleStream(n2, "ttft", 10, cfg, None)
     out_marker = VOCAB["<output>"]
     for i in range(10):
@@ -262,10 +355,36 @@ def test_per_task_adapter_does_not_depend_on_the_other_tasks(tiny_model, tmp_pat
     same weights (issue 14: order independence, also what makes --gpus N shards reproducible)."""
     from safetensors.torch import load_file
 
-    alone = run_train(*base_args(tiny_model, tmp_path / "alone", "--per-task", "--steps", "3", "--lora-r", "2",
-                                 "--tasks", "0c786b71", "--val", "none"))
-    both = run_train(*base_args(tiny_model, tmp_path / "both", "--per-task", "--steps", "3", "--lora-r", "2",
-                                "--tasks", "00576224,0c786b71", "--val", "none"))
+    alone = run_train(
+        *base_args(
+            tiny_model,
+            tmp_path / "alone",
+            "--per-task",
+            "--steps",
+            "3",
+            "--lora-r",
+            "2",
+            "--tasks",
+            "0c786b71",
+            "--val",
+            "none",
+        )
+    )
+    both = run_train(
+        *base_args(
+            tiny_model,
+            tmp_path / "both",
+            "--per-task",
+            "--steps",
+            "3",
+            "--lora-r",
+            "2",
+            "--tasks",
+            "00576224,0c786b71",
+            "--val",
+            "none",
+        )
+    )
     assert alone.returncode == 0 and both.returncode == 0, alone.stderr + both.stderr
     a = load_file(tmp_path / "alone" / "adapters" / "0c786b71" / "adapter_model.safetensors")
     b = load_file(tmp_path / "both" / "adapters" / "0c786b71" / "adapter_model.safetensors")

@@ -11,8 +11,18 @@ from PIL import Image
 from ttft.core.data import Pair, Task
 from ttft.views import grids as viz
 
-OFFICIAL = {0: "#000000", 1: "#0074D9", 2: "#FF4136", 3: "#2ECC40", 4: "#FFDC00", 5: "#AAAAAA", 6: "#F012BE",
-            7: "#FF851B", 8: "#7FDBFF", 9: "#870C25"}
+OFFICIAL = {
+    0: "#000000",
+    1: "#0074D9",
+    2: "#FF4136",
+    3: "#2ECC40",
+    4: "#FFDC00",
+    5: "#AAAAAA",
+    6: "#F012BE",
+    7: "#FF851B",
+    8: "#7FDBFF",
+    9: "#870C25",
+}
 
 
 def rgb(png: bytes) -> np.ndarray:
@@ -32,7 +42,9 @@ def test_palette_is_official():
 
 grids = st.integers(1, 30).flatmap(
     lambda h: st.integers(1, 30).flatmap(
-        lambda w: st.lists(st.lists(st.integers(0, 9), min_size=w, max_size=w), min_size=h, max_size=h)))
+        lambda w: st.lists(st.lists(st.integers(0, 9), min_size=w, max_size=w), min_size=h, max_size=h)
+    )
+)
 
 
 @settings(max_examples=60, deadline=None)
@@ -56,8 +68,10 @@ def test_cell_numbers_draw_distinct_glyphs():
     plain, numbered = rgb(viz.grid_png(g, cell=20)), rgb(viz.grid_png(g, cell=20, numbers=True))
     assert plain.shape == numbered.shape and (plain != numbered).any()
     # each digit's glyph differs from the others
-    crops = [numbered[1 + (i // 5) * 20:(i // 5 + 1) * 20, 1 + (i % 5) * 20:(i % 5 + 1) * 20] != viz.PALETTE_RGB[i]
-             for i in range(10)]
+    crops = [
+        numbered[1 + (i // 5) * 20 : (i // 5 + 1) * 20, 1 + (i % 5) * 20 : (i % 5 + 1) * 20] != viz.PALETTE_RGB[i]
+        for i in range(10)
+    ]
     masks = {c.any(axis=2).tobytes() for c in crops}
     assert len(masks) == 10
 

@@ -26,8 +26,18 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
-__all__ = ["ConfigError", "Option", "Options", "option", "flat_options", "add_arguments", "apply_args", "argv_of",
-           "parse_list", "NONE_WORD"]
+__all__ = [
+    "ConfigError",
+    "Option",
+    "Options",
+    "option",
+    "flat_options",
+    "add_arguments",
+    "apply_args",
+    "argv_of",
+    "parse_list",
+    "NONE_WORD",
+]
 
 #: how ``None`` is written on the command line for an optional option whose default is not None
 NONE_WORD = "none"
@@ -101,17 +111,39 @@ def _num(x: float | None) -> str | None:
     return str(int(x)) if float(x).is_integer() and abs(x) < 1e16 else f"{x:g}"
 
 
-def option(default: Any = dataclasses.MISSING, help: str = "", *, choices: Sequence | None = None,
-           suggestions: Sequence | None = None, lo: float | None = None, hi: float | None = None,
-           lo_open: bool = False, min_len: int = 0, flag: str | bool | None = True, group: str | None = None,
-           widget: str | None = None, parse: Callable[[str], Any] | None = None,
-           default_factory: Callable[[], Any] | None = None) -> Any:
+def option(
+    default: Any = dataclasses.MISSING,
+    help: str = "",
+    *,
+    choices: Sequence | None = None,
+    suggestions: Sequence | None = None,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    min_len: int = 0,
+    flag: str | bool | None = True,
+    group: str | None = None,
+    widget: str | None = None,
+    parse: Callable[[str], Any] | None = None,
+    default_factory: Callable[[], Any] | None = None,
+) -> Any:
     """A dataclass field that declares an option. ``flag=True``: ``--name-with-dashes``; a string: that flag;
     ``False``: no command-line flag (the option is set through ``--config FILE``)."""
-    meta = {"ttft.option": dict(help=help, choices=tuple(choices) if choices is not None else None,
-                                suggestions=tuple(suggestions) if suggestions is not None else None, lo=lo, hi=hi,
-                                lo_open=lo_open, min_len=min_len, flag=flag, group=group, widget=widget,
-                                parse=parse)}
+    meta = {
+        "ttft.option": dict(
+            help=help,
+            choices=tuple(choices) if choices is not None else None,
+            suggestions=tuple(suggestions) if suggestions is not None else None,
+            lo=lo,
+            hi=hi,
+            lo_open=lo_open,
+            min_len=min_len,
+            flag=flag,
+            group=group,
+            widget=widget,
+            parse=parse,
+        )
+    }
     if default_factory is not None:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     if isinstance(default, (list, dict, set)):
@@ -181,11 +213,27 @@ class Options:
                 flag = "--" + f.name.replace("_", "-")
             elif flag is False or kind == "options":
                 flag = None
-            out.append(Option(name=f.name, path=f.name, kind=kind, optional=optional, default=default,
-                              help=meta["help"], choices=meta["choices"], suggestions=meta["suggestions"],
-                              lo=meta["lo"], hi=meta["hi"], lo_open=meta["lo_open"], min_len=meta["min_len"],
-                              flag=flag, group=meta["group"] or cls.GROUP, widget=meta["widget"],
-                              parse=meta["parse"], nested=nested))
+            out.append(
+                Option(
+                    name=f.name,
+                    path=f.name,
+                    kind=kind,
+                    optional=optional,
+                    default=default,
+                    help=meta["help"],
+                    choices=meta["choices"],
+                    suggestions=meta["suggestions"],
+                    lo=meta["lo"],
+                    hi=meta["hi"],
+                    lo_open=meta["lo_open"],
+                    min_len=meta["min_len"],
+                    flag=flag,
+                    group=meta["group"] or cls.GROUP,
+                    widget=meta["widget"],
+                    parse=meta["parse"],
+                    nested=nested,
+                )
+            )
         Options._OPTIONS[cls] = tuple(out)
         return Options._OPTIONS[cls]
 
@@ -309,8 +357,9 @@ def check_value(o: Option, v: Any) -> str | None:
 
 
 def _expected(o: Option) -> str:
-    return {"bool": "true or false", "int": "an integer", "float": "a number", "str": "text",
-            "list": "a list"}.get(o.kind, o.kind)
+    return {"bool": "true or false", "int": "an integer", "float": "a number", "str": "text", "list": "a list"}.get(
+        o.kind, o.kind
+    )
 
 
 def _int_words(o: Option) -> str:
@@ -405,8 +454,9 @@ def _parser_for(o: Option) -> Callable[[str], Any]:
     return conv
 
 
-def add_arguments(parser: argparse.ArgumentParser | Any, cls: type[Options], exclude: Sequence[str] = (),
-                  title: str | None = None) -> None:
+def add_arguments(
+    parser: argparse.ArgumentParser | Any, cls: type[Options], exclude: Sequence[str] = (), title: str | None = None
+) -> None:
     """Add a flag for every option of ``cls`` that has one. Flags default to *absent* (argparse.SUPPRESS) so that
     only the flags given are applied over a base config (:func:`apply_args`); ``--help`` shows the real default."""
     groups: dict[str, Any] = {}
@@ -424,8 +474,9 @@ def add_arguments(parser: argparse.ArgumentParser | Any, cls: type[Options], exc
             extra.append(f"'{NONE_WORD}' for none")
         text += (f" ({'; '.join(extra)})" if extra else "") + f" [default: {o.describe_default()}]".replace("%", "%%")
         if o.kind == "bool":
-            g.add_argument(o.flag, dest=o.dest, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
-                           help=text)
+            g.add_argument(
+                o.flag, dest=o.dest, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=text
+            )
             continue
         kw: dict[str, Any] = dict(dest=o.dest, default=argparse.SUPPRESS, help=text, type=_parser_for(o))
         if o.kind == "list":
@@ -465,8 +516,9 @@ def _flag_tokens(o: Option, v: Any) -> list[str]:
     assert o.flag is not None
     if o.kind == "bool":
         return [o.flag if v else "--no-" + o.flag[2:]]
-    text = NONE_WORD if v is None else ",".join(v) if o.kind == "list" else repr(float(v)) if o.kind == "float" \
-        else str(v)
+    text = (
+        NONE_WORD if v is None else ",".join(v) if o.kind == "list" else repr(float(v)) if o.kind == "float" else str(v)
+    )
     return [f"{o.flag}={text}"] if text.startswith("-") else [o.flag, text]
 
 

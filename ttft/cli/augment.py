@@ -44,8 +44,9 @@ def _summary(task: Task, view: Task, spec: AugmentSpec) -> None:
         for i, (p, q) in enumerate(zip(orig, new)):
             sizes = [f"input {p.input.shape[0]}x{p.input.shape[1]} -> {q.input.shape[0]}x{q.input.shape[1]}"]
             if p.output is not None and q.output is not None:
-                sizes.append(f"output {p.output.shape[0]}x{p.output.shape[1]} -> "
-                             f"{q.output.shape[0]}x{q.output.shape[1]}")
+                sizes.append(
+                    f"output {p.output.shape[0]}x{p.output.shape[1]} -> {q.output.shape[0]}x{q.output.shape[1]}"
+                )
             print(f"{kind} pair {i}: " + ", ".join(sizes))
             print(grid_to_text(q.input), end="")
             if q.output is not None:
@@ -77,21 +78,46 @@ def cmd_augment(args: argparse.Namespace) -> int:
 def register(subparsers) -> None:
     """Add the ``augment`` command to ``python -m ttft``."""
     a = subparsers.add_parser("augment", help="print one augmented view of a task and its spec")
-    a.add_argument("dataset", help=f"a bundled dataset ({', '.join(BUNDLED)}), a task JSON file, a folder of task "
-                                   "files, or a Kaggle *_challenges.json")
+    a.add_argument(
+        "dataset",
+        help=f"a bundled dataset ({', '.join(BUNDLED)}), a task JSON file, a folder of task "
+        "files, or a Kaggle *_challenges.json",
+    )
     a.add_argument("task_id", help="id of the task to augment")
-    a.add_argument("--transform", action="append", metavar="NAME",
-                   help=f"dihedral transform ({', '.join(DIHEDRAL)}); repeat to draw among several; default: any")
-    a.add_argument("--colors", default="keep-bg", metavar="MODE",
-                   help=f"{' | '.join(COLOR_MODES)} | an explicit map like 0213456789 or 1:2,2:1 (default keep-bg)")
-    a.add_argument("--p-bg", type=float, default=0.0, dest="p_bg",
-                   help="with keep-bg: probability of also moving colour 0 (default 0)")
-    a.add_argument("--shuffle", action=argparse.BooleanOptionalAction, default=True,
-                   help="reorder the train pairs at random (default on)")
-    a.add_argument("--compose", action="append", metavar="STEP",
-                   help=f"composition step, repeatable, applied in order: a kind ({', '.join(STEP_KINDS)}) for random "
-                        "parameters or e.g. upscale:2x2:input, pad:1:5:output, mirror:h:both, tile:2x2")
+    a.add_argument(
+        "--transform",
+        action="append",
+        metavar="NAME",
+        help=f"dihedral transform ({', '.join(DIHEDRAL)}); repeat to draw among several; default: any",
+    )
+    a.add_argument(
+        "--colors",
+        default="keep-bg",
+        metavar="MODE",
+        help=f"{' | '.join(COLOR_MODES)} | an explicit map like 0213456789 or 1:2,2:1 (default keep-bg)",
+    )
+    a.add_argument(
+        "--p-bg",
+        type=float,
+        default=0.0,
+        dest="p_bg",
+        help="with keep-bg: probability of also moving colour 0 (default 0)",
+    )
+    a.add_argument(
+        "--shuffle",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="reorder the train pairs at random (default on)",
+    )
+    a.add_argument(
+        "--compose",
+        action="append",
+        metavar="STEP",
+        help=f"composition step, repeatable, applied in order: a kind ({', '.join(STEP_KINDS)}) for random "
+        "parameters or e.g. upscale:2x2:input, pad:1:5:output, mirror:h:both, tile:2x2",
+    )
     a.add_argument("--seed", type=int, default=0, help="seed of the random choices (default 0)")
-    a.add_argument("--json", action="store_true",
-                   help='print {"task": ..., "spec": ...} as one JSON object on the last line')
+    a.add_argument(
+        "--json", action="store_true", help='print {"task": ..., "spec": ...} as one JSON object on the last line'
+    )
     a.set_defaults(func=cmd_augment)

@@ -17,9 +17,11 @@ from typing import Any
 from ttft.cli.main import CliError, _load, _print_json
 from ttft.core.data import BUNDLED
 
-_TOKENIZER_HELP = ("embedded (the embedded model's 45 tokens), preview-chatml / preview-llama3 (a character-level "
-                   "tokenizer with a ChatML or Llama-3 chat template, to see a chat profile's exact text; its token "
-                   "counts are characters), or a tokenizer folder (loaded offline) [default: embedded]")
+_TOKENIZER_HELP = (
+    "embedded (the embedded model's 45 tokens), preview-chatml / preview-llama3 (a character-level "
+    "tokenizer with a ChatML or Llama-3 chat template, to see a chat profile's exact text; its token "
+    "counts are characters), or a tokenizer folder (loaded offline) [default: embedded]"
+)
 
 
 def _tokenizer(name: str) -> Any:
@@ -72,19 +74,31 @@ def cmd_encode(args: argparse.Namespace) -> int:
         raise CliError(f"{e}{hint if cfg.prompt != 'markers' else ''}") from None
     enc = tt.encoded
     out = {
-        "task": task.id, "test_index": k, "profile": args.profile or "ttft", "encoding": cfg.to_json(),
-        "tokenizer": args.tokenizer, "template": enc.template, "answer": answer, "text": enc.text,
+        "task": task.id,
+        "test_index": k,
+        "profile": args.profile or "ttft",
+        "encoding": cfg.to_json(),
+        "tokenizer": args.tokenizer,
+        "template": enc.template,
+        "answer": answer,
+        "text": enc.text,
         "spans": [[s.start, s.end, s.role, s.trained] for s in enc.spans],
-        "trained_ranges": [list(r) for r in enc.ranges(True)], "trained_text": enc.trained_text(),
-        "n_tokens": tt.n_tokens, "n_trained": tt.n_trained, "max_seq_len": cfg.max_seq_len, "fits": tt.fits,
+        "trained_ranges": [list(r) for r in enc.ranges(True)],
+        "trained_text": enc.trained_text(),
+        "n_tokens": tt.n_tokens,
+        "n_trained": tt.n_trained,
+        "max_seq_len": cfg.max_seq_len,
+        "fits": tt.fits,
     }
     if args.json:
         _print_json(out)
         return 0
     print(enc.text, end="" if enc.text.endswith("\n") else "\n")
-    print(f"--- {task.id} test {k + 1}: {tt.n_tokens} tokens ({args.tokenizer}), {tt.n_trained} carry the loss "
-          f"(loss on {cfg.loss_on}); {'fits' if tt.fits else 'over'} max_seq_len {cfg.max_seq_len}; "
-          f"{'training text' if answer else 'generation prompt'}; {enc.template} prompt")
+    print(
+        f"--- {task.id} test {k + 1}: {tt.n_tokens} tokens ({args.tokenizer}), {tt.n_trained} carry the loss "
+        f"(loss on {cfg.loss_on}); {'fits' if tt.fits else 'over'} max_seq_len {cfg.max_seq_len}; "
+        f"{'training text' if answer else 'generation prompt'}; {enc.template} prompt"
+    )
     print("--- the text that carries the loss:")
     print(enc.trained_text())
     return 0
@@ -96,18 +110,29 @@ def register(subparsers) -> None:
     from ttft.core.profiles import PROFILE_NAMES
     from ttft.options import add_arguments
 
-    p = subparsers.add_parser("encode", help="show the exact text a model sees for a task, its loss-carrying spans "
-                                             "and token counts (a profile's encoding or the encoding flags)")
-    p.add_argument("dataset", help=f"a bundled dataset ({', '.join(BUNDLED)}), a task JSON file, a folder of task "
-                                   "files, or a Kaggle *_challenges.json")
+    p = subparsers.add_parser(
+        "encode",
+        help="show the exact text a model sees for a task, its loss-carrying spans "
+        "and token counts (a profile's encoding or the encoding flags)",
+    )
+    p.add_argument(
+        "dataset",
+        help=f"a bundled dataset ({', '.join(BUNDLED)}), a task JSON file, a folder of task "
+        "files, or a Kaggle *_challenges.json",
+    )
     p.add_argument("task_id", help="id of the task")
-    p.add_argument("--profile", choices=PROFILE_NAMES, default=None,
-                   help="a reference system's encoding (its text format, prompt, chat template, loss); the encoding "
-                        "flags given override it [default: ttft's own]")
+    p.add_argument(
+        "--profile",
+        choices=PROFILE_NAMES,
+        default=None,
+        help="a reference system's encoding (its text format, prompt, chat template, loss); the encoding "
+        "flags given override it [default: ttft's own]",
+    )
     add_arguments(p, EncodingConfig)
     p.add_argument("--tokenizer", default="embedded", metavar="NAME_OR_FOLDER", help=_TOKENIZER_HELP)
     p.add_argument("--test-index", type=int, default=0, help="which test pair [default: 0]")
-    p.add_argument("--generation", action="store_true",
-                   help="the generation prompt (no test output) instead of the training text")
+    p.add_argument(
+        "--generation", action="store_true", help="the generation prompt (no test output) instead of the training text"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=cmd_encode)

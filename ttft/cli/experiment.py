@@ -12,8 +12,11 @@ def register(sub) -> None:
 
     p = sub.add_parser("experiment", help="built-in experiments (seed-ablation)")
     ex = p.add_subparsers(dest="experiment", required=True)
-    s = ex.add_parser("seed-ablation", help="baseline vs TTFT with n-1, + geometric, + colour, preserve original "
-                                            "colours, n-2: val loss, accuracy, pass@2 and time per row")
+    s = ex.add_parser(
+        "seed-ablation",
+        help="baseline vs TTFT with n-1, + geometric, + colour, preserve original "
+        "colours, n-2: val loss, accuracy, pass@2 and time per row",
+    )
     add_experiment_arguments(s)
     s.set_defaults(func=cmd_seed_ablation)
 

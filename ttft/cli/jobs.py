@@ -21,8 +21,11 @@ def register(sub) -> None:
     from ttft.options import add_arguments
     from ttft.runs.registry import JobConfig
 
-    p = sub.add_parser("jobs", help="background jobs: list, launch (queued: one GPU job at a time), stop, resume, "
-                                    "delete; the app's Fine-tune page shows the same runs")
+    p = sub.add_parser(
+        "jobs",
+        help="background jobs: list, launch (queued: one GPU job at a time), stop, resume, "
+        "delete; the app's Fine-tune page shows the same runs",
+    )
     add_arguments(p, JobConfig)
     js = p.add_subparsers(dest="jobs_command", required=True, metavar="{list,launch,stop,resume,delete}")
 
@@ -30,10 +33,13 @@ def register(sub) -> None:
     ls.add_argument("--json", action="store_true", help="print one JSON array as the last line")
     ls.set_defaults(func=cmd_list)
 
-    la = js.add_parser("launch", help="queue `python -m ttft <args>` as a background job (its own process session)",
-                       description="Queue `python -m ttft <args>` as a background job: e.g. `jobs launch -- train "
-                                   "--config cfg.json`. It starts when its turn comes and a slot is free, and goes on "
-                                   "after this command, the app or the browser go away.")
+    la = js.add_parser(
+        "launch",
+        help="queue `python -m ttft <args>` as a background job (its own process session)",
+        description="Queue `python -m ttft <args>` as a background job: e.g. `jobs launch -- train "
+        "--config cfg.json`. It starts when its turn comes and a slot is free, and goes on "
+        "after this command, the app or the browser go away.",
+    )
     add_arguments(la, JobConfig, exclude=("runs_dir",))
     la.add_argument("--kind", choices=["cpu", "gpu"], help="which slot the job takes (default: from its device)")
     la.add_argument("--name", help="run folder name suffix (default: the mode or command)")
@@ -41,16 +47,22 @@ def register(sub) -> None:
     la.add_argument("args", nargs=argparse.REMAINDER, help="the ttft command and its options, after --")
     la.set_defaults(func=cmd_launch)
 
-    st = js.add_parser("stop", help="stop a job: SIGTERM (it saves a checkpoint and ends 'stopped'), SIGKILL after "
-                                    "the timeout; a queued job is just marked stopped")
+    st = js.add_parser(
+        "stop",
+        help="stop a job: SIGTERM (it saves a checkpoint and ends 'stopped'), SIGKILL after "
+        "the timeout; a queued job is just marked stopped",
+    )
     st.add_argument("run")
     st.add_argument("--timeout", type=float, help="seconds between SIGTERM and SIGKILL (default: the job's, 30)")
     st.add_argument("--no-wait", action="store_true", help="return at once (a detached watchdog escalates)")
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=cmd_stop)
 
-    rs = js.add_parser("resume", help="queue a stopped, failed or lost run again (train --resume: from its last "
-                                      "checkpoint, with optimizer and scheduler state)")
+    rs = js.add_parser(
+        "resume",
+        help="queue a stopped, failed or lost run again (train --resume: from its last "
+        "checkpoint, with optimizer and scheduler state)",
+    )
     rs.add_argument("run")
     rs.add_argument("--json", action="store_true")
     rs.set_defaults(func=cmd_resume)
@@ -123,8 +135,11 @@ def cmd_launch(args) -> int:
         _print_json(job.to_json())
     else:
         pos = f" (position {job.position} in the {job.kind} queue)" if job.position else ""
-        print(f"{job.status}{pos}: {job.path}\n  {job.command()}\nwatch: python -m ttft jobs list, or the app's "
-              "Fine-tune page", file=sys.stderr)
+        print(
+            f"{job.status}{pos}: {job.path}\n  {job.command()}\nwatch: python -m ttft jobs list, or the app's "
+            "Fine-tune page",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -49,8 +49,10 @@ def cmd_tasks(args) -> int:
     print(f"{ds.name}: {len(ds)} tasks ({ds.version})" + (f", {len(ds.errors)} skipped" if ds.errors else ""))
     print(f"{'id':<24} {'train':>5} {'test':>4} {'max HxW':>8} {'tokens':>7} {'test out':>8}")
     for s in stats:
-        print(f"{s.id:<24} {s.n_train:>5} {s.n_test:>4} {f'{s.max_height}x{s.max_width}':>8} {s.tokens:>7} "
-              f"{'known' if s.test_outputs_known else 'hidden':>8}")
+        print(
+            f"{s.id:<24} {s.n_train:>5} {s.n_test:>4} {f'{s.max_height}x{s.max_width}':>8} {s.tokens:>7} "
+            f"{'known' if s.test_outputs_known else 'hidden':>8}"
+        )
     return 0
 
 
@@ -60,8 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("tasks", help="list a dataset's tasks with their statistics")
-    t.add_argument("dataset", help=f"a bundled dataset ({', '.join(BUNDLED)}), a task JSON file, a folder of task "
-                                   "files, or a Kaggle *_challenges.json")
+    t.add_argument(
+        "dataset",
+        help=f"a bundled dataset ({', '.join(BUNDLED)}), a task JSON file, a folder of task "
+        "files, or a Kaggle *_challenges.json",
+    )
     t.add_argument("--json", action="store_true", help="print one JSON array (one object per task) as the last line")
     t.set_defaults(func=cmd_tasks)
 
@@ -78,7 +83,14 @@ def _register_extras() -> None:
     # Imported lazily so `python -m ttft tasks` stays fast and light.
     import importlib
 
-    for mod in ("ttft.cli.augment", "ttft.cli.encode", "ttft.cli.train", "ttft.cli.experiment", "ttft.cli.jobs", "ttft.cli.predict"):
+    for mod in (
+        "ttft.cli.augment",
+        "ttft.cli.encode",
+        "ttft.cli.train",
+        "ttft.cli.experiment",
+        "ttft.cli.jobs",
+        "ttft.cli.predict",
+    ):
         try:
             m = importlib.import_module(mod)
         except ModuleNotFoundError as e:

@@ -10,10 +10,13 @@ import sys
 def register(sub) -> None:
     from ttft.engine.commands import add_predict_arguments
 
-    p = sub.add_parser("predict", help="predict test outputs with augmented views and voting; writes predictions, "
-                                       "metrics and a Kaggle submission",
-                       description="Predict test outputs of a run (--run) or a bare base model (--base-model) with "
-                                   "augmented views and voting.")
+    p = sub.add_parser(
+        "predict",
+        help="predict test outputs with augmented views and voting; writes predictions, "
+        "metrics and a Kaggle submission",
+        description="Predict test outputs of a run (--run) or a bare base model (--base-model) with "
+        "augmented views and voting.",
+    )
     add_predict_arguments(p)
     p.set_defaults(func=cmd_predict)
 
@@ -43,8 +46,10 @@ def cmd_predict(args) -> int:
         def pct(v):
             return "—" if v is None else f"{100 * v:.1f}%"
 
-        print(f"{res.status}: {s['n_tasks']} task(s), pass@2 {pct(s.get('pass_at_2'))}, vote_1 "
-              f"{pct(s.get('vote_1'))}, accuracy {pct(s.get('accuracy'))}, pixels {pct(s.get('correct_pixels'))}, "
-              f"size {pct(s.get('correct_size'))}, unanswered {pct(s.get('unanswered'))}, val loss "
-              f"{s.get('val_loss')}; {res.predictions_per_second:.1f} predictions/s\nout: {res.out_dir}")
+        print(
+            f"{res.status}: {s['n_tasks']} task(s), pass@2 {pct(s.get('pass_at_2'))}, vote_1 "
+            f"{pct(s.get('vote_1'))}, accuracy {pct(s.get('accuracy'))}, pixels {pct(s.get('correct_pixels'))}, "
+            f"size {pct(s.get('correct_size'))}, unanswered {pct(s.get('unanswered'))}, val loss "
+            f"{s.get('val_loss')}; {res.predictions_per_second:.1f} predictions/s\nout: {res.out_dir}"
+        )
     return 0

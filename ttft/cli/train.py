@@ -11,14 +11,20 @@ from ttft.runs.rundir import read_json
 def register(sub) -> None:
     from ttft.engine.commands import add_train_arguments
 
-    p = sub.add_parser("train", help="fine-tune (finetune) or test-time fine-tune (ttft) a model on ARC tasks",
-                       description="Fine-tune or test-time fine-tune a model on ARC tasks. Every option is also a "
-                                   "key of the run's config.json (nested ones under model., encoding., augment.).")
+    p = sub.add_parser(
+        "train",
+        help="fine-tune (finetune) or test-time fine-tune (ttft) a model on ARC tasks",
+        description="Fine-tune or test-time fine-tune a model on ARC tasks. Every option is also a "
+        "key of the run's config.json (nested ones under model., encoding., augment.).",
+    )
     add_train_arguments(p)
     p.set_defaults(func=cmd_train)
     register_export(sub)
-    m = sub.add_parser("merge-shards", help="merge the shard-*/ runs of a task-parallel per-task run (torchrun "
-                                            "--nproc-per-node N … train --per-task) into the run directory")
+    m = sub.add_parser(
+        "merge-shards",
+        help="merge the shard-*/ runs of a task-parallel per-task run (torchrun "
+        "--nproc-per-node N … train --per-task) into the run directory",
+    )
     m.add_argument("run_dir")
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=cmd_merge)
@@ -61,8 +67,10 @@ def cmd_train(args) -> int:
             # task-parallel: each torchrun process trains its own share of the tasks into <run_dir>/shard-<rank>
             shard_cfg, shard_dir, rank, world = shard_for_rank(cfg, run_dir)
             result = train(shard_cfg, run_dir=shard_dir, resume=resume and Path(shard_dir).exists())
-            print(f"shard {rank}/{world}: {result.status}; merge with: python -m ttft merge-shards {run_dir}",
-                  file=sys.stderr)
+            print(
+                f"shard {rank}/{world}: {result.status}; merge with: python -m ttft merge-shards {run_dir}",
+                file=sys.stderr,
+            )
         else:
             result = train(cfg, run_dir=run_dir, resume=resume)
     except ConfigError as e:
@@ -71,18 +79,37 @@ def cmd_train(args) -> int:
         return 0  # under torchrun only rank 0 reports
     if args.json:
         out = result.to_json()
-        _print_json({k: out[k] for k in ("run_dir", "status", "steps", "train_tokens", "train_tokens_per_second",
-                                         "final_loss", "val_loss")} | {"counts": out["counts"]})
+        _print_json(
+            {
+                k: out[k]
+                for k in (
+                    "run_dir",
+                    "status",
+                    "steps",
+                    "train_tokens",
+                    "train_tokens_per_second",
+                    "final_loss",
+                    "val_loss",
+                )
+            }
+            | {"counts": out["counts"]}
+        )
     else:
-        print(f"{result.status}: {result.steps} steps, {result.train_tokens} tokens "
-              f"({result.train_tokens_per_second:.0f}/s), final loss {result.final_loss}, val loss {result.val_loss}"
-              f"\nrun: {result.run_dir}", file=sys.stderr)
+        print(
+            f"{result.status}: {result.steps} steps, {result.train_tokens} tokens "
+            f"({result.train_tokens_per_second:.0f}/s), final loss {result.final_loss}, val loss {result.val_loss}"
+            f"\nrun: {result.run_dir}",
+            file=sys.stderr,
+        )
     return 0
 
 
 def register_export(sub) -> None:
-    p = sub.add_parser("export-model", help="copy a full fine-tune's model/ folder (weights + tokenizer) to a "
-                                            "folder, optionally in bfloat16 (how the embedded model is shipped)")
+    p = sub.add_parser(
+        "export-model",
+        help="copy a full fine-tune's model/ folder (weights + tokenizer) to a "
+        "folder, optionally in bfloat16 (how the embedded model is shipped)",
+    )
     p.add_argument("source", help="a model folder, e.g. runs/<id>/model")
     p.add_argument("--out", required=True, help="destination folder (e.g. ttft/assets/model)")
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="bfloat16")
@@ -108,13 +135,18 @@ def cmd_export(args) -> int:
         from ttft.core.tokenizer import VOCAB, build_embedded_tokenizer
 
         if model.config.vocab_size != len(VOCAB):
-            raise CliError(f"{src}: no tokenizer files, and the vocabulary ({model.config.vocab_size}) is not the "
-                           "embedded tokenizer's")
+            raise CliError(
+                f"{src}: no tokenizer files, and the vocabulary ({model.config.vocab_size}) is not the "
+                "embedded tokenizer's"
+            )
         tok = build_embedded_tokenizer()
     tok.save_pretrained(str(out))
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    print(f"exported {sum(p.numel() for p in model.parameters()):,} parameters as {args.dtype} to {out} "
-          f"({size / 1e6:.1f} MB)", file=sys.stderr)
+    print(
+        f"exported {sum(p.numel() for p in model.parameters()):,} parameters as {args.dtype} to {out} "
+        f"({size / 1e6:.1f} MB)",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -47,11 +47,30 @@ from ttft.core.data import MAX_SIDE, Grid, Pair, Task
 from ttft.options import ConfigError, Options, option
 
 __all__ = [
-    "DIHEDRAL", "COLOR_MODES", "IDENTITY_COLORS", "AugmentSkipped", "AugmentResult",
-    "AugmentSpec", "AugmentOptions",
-    "dihedral", "inverse_name", "compose", "parse_color_map", "random_color_map", "invert_colors",
-    "apply_grid", "invert_grid", "apply_task", "try_apply_task", "check_fits",
-    "random_spec", "random_views", "leave_one_out", "leave_two_out", "seed_leave_two_out", "leave_out_tasks",
+    "DIHEDRAL",
+    "COLOR_MODES",
+    "IDENTITY_COLORS",
+    "AugmentSkipped",
+    "AugmentResult",
+    "AugmentSpec",
+    "AugmentOptions",
+    "dihedral",
+    "inverse_name",
+    "compose",
+    "parse_color_map",
+    "random_color_map",
+    "invert_colors",
+    "apply_grid",
+    "invert_grid",
+    "apply_task",
+    "try_apply_task",
+    "check_fits",
+    "random_spec",
+    "random_views",
+    "leave_one_out",
+    "leave_two_out",
+    "seed_leave_two_out",
+    "leave_out_tasks",
     "leave_out_parent",
 ]
 
@@ -64,8 +83,9 @@ class AugmentSkipped(Exception):
     ``reason`` says why, naming the task, pair and grid size where known.
     """
 
-    def __init__(self, reason: str, *, task: str | None = None, pair: str | None = None,
-                 shape: tuple[int, int] | None = None):
+    def __init__(
+        self, reason: str, *, task: str | None = None, pair: str | None = None, shape: tuple[int, int] | None = None
+    ):
         self.reason = reason
         self.task = task
         self.pair = pair
@@ -98,8 +118,14 @@ DIHEDRAL: tuple[str, ...] = ("identity", "rot90", "rot180", "rot270", "flip_h", 
 
 # Each element written as (r, f): x -> R^r(F^f(x)) with R = rot90 (clockwise) and F = flip_h.
 _RF: dict[str, tuple[int, int]] = {
-    "identity": (0, 0), "rot90": (1, 0), "rot180": (2, 0), "rot270": (3, 0),
-    "flip_h": (0, 1), "antitranspose": (1, 1), "flip_v": (2, 1), "transpose": (3, 1),
+    "identity": (0, 0),
+    "rot90": (1, 0),
+    "rot180": (2, 0),
+    "rot270": (3, 0),
+    "flip_h": (0, 1),
+    "antitranspose": (1, 1),
+    "flip_v": (2, 1),
+    "transpose": (3, 1),
 }
 _NAME_OF_RF = {rf: name for name, rf in _RF.items()}
 
@@ -156,8 +182,9 @@ def _check_permutation(colors: Any) -> tuple[int, ...]:
         perm = tuple(colors)
     except TypeError:
         raise ValueError(f"colour map must be 10 colours, got {colors!r}") from None
-    if len(perm) != 10 or not all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) and 0 <= c <= 9
-                                  for c in perm):
+    if len(perm) != 10 or not all(
+        isinstance(c, (int, np.integer)) and not isinstance(c, bool) and 0 <= c <= 9 for c in perm
+    ):
         raise ValueError(f"colour map must be 10 integers 0-9 (colour c goes to map[c]), got {list(perm)!r}")
     perm = tuple(int(c) for c in perm)
     if len(set(perm)) != 10:
@@ -165,8 +192,10 @@ def _check_permutation(colors: Any) -> tuple[int, ...]:
         for src, dst in enumerate(perm):
             if dst in seen:
                 missing = sorted(set(range(10)) - set(perm))
-                raise ValueError(f"colour map {''.join(map(str, perm))} is not a bijection: colours {seen[dst]} and "
-                                 f"{src} both go to {dst}; no colour goes to {', '.join(map(str, missing))}")
+                raise ValueError(
+                    f"colour map {''.join(map(str, perm))} is not a bijection: colours {seen[dst]} and "
+                    f"{src} both go to {dst}; no colour goes to {', '.join(map(str, missing))}"
+                )
             seen[dst] = src
     return perm
 
@@ -257,14 +286,19 @@ class AugmentSpec:
 
     @property
     def is_identity(self) -> bool:
-        return (self.geometric == "identity" and self.colors == IDENTITY_COLORS and not self.steps
-                and (self.order is None or self.order == tuple(range(len(self.order)))))
+        return (
+            self.geometric == "identity"
+            and self.colors == IDENTITY_COLORS
+            and not self.steps
+            and (self.order is None or self.order == tuple(range(len(self.order))))
+        )
 
     def describe(self) -> str:
         """One line for people, e.g. ``rot90, colours 0325416789, train order 2 0 1, steps upscale:2x2:input``."""
         parts = [self.geometric]
-        parts.append("colours unchanged" if self.colors == IDENTITY_COLORS
-                     else "colours " + "".join(map(str, self.colors)))
+        parts.append(
+            "colours unchanged" if self.colors == IDENTITY_COLORS else "colours " + "".join(map(str, self.colors))
+        )
         if self.order is not None:
             parts.append("train order " + " ".join(map(str, self.order)))
         if self.steps:
@@ -326,8 +360,10 @@ def _apply(g: Grid, spec: AugmentSpec, role: str) -> Grid:
         if step.applies_to(role):
             h, w = step.out_shape(*out.shape)
             if h > MAX_SIDE or w > MAX_SIDE:
-                raise AugmentSkipped(f"{role} grid {_shape(g)}: {step} makes it {h}x{w}, over the "
-                                     f"{MAX_SIDE}x{MAX_SIDE} limit", shape=(h, w))
+                raise AugmentSkipped(
+                    f"{role} grid {_shape(g)}: {step} makes it {h}x{w}, over the {MAX_SIDE}x{MAX_SIDE} limit",
+                    shape=(h, w),
+                )
             out = step.apply(out)
     return out
 
@@ -363,8 +399,10 @@ def apply_task(task: Task, spec: AugmentSpec) -> Task:
     train = task.train
     if spec.order is not None:
         if len(spec.order) != len(train):
-            raise ValueError(f"task {task.id}: spec train order {list(spec.order)} has {len(spec.order)} entries "
-                             f"but the task has {len(train)} train pairs")
+            raise ValueError(
+                f"task {task.id}: spec train order {list(spec.order)} has {len(spec.order)} entries "
+                f"but the task has {len(train)} train pairs"
+            )
         train = tuple(train[i] for i in spec.order)
     new_train: list[Pair] = []
     new_test: list[Pair] = []
@@ -383,8 +421,10 @@ def check_fits(task: Task, spec: AugmentSpec) -> str | None:
     """Why ``spec`` cannot be applied to ``task`` (a grid over 30x30, a wrong train order), or None when it can.
     Computes shapes only."""
     if spec.order is not None and len(spec.order) != len(task.train):
-        return (f"task {task.id}: spec train order has {len(spec.order)} entries but the task has "
-                f"{len(task.train)} train pairs")
+        return (
+            f"task {task.id}: spec train order has {len(spec.order)} entries but the task has "
+            f"{len(task.train)} train pairs"
+        )
     swap = _RF[spec.geometric][0] % 2 == 1  # rot90, rot270, transpose, antitranspose swap height and width
     for kind, pairs in (("train", task.train), ("test", task.test)):
         for i, p in enumerate(pairs):
@@ -396,9 +436,14 @@ def check_fits(task: Task, spec: AugmentSpec) -> str | None:
                     if step.applies_to(role):
                         h, w = step.out_shape(h, w)
                         if h > MAX_SIDE or w > MAX_SIDE:
-                            return str(AugmentSkipped(f"{role} grid {_shape(g)}: {step} makes it {h}x{w}, over the "
-                                                      f"{MAX_SIDE}x{MAX_SIDE} limit", task=task.id,
-                                                      pair=_pair_name(kind, i)))
+                            return str(
+                                AugmentSkipped(
+                                    f"{role} grid {_shape(g)}: {step} makes it {h}x{w}, over the "
+                                    f"{MAX_SIDE}x{MAX_SIDE} limit",
+                                    task=task.id,
+                                    pair=_pair_name(kind, i),
+                                )
+                            )
     return None
 
 
@@ -422,27 +467,42 @@ class AugmentOptions(Options):
     TITLE: ClassVar[str] = "augment"
     GROUP: ClassVar[str] = "Augmentation"
 
-    transforms: tuple[str, ...] = option(DIHEDRAL, "dihedral transforms to draw from, uniformly ('identity' alone: "
-                                         "none)", choices=DIHEDRAL, min_len=1)
-    colors: str = option("keep-bg", "colour permutation: 'keep-bg' (shuffle 1-9, keep 0), 'all' (shuffle 0-9), "
-                         "'none', or an explicit map like 0213456789 or 1:2,2:1", suggestions=COLOR_MODES)
-    p_bg: float = option(0.0, "with 'keep-bg': probability that a colour map shuffles all of 0-9, moving the "
-                         "background 0 too (arc24 and the seed experiment: 0.1, so 0 moves in about 9 % of the maps; "
-                         "ttft's default: 0)", lo=0.0, hi=1.0)
+    transforms: tuple[str, ...] = option(
+        DIHEDRAL, "dihedral transforms to draw from, uniformly ('identity' alone: none)", choices=DIHEDRAL, min_len=1
+    )
+    colors: str = option(
+        "keep-bg",
+        "colour permutation: 'keep-bg' (shuffle 1-9, keep 0), 'all' (shuffle 0-9), "
+        "'none', or an explicit map like 0213456789 or 1:2,2:1",
+        suggestions=COLOR_MODES,
+    )
+    p_bg: float = option(
+        0.0,
+        "with 'keep-bg': probability that a colour map shuffles all of 0-9, moving the "
+        "background 0 too (arc24 and the seed experiment: 0.1, so 0 moves in about 9 % of the maps; "
+        "ttft's default: 0)",
+        lo=0.0,
+        hi=1.0,
+    )
     shuffle: bool = option(True, "reorder the train pairs at random")
-    compose: tuple[str, ...] = option((), "composition steps applied after the transform and colours, in order: a "
-                                      "kind (upscale, pad, mirror, tile) for random parameters, or an explicit step "
-                                      "like upscale:2x2:input, pad:1:5:output, mirror:h:both, tile:2x2:input")
+    compose: tuple[str, ...] = option(
+        (),
+        "composition steps applied after the transform and colours, in order: a "
+        "kind (upscale, pad, mirror, tile) for random parameters, or an explicit step "
+        "like upscale:2x2:input, pad:1:5:output, mirror:h:both, tile:2x2:input",
+    )
     p_compose: float = option(1.0, "probability that each listed composition step is used", lo=0.0, hi=1.0)
-    compose_targets: tuple[str, ...] = option(("input", "output"), "what random composition steps may apply to",
-                                              choices=TARGETS, min_len=1)
+    compose_targets: tuple[str, ...] = option(
+        ("input", "output"), "what random composition steps may apply to", choices=TARGETS, min_len=1
+    )
     seed: int = option(0, "seed used when random_spec is given no seed or generator", lo=0, flag="--augment-seed")
 
     def check(self) -> None:
         if self.colors not in COLOR_MODES:
             if not re.fullmatch(r"[\d:,\s]+", self.colors):
-                raise self.bad("colors", f"must be one of {', '.join(COLOR_MODES)} or a colour map like "
-                                         "0213456789 or 1:2,2:1")
+                raise self.bad(
+                    "colors", f"must be one of {', '.join(COLOR_MODES)} or a colour map like 0213456789 or 1:2,2:1"
+                )
             try:
                 parse_color_map(self.colors)
             except ValueError as e:
@@ -455,8 +515,9 @@ class AugmentOptions(Options):
                     raise ConfigError(f"compose: {e}") from None
 
 
-def random_spec(seed: int | np.random.Generator | None = None, options: AugmentOptions | None = None,
-                task: Task | None = None) -> AugmentSpec:
+def random_spec(
+    seed: int | np.random.Generator | None = None, options: AugmentOptions | None = None, task: Task | None = None
+) -> AugmentSpec:
     """Draw a spec from ``options``. ``seed`` is an int (recorded in the spec), a numpy Generator, or None for
     ``options.seed``. ``task`` is needed when ``options.shuffle`` is on (the order depends on its train pairs)."""
     opts = (options or AugmentOptions()).validate()
@@ -490,8 +551,9 @@ def random_spec(seed: int | np.random.Generator | None = None, options: AugmentO
     return AugmentSpec(geometric, colors, order, tuple(steps), seed=recorded)
 
 
-def random_views(task: Task, n: int, options: AugmentOptions | None = None, seed: int | None = None,
-                 max_tries: int | None = None) -> list[tuple[AugmentSpec, Task]]:
+def random_views(
+    task: Task, n: int, options: AugmentOptions | None = None, seed: int | None = None, max_tries: int | None = None
+) -> list[tuple[AugmentSpec, Task]]:
     """Up to ``n`` augmented views of ``task`` with specs drawn from seeds ``seed, seed+1, ...`` (default
     ``options.seed``); views that would exceed 30x30 are skipped (at most ``max_tries`` draws, default 4n)."""
     opts = (options or AugmentOptions()).validate()
@@ -518,8 +580,10 @@ def leave_one_out(task: Task) -> list[Task]:
     n = len(task.train)
     if n < 2:
         raise AugmentSkipped(f"leave-one-out needs at least 2 train pairs, the task has {n}", task=task.id)
-    return [Task(f"{task.id}/n-1/{k}", task.train[:k] + task.train[k + 1:], (task.train[k],), source=task.source)
-            for k in range(n)]
+    return [
+        Task(f"{task.id}/n-1/{k}", task.train[:k] + task.train[k + 1 :], (task.train[k],), source=task.source)
+        for k in range(n)
+    ]
 
 
 def leave_two_out(task: Task, max_tasks: int | None = None, seed: int | None = None) -> list[Task]:
@@ -536,9 +600,15 @@ def leave_two_out(task: Task, max_tasks: int | None = None, seed: int | None = N
         if max_tasks < len(combos):
             rng = np.random.default_rng(seed)
             combos = sorted(combos[int(i)] for i in rng.choice(len(combos), size=max_tasks, replace=False))
-    return [Task(f"{task.id}/n-2/{i}-{j}", tuple(p for k, p in enumerate(task.train) if k not in (i, j)),
-                 (task.train[i], task.train[j]), source=task.source) for i, j in combos]
-
+    return [
+        Task(
+            f"{task.id}/n-2/{i}-{j}",
+            tuple(p for k, p in enumerate(task.train) if k not in (i, j)),
+            (task.train[i], task.train[j]),
+            source=task.source,
+        )
+        for i, j in combos
+    ]
 
 
 def seed_leave_two_out(task: Task) -> list[Task]:

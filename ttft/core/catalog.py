@@ -43,7 +43,7 @@ def page_count(n: int, per_page: int) -> int:
 def page_slice(items: list, page: int, per_page: int) -> list:
     """Items of 1-based ``page`` (clamped to the valid range)."""
     page = min(max(1, page), page_count(len(items), per_page))
-    return items[(page - 1) * per_page: page * per_page]
+    return items[(page - 1) * per_page : page * per_page]
 
 
 def neighbours(ids: list[str], current: str) -> tuple[str | None, str | None]:

@@ -417,8 +417,13 @@ def _read_solutions(path: Path) -> tuple[dict | None, list[TaskError]]:
     except TaskError as e:
         return None, [TaskError(e.message + "; the tasks are loaded without solutions", file=str(path))]
     if not isinstance(sol, dict):
-        return None, [TaskError(f"solutions file must be a JSON object {{task_id: [grid, ...]}}, got {_describe(sol)}"
-                                "; the tasks are loaded without solutions", file=str(path))]
+        return None, [
+            TaskError(
+                f"solutions file must be a JSON object {{task_id: [grid, ...]}}, got {_describe(sol)}"
+                "; the tasks are loaded without solutions",
+                file=str(path),
+            )
+        ]
     return sol, []
 
 
@@ -430,21 +435,31 @@ def dataset_from_json(obj: Any, name: str, *, file: str, solutions: Path | None 
     if _is_single_task(obj, name):
         return _single_task(obj, name, file)
     if not isinstance(obj, dict):
-        raise TaskError(f"top level must be a JSON object (a task or a Kaggle challenges file), got {_describe(obj)}",
-                        file=file)
+        raise TaskError(
+            f"top level must be a JSON object (a task or a Kaggle challenges file), got {_describe(obj)}", file=file
+        )
     sol, sol_errors = _read_solutions(solutions) if solutions is not None else (None, [])
-    ds = _load_mapping(obj, name=name, file=file, source=file, solutions=sol,
-                       solutions_file=str(solutions) if solutions else None)
+    ds = _load_mapping(
+        obj, name=name, file=file, source=file, solutions=sol, solutions_file=str(solutions) if solutions else None
+    )
     ds.errors[:0] = sol_errors
     ds.version = "kaggle (no solutions)"
     if sol is not None:
         unmatched = [k for k in sol if k not in obj]
         for k in unmatched[:_MAX_UNMATCHED_REPORTED]:
-            ds.errors.append(TaskError(f"a solution for a task that is not in {Path(file).name}; ignored",
-                                       file=str(solutions), task=k))
+            ds.errors.append(
+                TaskError(
+                    f"a solution for a task that is not in {Path(file).name}; ignored", file=str(solutions), task=k
+                )
+            )
         if len(unmatched) > _MAX_UNMATCHED_REPORTED:
-            ds.errors.append(TaskError(f"{len(unmatched) - _MAX_UNMATCHED_REPORTED} more solutions for tasks that are "
-                                       f"not in {Path(file).name}; ignored", file=str(solutions)))
+            ds.errors.append(
+                TaskError(
+                    f"{len(unmatched) - _MAX_UNMATCHED_REPORTED} more solutions for tasks that are "
+                    f"not in {Path(file).name}; ignored",
+                    file=str(solutions),
+                )
+            )
         matched = sum(k in sol for k in obj)
         if matched == 0:
             ds.version = f"kaggle (no solutions: none of the {len(sol)} in {Path(str(solutions)).name} match)"
@@ -464,11 +479,15 @@ def _folder_entries(path: Path) -> tuple[list[Path], list[TaskError]]:
     for n in names:
         f = path / n
         if f.is_symlink() and not f.exists():
-            errors.append(TaskError(f"broken symbolic link (its target {os.path.realpath(f)} does not exist); "
-                                    "skipped", file=str(f)))
+            errors.append(
+                TaskError(
+                    f"broken symbolic link (its target {os.path.realpath(f)} does not exist); skipped", file=str(f)
+                )
+            )
         elif f.is_dir():
-            errors.append(TaskError("a folder, not a task file (the folder is not read recursively); skipped",
-                                    file=str(f)))
+            errors.append(
+                TaskError("a folder, not a task file (the folder is not read recursively); skipped", file=str(f))
+            )
         elif not f.is_file():
             errors.append(TaskError("not a regular file; skipped", file=str(f)))
         else:
@@ -497,8 +516,11 @@ def load_folder(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> Dat
                 sub = ds.tasks
             for tid, task in sub.items():
                 if tid in tasks:
-                    errors.append(TaskError(f"duplicate task id (first loaded from {tasks[tid].source}); skipped",
-                                            file=str(f), task=tid))
+                    errors.append(
+                        TaskError(
+                            f"duplicate task id (first loaded from {tasks[tid].source}); skipped", file=str(f), task=tid
+                        )
+                    )
                 else:
                     tasks[tid] = task
         except TaskError as e:
@@ -509,8 +531,9 @@ def load_folder(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> Dat
 def load_upload(name: str, data: bytes, max_bytes: int = MAX_FILE_BYTES) -> Dataset:
     """Load the bytes of an uploaded task or Kaggle challenges file."""
     if len(data) > max_bytes:
-        raise TaskError(f"file is {len(data) / 1e6:.1f} MB, larger than the {max_bytes / 1024 / 1024:.0f} MB limit",
-                        file=name)
+        raise TaskError(
+            f"file is {len(data) / 1e6:.1f} MB, larger than the {max_bytes / 1024 / 1024:.0f} MB limit", file=name
+        )
     obj = _parse_json_bytes(data, name)
     ds = dataset_from_json(obj, name, file=name)
     ds.version = "upload"

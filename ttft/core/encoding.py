@@ -41,10 +41,26 @@ from ttft.core.tokenizer import EOS, INPUT_MARKER, OUTPUT_MARKER, fast_encoder, 
 from ttft.options import ConfigError, Options, option
 
 __all__ = [
-    "FORMATS", "LOSS_ON", "IGNORE_INDEX", "EncodingConfig", "Span", "EncodedText", "TokenizedTask", "ParseResult",
-    "OneTokenPerCellError", "grid_to_text", "cell_offsets", "text_to_grid", "parse_output", "encode_task",
-    "tokenize_task", "count_tokens", "check_one_token_per_cell", "PROMPTS",
-    "val_encoding", "VAL_COVERS",
+    "FORMATS",
+    "LOSS_ON",
+    "IGNORE_INDEX",
+    "EncodingConfig",
+    "Span",
+    "EncodedText",
+    "TokenizedTask",
+    "ParseResult",
+    "OneTokenPerCellError",
+    "grid_to_text",
+    "cell_offsets",
+    "text_to_grid",
+    "parse_output",
+    "encode_task",
+    "tokenize_task",
+    "count_tokens",
+    "check_one_token_per_cell",
+    "PROMPTS",
+    "val_encoding",
+    "VAL_COVERS",
 ]
 
 FORMATS: tuple[str, ...] = ("minimal", "shape+rows", "separated", "arc24", "numpy")
@@ -66,22 +82,37 @@ class EncodingConfig(Options):
     TITLE: ClassVar[str] = "encoding"
     GROUP: ClassVar[str] = "Encoding"
 
-    format: str = option("minimal", "grid text format: minimal (digits, one row per line), shape+rows (a "
-                         "'shape: HxW' header and row numbers), separated (a space between cells, for tokenizers "
-                         "that merge digits)", choices=FORMATS)
-    loss_on: str = option("test", "which tokens carry the loss: test (the test output and end of sequence), outputs "
-                          "(every output after the first example, and the test output: MARC's), reply (the whole "
-                          "assistant reply after its role header, end-of-turn text included: arc24's)",
-                          choices=LOSS_ON)
-    chat_template: bool = option(False, "wrap the prompt in the tokenizer's chat template (user: examples + test "
-                                 "input; assistant: test output) when the tokenizer has one; prompts arc24 and marc "
-                                 "are chat prompts and need it")
-    prompt: str = option("markers", "prompt layout: markers (ttft's input/output markers), arc24 (arc24's "
-                         "output-from-examples-v0: system prompt, examples in markdown, reply '### Output'), marc "
-                         "(MARC's: instructions and examples 'IN -> OUT' in the system message, the test input as "
-                         "the user message)", choices=PROMPTS)
-    max_seq_len: int = option(8192, "longest tokenised task used for training; longer ones are reported as too long",
-                              lo=1, hi=1_048_576)
+    format: str = option(
+        "minimal",
+        "grid text format: minimal (digits, one row per line), shape+rows (a "
+        "'shape: HxW' header and row numbers), separated (a space between cells, for tokenizers "
+        "that merge digits)",
+        choices=FORMATS,
+    )
+    loss_on: str = option(
+        "test",
+        "which tokens carry the loss: test (the test output and end of sequence), outputs "
+        "(every output after the first example, and the test output: MARC's), reply (the whole "
+        "assistant reply after its role header, end-of-turn text included: arc24's)",
+        choices=LOSS_ON,
+    )
+    chat_template: bool = option(
+        False,
+        "wrap the prompt in the tokenizer's chat template (user: examples + test "
+        "input; assistant: test output) when the tokenizer has one; prompts arc24 and marc "
+        "are chat prompts and need it",
+    )
+    prompt: str = option(
+        "markers",
+        "prompt layout: markers (ttft's input/output markers), arc24 (arc24's "
+        "output-from-examples-v0: system prompt, examples in markdown, reply '### Output'), marc "
+        "(MARC's: instructions and examples 'IN -> OUT' in the system message, the test input as "
+        "the user message)",
+        choices=PROMPTS,
+    )
+    max_seq_len: int = option(
+        8192, "longest tokenised task used for training; longer ones are reported as too long", lo=1, hi=1_048_576
+    )
     input_marker: str = option(INPUT_MARKER, "text before each input grid (followed by a newline)")
     output_marker: str = option(OUTPUT_MARKER, "text before each output grid (followed by a newline)")
 
@@ -93,8 +124,11 @@ class EncodingConfig(Options):
         if self.input_marker == self.output_marker:
             raise ConfigError(f"input_marker and output_marker must differ, both are {self.input_marker!r}")
         if self.prompt != "markers" and not self.chat_template:
-            raise self.bad("chat_template", f"must be on with prompt {self.prompt!r} (it is written as chat messages: "
-                                            "system, user and assistant turns)")
+            raise self.bad(
+                "chat_template",
+                f"must be on with prompt {self.prompt!r} (it is written as chat messages: "
+                "system, user and assistant turns)",
+            )
 
 
 # --------------------------------------------------------------------------- grids <-> text
@@ -130,8 +164,9 @@ def grid_to_text(grid: Grid, fmt: str = "minimal") -> str:
         if fmt == "separated":
             return text
         lines = text.split("\n")[:-1]
-        return "".join(("[[" if i == 0 else " [") + line + ("]]" if i == h - 1 else "]") + "\n"
-                       for i, line in enumerate(lines))
+        return "".join(
+            ("[[" if i == 0 else " [") + line + ("]]" if i == h - 1 else "]") + "\n" for i, line in enumerate(lines)
+        )
     _check_format(fmt)
     raise AssertionError("unreachable")
 
@@ -176,8 +211,9 @@ def _clip(s: str, n: int = 40) -> str:
     return s if len(s) <= n else s[:n] + "..."
 
 
-def text_to_grid(text: str, fmt: str = "minimal", stop: Sequence[str] | None = None,
-                 lenient: bool = False) -> ParseResult:
+def text_to_grid(
+    text: str, fmt: str = "minimal", stop: Sequence[str] | None = None, lenient: bool = False
+) -> ParseResult:
     """Read a grid written in format ``fmt``. The text is cut at the first ``stop`` string (default: the markers
     and common end-of-sequence texts; a code fence ends the text except in format ``arc24``, where a line starting
     with a fence ends the grid) and stripped of surrounding whitespace. Never raises for bad text.
@@ -189,7 +225,7 @@ def text_to_grid(text: str, fmt: str = "minimal", stop: Sequence[str] | None = N
         return ParseResult(None, f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if not isinstance(text, str):
         return ParseResult(None, f"expected text, got {type(text).__name__}")
-    for s in (stop if stop is not None else _DEFAULT_STOPS + (INPUT_MARKER, OUTPUT_MARKER)):
+    for s in stop if stop is not None else _DEFAULT_STOPS + (INPUT_MARKER, OUTPUT_MARKER):
         if s and s in text and not (fmt == "arc24" and s.startswith("```")):
             text = text[: text.index(s)]
     lines = text.strip().splitlines()
@@ -265,8 +301,11 @@ def _rows_of(lines: list[str], fmt: str, lenient: bool) -> ParseResult | tuple[l
                 ok = n is not None and (n[1] == "[[") == first and (n[4] == "]]") == last
                 row = n[2] if n is not None else row
             if not ok:
-                return ParseResult(None, f"row {i} {_clip(line)!r} is not a numpy row like "
-                                         f"{'[[0 1' if i == 1 else ' [0 1'}{']]' if i == len(lines) else ']'}")
+                return ParseResult(
+                    None,
+                    f"row {i} {_clip(line)!r} is not a numpy row like "
+                    f"{'[[0 1' if i == 1 else ' [0 1'}{']]' if i == len(lines) else ']'}",
+                )
             rows.append(row.replace(" ", ""))
         return rows, None
     rows = [line.rstrip() for line in lines]
@@ -279,8 +318,9 @@ def _rows_of(lines: list[str], fmt: str, lenient: bool) -> ParseResult | tuple[l
     return rows, None
 
 
-def parse_output(text: str, cfg: EncodingConfig | None = None, tokenizer: Any = None,
-                 lenient: bool = False) -> ParseResult:
+def parse_output(
+    text: str, cfg: EncodingConfig | None = None, tokenizer: Any = None, lenient: bool = False
+) -> ParseResult:
     """Read a model's generated output grid: ``text_to_grid`` in ``cfg.format``, stopping at ``cfg``'s markers, the
     tokenizer's end-of-sequence text and common end texts (and MARC's ``#``). With prompt and format ``arc24`` the
     generation prompt ends with the opening of the fence (``"```grid"``), which is put back before parsing.
@@ -351,8 +391,9 @@ def _eos_text(tokenizer: Any) -> str:
 def _segments(task: Task, cfg: EncodingConfig, test_index: int, answer: bool) -> list[tuple[str, str, bool]]:
     """(text, role, trained) pieces of the plain prompt, up to the test output marker, plus the answer."""
     if not 0 <= test_index < len(task.test):
-        raise ValueError(f"task {task.id}: test_index {test_index} is out of range (it has {len(task.test)} test "
-                         "pair(s))")
+        raise ValueError(
+            f"task {task.id}: test_index {test_index} is out of range (it has {len(task.test)} test pair(s))"
+        )
     test = task.test[test_index]
     if answer and test.output is None:
         raise ValueError(f"task {task.id}: test pair {test_index} has no known output to train on; use answer=False")
@@ -361,8 +402,12 @@ def _segments(task: Task, cfg: EncodingConfig, test_index: int, answer: bool) ->
     segs: list[tuple[str, str, bool]] = []
     for i, p in enumerate(task.train):
         assert p.output is not None, f"task {task.id}: train pair {i} has no output"  # the loaders require one
-        segs += [(inp, "marker", False), (grid_to_text(p.input, fmt), "input", False), (outp, "marker", False),
-                 (grid_to_text(p.output, fmt), "output", cfg.loss_on == "outputs" and i >= 1)]
+        segs += [
+            (inp, "marker", False),
+            (grid_to_text(p.input, fmt), "input", False),
+            (outp, "marker", False),
+            (grid_to_text(p.output, fmt), "output", cfg.loss_on == "outputs" and i >= 1),
+        ]
     segs += [(inp, "marker", False), (grid_to_text(test.input, fmt), "test_input", False), (outp, "marker", False)]
     if answer and test.output is not None:
         segs.append((grid_to_text(test.output, fmt), "test_output", True))
@@ -377,8 +422,9 @@ def _spans(segs: Sequence[tuple[str, str, bool]], start: int = 0) -> list[Span]:
     return spans
 
 
-def encode_task(task: Task, cfg: EncodingConfig | None = None, tokenizer: Any = None, test_index: int = 0,
-                answer: bool = True) -> EncodedText:
+def encode_task(
+    task: Task, cfg: EncodingConfig | None = None, tokenizer: Any = None, test_index: int = 0, answer: bool = True
+) -> EncodedText:
     """The prompt text of ``task`` with labelled spans.
 
     ``answer=True`` appends the test output (and the end-of-sequence text of ``tokenizer``; ``</s>`` for the embedded
@@ -414,11 +460,17 @@ Seg = tuple[str, str, bool]
 def _needs_chat(cfg: EncodingConfig, tokenizer: Any) -> str:
     embedded = tokenizer is None or is_embedded(tokenizer)
     name = "the embedded tokenizer" if embedded else f"tokenizer {tokenizer_name(tokenizer)}"
-    why = (": the embedded model's 45-token vocabulary (digits, newline, space, ':', a-z and the two markers) cannot "
-           "write its text either" if embedded else "")
-    return (f"prompt {cfg.prompt!r} is a chat prompt (system, user and assistant turns) and {name} has no chat "
-            f"template{why}; use a tokenizer that has one (an instruct model's, e.g. a Qwen2.5-0.5B-Instruct folder) "
-            "or prompt 'markers'")
+    why = (
+        ": the embedded model's 45-token vocabulary (digits, newline, space, ':', a-z and the two markers) cannot "
+        "write its text either"
+        if embedded
+        else ""
+    )
+    return (
+        f"prompt {cfg.prompt!r} is a chat prompt (system, user and assistant turns) and {name} has no chat "
+        f"template{why}; use a tokenizer that has one (an instruct model's, e.g. a Qwen2.5-0.5B-Instruct folder) "
+        "or prompt 'markers'"
+    )
 
 
 def val_encoding(cfg: EncodingConfig, covers: str = "test-output") -> EncodingConfig:
@@ -459,14 +511,17 @@ class TokenizedTask:
 
     def to_features(self) -> dict[str, list[int]]:
         """``input_ids`` / ``labels`` / ``attention_mask`` as lists, for a dataset or a collator."""
-        return {"input_ids": self.input_ids.tolist(), "labels": self.labels.tolist(),
-                "attention_mask": self.attention_mask.tolist()}
+        return {
+            "input_ids": self.input_ids.tolist(),
+            "labels": self.labels.tolist(),
+            "attention_mask": self.attention_mask.tolist(),
+        }
 
 
 def _fast_ids(encoded: EncodedText) -> tuple[np.ndarray, np.ndarray]:
     enc = fast_encoder()
     text = encoded.text
-    pieces = [enc.encode(text[s.start:s.end]) for s in encoded.spans]
+    pieces = [enc.encode(text[s.start : s.end]) for s in encoded.spans]
     ids = np.concatenate(pieces)
     trained = np.repeat([s.trained for s in encoded.spans], [len(p) for p in pieces])
     return ids, np.where(trained, ids, IGNORE_INDEX)
@@ -475,8 +530,10 @@ def _fast_ids(encoded: EncodedText) -> tuple[np.ndarray, np.ndarray]:
 def _require_offsets(tokenizer: Any) -> None:
     """Character offsets (for loss masks and highlighting) come only from fast (tokenizers-backed) tokenizers."""
     if getattr(tokenizer, "is_fast", True) is False:
-        raise TypeError(f"tokenizer {tokenizer_name(tokenizer)} cannot return character offsets; use a fast "
-                        "(tokenizers-backed) tokenizer")
+        raise TypeError(
+            f"tokenizer {tokenizer_name(tokenizer)} cannot return character offsets; use a fast "
+            "(tokenizers-backed) tokenizer"
+        )
 
 
 def _generic_ids(encoded: EncodedText, tokenizer: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -487,14 +544,20 @@ def _generic_ids(encoded: EncodedText, tokenizer: Any) -> tuple[np.ndarray, np.n
     offsets = np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2)
     mask = np.zeros(len(encoded.text) + 1, dtype=np.int64)
     for a, b in encoded.ranges(True):
-        mask[a + 1:b + 1] = 1
+        mask[a + 1 : b + 1] = 1
     covered = np.cumsum(mask)
     trained = covered[offsets[:, 1]] - covered[offsets[:, 0]] > 0  # a token carries the loss if it overlaps
     return ids, np.where(trained, ids, IGNORE_INDEX)
 
 
-def tokenize_task(task: Task, cfg: EncodingConfig | None = None, tokenizer: Any = None, test_index: int = 0,
-                  answer: bool = True, fast: bool = True) -> TokenizedTask:
+def tokenize_task(
+    task: Task,
+    cfg: EncodingConfig | None = None,
+    tokenizer: Any = None,
+    test_index: int = 0,
+    answer: bool = True,
+    fast: bool = True,
+) -> TokenizedTask:
     """Encode and tokenise ``task``. A token carries the loss (label = its id, otherwise -100) when it overlaps a
     trained span of :func:`encode_task`.
 
@@ -568,13 +631,15 @@ def check_one_token_per_cell(tokenizer: Any, fmt: str = "minimal", cfg: Encoding
             coverage[a:b] += 1
             n_digits = digits_before[b] - digits_before[a]
             if n_digits > 1 and np.any((cells >= a) & (cells < b)):
-                line = text[text.rfind("\n", 0, a) + 1:text.find("\n", b - 1)]
+                line = text[text.rfind("\n", 0, a) + 1 : text.find("\n", b - 1)]
                 raise OneTokenPerCellError(
                     f"tokenizer {name} does not give one token per cell in format {fmt!r}: token {tok!r} covers "
-                    f"{text[a:b]!r} ({n_digits} digits) in the line {_clip(line)!r}")
+                    f"{text[a:b]!r} ({n_digits} digits) in the line {_clip(line)!r}"
+                )
         bad = cells[coverage[cells] != 1]
         if bad.size:
             c = int(bad[0])
             raise OneTokenPerCellError(
                 f"tokenizer {name} does not give one token per cell in format {fmt!r}: the cell at character {c} "
-                f"({text[max(0, c - 3):c + 4]!r}) is covered by {int(coverage[c])} tokens")
+                f"({text[max(0, c - 3) : c + 4]!r}) is covered by {int(coverage[c])} tokens"
+            )

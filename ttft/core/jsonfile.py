@@ -56,8 +56,9 @@ def parse_json_bytes(data: bytes) -> Any:
     try:
         return _parse_members(text)
     except (ValueError, IndexError, RecursionError):
-        raise JsonError("JSON nested too deeply to read (arrays or objects inside each other thousands of times)"
-                        ) from None
+        raise JsonError(
+            "JSON nested too deeply to read (arrays or objects inside each other thousands of times)"
+        ) from None
 
 
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.S)

@@ -28,11 +28,29 @@ from typing import Any
 import numpy as np
 
 #: metric names, in display order
-METRICS: tuple[str, ...] = ("accuracy", "pass_n", "vote_1", "pass_at_2", "correct_pixels", "correct_size",
-                            "unanswered", "val_loss", "max_correct_pixels", "any_correct_size")
+METRICS: tuple[str, ...] = (
+    "accuracy",
+    "pass_n",
+    "vote_1",
+    "pass_at_2",
+    "correct_pixels",
+    "correct_size",
+    "unanswered",
+    "val_loss",
+    "max_correct_pixels",
+    "any_correct_size",
+)
 #: metrics that need the truth
-TRUTH_METRICS: tuple[str, ...] = ("accuracy", "pass_n", "vote_1", "pass_at_2", "correct_pixels", "correct_size",
-                                  "max_correct_pixels", "any_correct_size")
+TRUTH_METRICS: tuple[str, ...] = (
+    "accuracy",
+    "pass_n",
+    "vote_1",
+    "pass_at_2",
+    "correct_pixels",
+    "correct_size",
+    "max_correct_pixels",
+    "any_correct_size",
+)
 
 
 def as_grid(g: Any) -> np.ndarray | None:
@@ -57,8 +75,9 @@ def pixel_share(pred: Any, truth: Any) -> float:
     return float(np.mean(p == t))
 
 
-def score_output(views: Sequence[Any], attempts: Sequence[Any], truth: Any = None,
-                 val_loss: float | None = None) -> dict[str, float | None]:
+def score_output(
+    views: Sequence[Any], attempts: Sequence[Any], truth: Any = None, val_loss: float | None = None
+) -> dict[str, float | None]:
     """Metrics of one test output from its view predictions (``None`` = unanswered) and its attempts."""
     n = len(views)
     out: dict[str, float | None] = {k: None for k in METRICS}

@@ -13,8 +13,13 @@ def name_problem(name: Any, what: str = "name") -> str | None:
     that ``root / name`` is always a child of ``root``."""
     if not isinstance(name, str) or not name.strip():
         return f"a {what} must be non-empty text"
-    if name in (".", "..") or "/" in name or "\\" in name or os.sep in name or any(
-            ord(c) < 32 or ord(c) == 127 for c in name):
+    if (
+        name in (".", "..")
+        or "/" in name
+        or "\\" in name
+        or os.sep in name
+        or any(ord(c) < 32 or ord(c) == 127 for c in name)
+    ):
         return f"{what} {name!r} cannot be a folder name (no '.', '..', separators or control characters)"
     return None
 

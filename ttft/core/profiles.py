@@ -38,9 +38,24 @@ from ttft.core.tokenizer import is_embedded, tokenizer_name
 from ttft.options import ConfigError
 
 __all__ = [
-    "PROFILES", "PROFILE_NAMES", "DEFINING", "profile_values", "profile_base", "check_profile", "ChatLayout",
-    "prompt_layout", "encode_chat", "check_encodable", "view_specs", "MARC_AUGMENTERS", "marc_spec",
-    "marc_color_map", "preview_tokenizer", "PREVIEW_TOKENIZERS", "ARC24_SYSTEM_PROMPT", "MARC_PROMPT",
+    "PROFILES",
+    "PROFILE_NAMES",
+    "DEFINING",
+    "profile_values",
+    "profile_base",
+    "check_profile",
+    "ChatLayout",
+    "prompt_layout",
+    "encode_chat",
+    "check_encodable",
+    "view_specs",
+    "MARC_AUGMENTERS",
+    "marc_spec",
+    "marc_color_map",
+    "preview_tokenizer",
+    "PREVIEW_TOKENIZERS",
+    "ARC24_SYSTEM_PROMPT",
+    "MARC_PROMPT",
 ]
 
 # --------------------------------------------------------------------------- the profiles
@@ -55,32 +70,73 @@ PROFILES: dict[str, dict[str, dict]] = {
     # q/k/v/o (continue the fine-tuned one with model.adapter); n-1 tasks drawn on the fly, every task weighted alike
     "arc24": {
         "train": {
-            "mode": "ttft", "per_task": True, "leave_out": 1, "task_weighting": "task", "steps": 300, "lr": 8e-5,
-            "batch_size": 1, "grad_accum": 1, "scheduler": "linear", "warmup_steps": 15, "weight_decay": 0.0,
-            "val_loss_on": "as-trained", "keep_original_colors": 0.0, "augment_recipe": "options",
+            "mode": "ttft",
+            "per_task": True,
+            "leave_out": 1,
+            "task_weighting": "task",
+            "steps": 300,
+            "lr": 8e-5,
+            "batch_size": 1,
+            "grad_accum": 1,
+            "scheduler": "linear",
+            "warmup_steps": 15,
+            "weight_decay": 0.0,
+            "val_loss_on": "as-trained",
+            "keep_original_colors": 0.0,
+            "augment_recipe": "options",
             "encoding": {"format": "arc24", "prompt": "arc24", "chat_template": True, "loss_on": "reply"},
-            "augment": {"transforms": list(DIHEDRAL), "colors": "keep-bg", "p_bg": 0.1, "shuffle": True,
-                        "compose": []},
-            "model": {"lora_r": 32, "lora_alpha": 64, "lora_dropout": 0.1, "target_modules": _QKVO,
-                      "use_rslora": True, "use_dora": True},
+            "augment": {"transforms": list(DIHEDRAL), "colors": "keep-bg", "p_bg": 0.1, "shuffle": True, "compose": []},
+            "model": {
+                "lora_r": 32,
+                "lora_alpha": 64,
+                "lora_dropout": 0.1,
+                "target_modules": _QKVO,
+                "use_rslora": True,
+                "use_dora": True,
+            },
         },
         # scripts/inference.py: predictions_per_task 8 (32 and 96 in later runs), each view a dihedral transform with
         # its own colour map (background moved at 0.1) and train order, greedy decoding, arc24's lenient parser
-        "predict": {"views": 8, "transforms": list(DIHEDRAL), "colors": "keep-bg", "p_bg": 0.1, "shuffle": True,
-                    "identity_view": False, "sample": False, "lenient_parse": True, "val_loss_on": "as-trained"},
+        "predict": {
+            "views": 8,
+            "transforms": list(DIHEDRAL),
+            "colors": "keep-bg",
+            "p_bg": 0.1,
+            "shuffle": True,
+            "identity_view": False,
+            "sample": False,
+            "lenient_parse": True,
+            "val_loss_on": "as-trained",
+        },
     },
     # MARC (README's test_time_train.py command with --new_format, configs/ttt/8B_lora_single_device.yaml,
     # ttt/preprocess.py): per-task LoRA rank 128, alpha 16, on q/v and the MLP, lr 5e-5, batch 2, 2 epochs of at most
     # 250 augmented tasks (about 250 steps), cosine schedule with 5 warm-up steps, weight decay 0.01
     "marc": {
         "train": {
-            "mode": "ttft", "per_task": True, "leave_out": 2, "n2_only": False, "steps": 250, "lr": 5e-5,
-            "batch_size": 2, "grad_accum": 1, "scheduler": "cosine", "warmup_steps": 5, "weight_decay": 0.01,
-            "augment_recipe": "marc", "keep_original_colors": 0.0, "val_loss_on": "test-output",
+            "mode": "ttft",
+            "per_task": True,
+            "leave_out": 2,
+            "n2_only": False,
+            "steps": 250,
+            "lr": 5e-5,
+            "batch_size": 2,
+            "grad_accum": 1,
+            "scheduler": "cosine",
+            "warmup_steps": 5,
+            "weight_decay": 0.01,
+            "augment_recipe": "marc",
+            "keep_original_colors": 0.0,
+            "val_loss_on": "test-output",
             "encoding": {"format": "numpy", "prompt": "marc", "chat_template": True, "loss_on": "outputs"},
-            "model": {"lora_r": 128, "lora_alpha": 16, "lora_dropout": 0.0,
-                      "target_modules": "q_proj,v_proj,gate_proj,up_proj,down_proj", "use_rslora": False,
-                      "use_dora": False},
+            "model": {
+                "lora_r": 128,
+                "lora_alpha": 16,
+                "lora_dropout": 0.0,
+                "target_modules": "q_proj,v_proj,gate_proj,up_proj,down_proj",
+                "use_rslora": False,
+                "use_dora": False,
+            },
         },
         "predict": {},
     },
@@ -140,8 +196,10 @@ def check_profile(cfg_json: dict, kind: str) -> str | None:
     for path in DEFINING.get(name, {}).get(kind, ()):
         want, got = _get(values, path), _get(cfg_json, path)
         if want != got:
-            return (f"{path}: profile {name!r} defines it as {want!r}, got {got!r} (apply the profile with --profile "
-                    f"{name}; to change it, use profile 'ttft')")
+            return (
+                f"{path}: profile {name!r} defines it as {want!r}, got {got!r} (apply the profile with --profile "
+                f"{name}; to change it, use profile 'ttft')"
+            )
     return None
 
 
@@ -160,7 +218,7 @@ ARC24_SYSTEM_PROMPT = (
     "\n"
     "- Objectness: Objects persist and cannot appear or disappear without reason. Objects can interact or not "
     "depending on the circumstances.\n"
-    "- Goal-directed: Objects can be animate or inanimate. Some objects are \"agents\" - they have intentions and they "
+    '- Goal-directed: Objects can be animate or inanimate. Some objects are "agents" - they have intentions and they '
     "pursue goals.\n"
     "- Numbers & counting: Objects can be counted or sorted by their shape, appearance, or movement using basic "
     "mathematics like addition, subtraction, and comparison.\n"
@@ -169,11 +227,14 @@ ARC24_SYSTEM_PROMPT = (
     "\n"
     "The transformations between input and output should be based on these priors.\n"
 )
-_ARC24_INTRO = ("Let's see if you can solve this simple ARC task. These are some input-output grid examples that "
-                "define the task.\n")
+_ARC24_INTRO = (
+    "Let's see if you can solve this simple ARC task. These are some input-output grid examples that define the task.\n"
+)
 #: MARC's instructions (arclib/messagers.py ``GPTTextMessageRepresenterV2`` without a task description)
-MARC_PROMPT = ("Figure out the underlying transformation in the following examples and apply it to the test case. "
-               "Here are some examples from this transformation, your answer must follow the format.\n")
+MARC_PROMPT = (
+    "Figure out the underlying transformation in the following examples and apply it to the test case. "
+    "Here are some examples from this transformation, your answer must follow the format.\n"
+)
 _MARC_NUMPY = "The input-output grids are provided as python arrays:\n"
 #: MARC's separator between an input and its output, and the end of an output (README's ``--new_format``)
 MARC_IO_SEP, MARC_FOOTER = " -> ", "#"
@@ -199,8 +260,9 @@ def _grid(g: np.ndarray | None, fmt: str) -> str:
 def prompt_layout(task: Task, cfg: EncodingConfig, test_index: int = 0, answer: bool = True) -> ChatLayout:
     """The chat messages of prompt ``cfg.prompt`` ("arc24" or "marc") for test pair ``test_index`` of ``task``."""
     if not 0 <= test_index < len(task.test):
-        raise ValueError(f"task {task.id}: test_index {test_index} is out of range (it has {len(task.test)} test "
-                         "pair(s))")
+        raise ValueError(
+            f"task {task.id}: test_index {test_index} is out of range (it has {len(task.test)} test pair(s))"
+        )
     test = task.test[test_index]
     if answer and test.output is None:
         raise ValueError(f"task {task.id}: test pair {test_index} has no known output to train on; use answer=False")
@@ -209,14 +271,22 @@ def prompt_layout(task: Task, cfg: EncodingConfig, test_index: int = 0, answer: 
     if cfg.prompt == "arc24":
         user: list[Seg] = [(_ARC24_INTRO, "marker", False)]
         for i, p in enumerate(pairs):
-            user += [(f"\n## Example {i + 1}\n\n### Input\n\n", "marker", False), (_grid(p.input, fmt), "input", False),
-                     ("\n\n### Output\n\n", "marker", False),
-                     (_grid(p.output, fmt), "output", outputs and i >= 1), ("\n", "marker", False)]
+            user += [
+                (f"\n## Example {i + 1}\n\n### Input\n\n", "marker", False),
+                (_grid(p.input, fmt), "input", False),
+                ("\n\n### Output\n\n", "marker", False),
+                (_grid(p.output, fmt), "output", outputs and i >= 1),
+                ("\n", "marker", False),
+            ]
         user += [("\n## Test case\n\n### Input\n\n", "marker", False), (_grid(test.input, fmt), "test_input", False)]
         reply: list[Seg] = [("### Output\n\n", "marker", answer and cfg.loss_on == "reply")]
         if answer:
-            return ChatLayout(((ARC24_SYSTEM_PROMPT, "marker", False),), tuple(user), tuple(reply),
-                              ((_grid(test.output, fmt), "test_output", True),))
+            return ChatLayout(
+                ((ARC24_SYSTEM_PROMPT, "marker", False),),
+                tuple(user),
+                tuple(reply),
+                ((_grid(test.output, fmt), "test_output", True),),
+            )
         if fmt == "arc24":  # arc24's generation prompt opens the grid's fence: the model writes " shape: ..."
             from ttft.core.encoding import ARC24_FENCE
 
@@ -225,8 +295,12 @@ def prompt_layout(task: Task, cfg: EncodingConfig, test_index: int = 0, answer: 
     if cfg.prompt == "marc":
         system: list[Seg] = [(MARC_PROMPT + (_MARC_NUMPY if fmt == "numpy" else ""), "marker", False)]
         for i, p in enumerate(pairs):
-            system += [(_grid(p.input, fmt), "input", False), (MARC_IO_SEP, "marker", False),
-                       (_grid(p.output, fmt), "output", outputs and i >= 1), (MARC_FOOTER, "marker", False)]
+            system += [
+                (_grid(p.input, fmt), "input", False),
+                (MARC_IO_SEP, "marker", False),
+                (_grid(p.output, fmt), "output", outputs and i >= 1),
+                (MARC_FOOTER, "marker", False),
+            ]
             if i < len(pairs) - 1:
                 system.append(("\n", "marker", False))  # MARC's message text is stripped: no newline at the end
         user = [(_grid(test.input, fmt), "test_input", False), (MARC_IO_SEP.rstrip(), "marker", False)]
@@ -239,8 +313,11 @@ def prompt_layout(task: Task, cfg: EncodingConfig, test_index: int = 0, answer: 
 
 #: text opening the assistant's turn in common chat templates (arc24's response templates: ChatML as in Qwen and
 #: SmolLM, Llama-3, Phi-3); with ``loss_on="reply"`` everything after it carries the loss
-ASSISTANT_HEADERS: tuple[str, ...] = ("<|im_start|>assistant", "<|start_header_id|>assistant<|end_header_id|>",
-                                      "<|assistant|>")
+ASSISTANT_HEADERS: tuple[str, ...] = (
+    "<|im_start|>assistant",
+    "<|start_header_id|>assistant<|end_header_id|>",
+    "<|assistant|>",
+)
 #: end-of-turn texts at which arc24 cuts a rendered conversation to make its generation prompt
 END_OF_TURN: tuple[str, ...] = ("<|eot_id|>", "<|im_end|>", "<|end|>")
 
@@ -253,8 +330,10 @@ def _render(tokenizer: Any, messages: list[dict], **kw: Any) -> str:
     try:
         return tokenizer.apply_chat_template(messages, tokenize=False, **kw)
     except Exception as e:  # noqa: BLE001 — jinja's TemplateError and friends: say which tokenizer and why
-        raise ValueError(f"the chat template of tokenizer {tokenizer_name(tokenizer)} cannot render these messages "
-                         f"({', '.join(m['role'] for m in messages)}): {e}") from None
+        raise ValueError(
+            f"the chat template of tokenizer {tokenizer_name(tokenizer)} cannot render these messages "
+            f"({', '.join(m['role'] for m in messages)}): {e}"
+        ) from None
 
 
 def _generation_text(tokenizer: Any, messages: list[dict], reply: str) -> str:
@@ -289,15 +368,19 @@ def encode_chat(task: Task, layout: ChatLayout, answer: bool, loss_on: str, toke
     for (role, segs), m in zip(parts, messages):
         u = text.find(m["content"], pos)
         if u < 0:
-            raise ValueError(f"task {task.id}: the chat template of tokenizer {tokenizer_name(tokenizer)} changes the "
-                             f"{role} message, so its spans cannot be located; use chat_template=False")
+            raise ValueError(
+                f"task {task.id}: the chat template of tokenizer {tokenizer_name(tokenizer)} changes the "
+                f"{role} message, so its spans cannot be located; use chat_template=False"
+            )
         spans += [Span(pos, u, "prompt", False)] + _spans(segs, u)
         pos = u + len(m["content"])
     if reply:
         a = text.find(reply, max(pos, len(prefix) if text.startswith(prefix) else pos))
         if a < 0:
-            raise ValueError(f"task {task.id}: the chat template of tokenizer {tokenizer_name(tokenizer)} changes the "
-                             "assistant message, so its spans cannot be located; use chat_template=False")
+            raise ValueError(
+                f"task {task.id}: the chat template of tokenizer {tokenizer_name(tokenizer)} changes the "
+                "assistant message, so its spans cannot be located; use chat_template=False"
+            )
         whole = loss_on == "reply" and answer
         head = a
         if whole:  # arc24: the loss starts right after the assistant's role header
@@ -313,11 +396,13 @@ def encode_chat(task: Task, layout: ChatLayout, answer: bool, loss_on: str, toke
     spans.append(Span(pos, len(text), "prompt", False))
     return EncodedText(text, tuple(s for s in spans if s.end > s.start), "chat")
 
+
 # --------------------------------------------------------------------------- can a tokenizer write it
 
 
-def check_encodable(cfg: EncodingConfig, tokenizer: Any = None, where: str = "encoding",
-                    unknown_ok: bool = False) -> str | None:
+def check_encodable(
+    cfg: EncodingConfig, tokenizer: Any = None, where: str = "encoding", unknown_ok: bool = False
+) -> str | None:
     """Raise ConfigError (naming ``where``'s option) unless ``tokenizer`` (None: the embedded one) can write ``cfg``'s
     prompt and grid text: a chat prompt needs a chat template, and no character may become an unknown token. With
     ``unknown_ok`` the unknown characters are returned as a message instead of raised (None when there are none)."""
@@ -353,18 +438,28 @@ def check_encodable(cfg: EncodingConfig, tokenizer: Any = None, where: str = "en
     if not bad:
         return None
     shown = " ".join(repr(c) for c in bad[:12])
-    msg = (f"{where}.format: {name} cannot write the {cfg.prompt} prompt with {cfg.format} grids: {shown} would "
-           "become unknown tokens; use a tokenizer that can (a real model's) or another format/prompt")
+    msg = (
+        f"{where}.format: {name} cannot write the {cfg.prompt} prompt with {cfg.format} grids: {shown} would "
+        "become unknown tokens; use a tokenizer that can (a real model's) or another format/prompt"
+    )
     if unknown_ok:
         return msg
     raise ConfigError(msg)
 
+
 # --------------------------------------------------------------------------- inference views
 
 
-def view_specs(task: Task, views: int, transforms: Sequence[str] = DIHEDRAL, colors: str = "keep-bg",
-               p_bg: float = 0.0, shuffle: bool = False, identity_view: bool = True,
-               seed: int = 0) -> list[AugmentSpec]:
+def view_specs(
+    task: Task,
+    views: int,
+    transforms: Sequence[str] = DIHEDRAL,
+    colors: str = "keep-bg",
+    p_bg: float = 0.0,
+    shuffle: bool = False,
+    identity_view: bool = True,
+    seed: int = 0,
+) -> list[AugmentSpec]:
     """The ``views`` inference views of a task. View k uses the k-th of ``transforms`` in turn (identity first) with
     a colour map and (with ``shuffle``) a train order drawn from ``(seed, k)``: the same k gives the same map on every
     task. ``identity_view`` (ttft's): view 0 is the task untouched; off (arc24's), view 0 is drawn like the others.
@@ -392,9 +487,11 @@ def view_specs(task: Task, views: int, transforms: Sequence[str] = DIHEDRAL, col
 #: counter-clockwise quarter turn, ttft's ``rot270``; ``Reflect(axis, reverse=True)`` puts the reflection first.
 MARC_AUGMENTERS: tuple[tuple[str, AugmentSpec], ...] = (
     ("Identity", AugmentSpec()),
-    ("Rotate(90)", AugmentSpec("rot270")), ("Rotate(270)", AugmentSpec("rot90")),
+    ("Rotate(90)", AugmentSpec("rot270")),
+    ("Rotate(270)", AugmentSpec("rot90")),
     ("Rotate(180)", AugmentSpec("rot180")),
-    ("Flip(0)", AugmentSpec("flip_v")), ("Flip(1)", AugmentSpec("flip_h")),
+    ("Flip(0)", AugmentSpec("flip_v")),
+    ("Flip(1)", AugmentSpec("flip_h")),
     ("Reflect(0, reverse=True)", AugmentSpec("flip_v", steps=(Mirror("v"),))),
     ("Reflect(1, reverse=True)", AugmentSpec("flip_h", steps=(Mirror("h"),))),
     ("Reflect(0, reverse=False)", AugmentSpec(steps=(Mirror("v"),))),
@@ -403,10 +500,19 @@ MARC_AUGMENTERS: tuple[tuple[str, AugmentSpec], ...] = (
     ("IncreaseResolution(2)", AugmentSpec(steps=(Upscale(2, 2),))),
     ("IncreaseHeight(2)", AugmentSpec(steps=(Upscale(2, 1),))),
     ("IncreaseWidth(2)", AugmentSpec(steps=(Upscale(1, 2),))),
-    *((f"Chain([{name}, IncreaseResolution(2)])", AugmentSpec(geo, steps=(Upscale(2, 2),)))
-      for name, geo in (("Rotate(90)", "rot270"), ("Rotate(270)", "rot90"), ("Rotate(180)", "rot180"),
-                        ("Flip(0)", "flip_v"), ("Flip(1)", "flip_h"), ("Transpose()", "transpose"))),
-    ("Repeat(0, 2)", AugmentSpec(steps=(Tile(2, 1),))), ("Repeat(1, 2)", AugmentSpec(steps=(Tile(1, 2),))),
+    *(
+        (f"Chain([{name}, IncreaseResolution(2)])", AugmentSpec(geo, steps=(Upscale(2, 2),)))
+        for name, geo in (
+            ("Rotate(90)", "rot270"),
+            ("Rotate(270)", "rot90"),
+            ("Rotate(180)", "rot180"),
+            ("Flip(0)", "flip_v"),
+            ("Flip(1)", "flip_h"),
+            ("Transpose()", "transpose"),
+        )
+    ),
+    ("Repeat(0, 2)", AugmentSpec(steps=(Tile(2, 1),))),
+    ("Repeat(1, 2)", AugmentSpec(steps=(Tile(1, 2),))),
     ("Repeat(2, 2)", AugmentSpec(steps=(Tile(2, 2),))),
 )
 
@@ -435,23 +541,32 @@ def marc_spec(rng: np.random.Generator, task: Task) -> AugmentSpec:
     and without them)."""
     _, spec = MARC_AUGMENTERS[int(rng.integers(len(MARC_AUGMENTERS)))]
     if rng.random() < 0.5:
-        spec = dataclasses.replace(spec, colors=marc_color_map(rng, task),
-                                   order=tuple(int(i) for i in rng.permutation(len(task.train))))
+        spec = dataclasses.replace(
+            spec, colors=marc_color_map(rng, task), order=tuple(int(i) for i in rng.permutation(len(task.train)))
+        )
     return spec
 
 
 # --------------------------------------------------------------------------- preview tokenizers
 
-_CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-           "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
-_LLAMA3 = ("<|begin_of_text|>{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
-           "{{ m['content'] | trim }}<|eot_id|>{% endfor %}"
-           "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}")
+_CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+_LLAMA3 = (
+    "<|begin_of_text|>{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
+    "{{ m['content'] | trim }}<|eot_id|>{% endfor %}"
+    "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
+)
 #: name -> (chat template, special tokens, eos, pad)
 PREVIEW_TOKENIZERS: dict[str, tuple[str, tuple[str, ...], str, str]] = {
     "preview-chatml": (_CHATML, ("<|endoftext|>", "<|im_start|>", "<|im_end|>"), "<|im_end|>", "<|endoftext|>"),
-    "preview-llama3": (_LLAMA3, ("<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
-                                 "<|eot_id|>"), "<|eot_id|>", "<|end_of_text|>"),
+    "preview-llama3": (
+        _LLAMA3,
+        ("<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"),
+        "<|eot_id|>",
+        "<|end_of_text|>",
+    ),
 }
 
 
@@ -473,7 +588,8 @@ def preview_tokenizer(name: str = "preview-chatml") -> Any:
     backend.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
     backend.decoder = decoders.Fuse()
     backend.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in ("<unk>", *specials)])
-    tok = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", eos_token=eos, pad_token=pad,
-                                  name_or_path=name)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=backend, unk_token="<unk>", eos_token=eos, pad_token=pad, name_or_path=name
+    )
     tok.chat_template = template
     return tok

@@ -9,8 +9,9 @@ from ttft.core.data import Dataset, Task, load_dataset
 from ttft.options import ConfigError
 
 
-def select_tasks(dataset_spec: str, ids: Sequence[str] = (), max_tokens: int | None = None,
-                 known_outputs: bool = False) -> tuple[Dataset, list[Task]]:
+def select_tasks(
+    dataset_spec: str, ids: Sequence[str] = (), max_tokens: int | None = None, known_outputs: bool = False
+) -> tuple[Dataset, list[Task]]:
     """(dataset, selected tasks): the tasks named by ``ids`` (in that order, each once; empty: every task of the
     dataset), those with a token estimate of at most ``max_tokens`` (None: no limit) and, with ``known_outputs``,
     only those whose test outputs are known (so they can be scored). An unknown dataset or task id, or an empty

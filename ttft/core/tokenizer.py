@@ -28,9 +28,25 @@ if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 __all__ = [
-    "SPECIALS", "MARKERS", "CHARS", "VOCAB", "PAD", "BOS", "EOS", "UNK", "INPUT_MARKER", "OUTPUT_MARKER",
-    "ASSET_DIR", "EMBEDDED", "build_embedded_tokenizer", "save_embedded_tokenizer", "load_tokenizer",
-    "is_embedded", "tokenizer_name", "FastEncoder", "fast_encoder",
+    "SPECIALS",
+    "MARKERS",
+    "CHARS",
+    "VOCAB",
+    "PAD",
+    "BOS",
+    "EOS",
+    "UNK",
+    "INPUT_MARKER",
+    "OUTPUT_MARKER",
+    "ASSET_DIR",
+    "EMBEDDED",
+    "build_embedded_tokenizer",
+    "save_embedded_tokenizer",
+    "load_tokenizer",
+    "is_embedded",
+    "tokenizer_name",
+    "FastEncoder",
+    "fast_encoder",
 ]
 
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
@@ -65,8 +81,9 @@ def build_embedded_tokenizer() -> PreTrainedTokenizerFast:
     """A fresh embedded tokenizer (no files read)."""
     from transformers import PreTrainedTokenizerFast
 
-    return PreTrainedTokenizerFast(tokenizer_object=_backend(), pad_token=PAD, bos_token=BOS, eos_token=EOS,
-                                   unk_token=UNK, padding_side="right")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=_backend(), pad_token=PAD, bos_token=BOS, eos_token=EOS, unk_token=UNK, padding_side="right"
+    )
 
 
 def save_embedded_tokenizer(path: str | os.PathLike = ASSET_DIR) -> list[Path]:
@@ -84,8 +101,10 @@ def load_tokenizer(name_or_path: str | os.PathLike | None = None) -> PreTrainedT
 
     if name_or_path is None or str(name_or_path) == EMBEDDED:
         if not (ASSET_DIR / "tokenizer.json").is_file():
-            raise ValueError(f"the embedded tokenizer files are missing from {ASSET_DIR}; "
-                             "regenerate them with `python -m ttft.tokenizer`")
+            raise ValueError(
+                f"the embedded tokenizer files are missing from {ASSET_DIR}; "
+                "regenerate them with `python -m ttft.tokenizer`"
+            )
         src: str = str(ASSET_DIR)
     else:
         path = Path(name_or_path).expanduser()
@@ -151,8 +170,7 @@ class FastEncoder:
         for ch in CHARS:
             self.lut[ord(ch)] = VOCAB[ch]
         self.added = {t: VOCAB[t] for t in SPECIALS + MARKERS}
-        self._split = re.compile("(" + "|".join(re.escape(t) for t in sorted(self.added, key=len, reverse=True))
-                                 + ")")
+        self._split = re.compile("(" + "|".join(re.escape(t) for t in sorted(self.added, key=len, reverse=True)) + ")")
         self._cache: dict[str, np.ndarray] = {}
 
     def _chars(self, text: str) -> np.ndarray:

@@ -22,8 +22,12 @@ class Candidate:
     views: list[int] = field(default_factory=list)
 
     def to_json(self) -> dict:
-        return {"grid": self.grid.tolist(), "votes": self.votes, "mean_logprob": self.mean_logprob,
-                "views": list(self.views)}
+        return {
+            "grid": self.grid.tolist(),
+            "votes": self.votes,
+            "mean_logprob": self.mean_logprob,
+            "views": list(self.views),
+        }
 
 
 def vote(grids: Sequence[Any], logprobs: Sequence[float | None] | None = None) -> list[Candidate]:
@@ -47,8 +51,10 @@ def vote(grids: Sequence[Any], logprobs: Sequence[float | None] | None = None) -
             lps[key].append(float(lp))
     for key, c in groups.items():
         c.mean_logprob = float(np.mean(lps[key])) if lps[key] else None
-    return sorted(groups.values(), key=lambda c: (-c.votes, -(c.mean_logprob if c.mean_logprob is not None
-                                                              else -math.inf), c.views[0]))
+    return sorted(
+        groups.values(),
+        key=lambda c: (-c.votes, -(c.mean_logprob if c.mean_logprob is not None else -math.inf), c.views[0]),
+    )
 
 
 def attempts_of(cands: Sequence[Candidate]) -> list[np.ndarray | None]:

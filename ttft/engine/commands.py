@@ -31,8 +31,10 @@ from ttft.runs.rundir import LAUNCH_CONFIG_FILE, RESUMABLE, write_json_atomic
 #: the commands a job may run, with deep validation; other ttft commands are only parsed
 LAUNCHABLE = ("train", "predict", "experiment")
 #: options always written in a rebuilt command, so that it reads on its own
-ALWAYS = {"train": ("mode", "dataset", "model.base_model", "steps", "lr"),
-          "experiment": ("dataset", "base_model", "steps", "lr", "views")}
+ALWAYS = {
+    "train": ("mode", "dataset", "model.base_model", "steps", "lr"),
+    "experiment": ("dataset", "base_model", "steps", "lr", "views"),
+}
 
 
 # --------------------------------------------------------------------------- config files
@@ -62,13 +64,20 @@ def read_config_file(path: str | Path, flag: str = "--config") -> dict:
 
 
 def add_train_arguments(p: argparse.ArgumentParser, cls: type[TrainConfig] = TrainConfig) -> None:
-    p.add_argument("--config", metavar="FILE", help="a config.json (a run's, or saved from the app); the flags given "
-                                                    "override it")
+    p.add_argument(
+        "--config", metavar="FILE", help="a config.json (a run's, or saved from the app); the flags given override it"
+    )
     add_arguments(p, cls)
     g = p.add_argument_group("Run")
     g.add_argument("--run-dir", help="run directory (default: $TTFT_RUNS_DIR or ./runs, plus a new run id)")
-    g.add_argument("--resume", metavar="RUN_DIR", nargs="?", const=True, default=None,
-                   help="continue a stopped/failed run from its last checkpoint (its config is reused)")
+    g.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        nargs="?",
+        const=True,
+        default=None,
+        help="continue a stopped/failed run from its last checkpoint (its config is reused)",
+    )
     g.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
     g.add_argument("--json", action="store_true", help="print one JSON object as the last line")
 
@@ -81,8 +90,11 @@ def add_predict_arguments(p: argparse.ArgumentParser, cls: type[PredictConfig] =
 
 def add_experiment_arguments(p: argparse.ArgumentParser, cls: type[AblationConfig] = AblationConfig) -> None:
     add_arguments(p, cls)
-    p.add_argument("--out", help="experiment folder (default: $TTFT_RUNS_DIR/experiments/seed-ablation-<time>); "
-                                 "rerunning into it skips the rows already done")
+    p.add_argument(
+        "--out",
+        help="experiment folder (default: $TTFT_RUNS_DIR/experiments/seed-ablation-<time>); "
+        "rerunning into it skips the rows already done",
+    )
     p.add_argument("--json", action="store_true", help="print the results as one JSON object on the last line")
 
 
@@ -207,8 +219,10 @@ def check_model_ready(base_model: str, init: str = "pretrained") -> None:
 
     if base_model == DEFAULT_MODEL:
         if init != "random" and not embedded_model_available():
-            raise ModelError("base_model: the embedded model is not installed (ttft/assets/model has no weights); "
-                             "choose a local model folder or a hub id, or init 'random' to train one from scratch")
+            raise ModelError(
+                "base_model: the embedded model is not installed (ttft/assets/model has no weights); "
+                "choose a local model folder or a hub id, or init 'random' to train one from scratch"
+            )
     elif base_model.startswith((".", "/", "~")) or Path(base_model).expanduser().is_dir():
         if not (Path(base_model).expanduser() / "config.json").exists():
             raise ModelError(f"base_model: {base_model!r} is not a model folder (no config.json)")
@@ -249,10 +263,12 @@ def check_train_ready(tcfg: TrainConfig) -> None:
     for t in tasks:
         if source_tasks(t, tcfg, tok):
             return
-    raise ConfigError(f"encoding.max_seq_len: no training sample of the {len(tasks)} selected task(s) fits in "
-                      f"{tcfg.encoding.max_seq_len} tokens (a sample needs at least two pairs"
-                      f"{' of train pairs' if tcfg.mode == 'ttft' else ''}); raise max_seq_len or choose smaller "
-                      "tasks, got " + str(tcfg.encoding.max_seq_len))
+    raise ConfigError(
+        f"encoding.max_seq_len: no training sample of the {len(tasks)} selected task(s) fits in "
+        f"{tcfg.encoding.max_seq_len} tokens (a sample needs at least two pairs"
+        f"{' of train pairs' if tcfg.mode == 'ttft' else ''}); raise max_seq_len or choose smaller "
+        "tasks, got " + str(tcfg.encoding.max_seq_len)
+    )
 
 
 def check_predict_ready(pcfg: PredictConfig) -> None:
@@ -317,8 +333,9 @@ def _job_cfg(cfg: JobConfig | None) -> JobConfig:
     return (cfg or JobConfig.from_env()).validate()
 
 
-def launch_command(argv: Sequence[str], cfg: JobConfig | None = None, name: str | None = None,
-                   kind: str | None = None) -> Job:
+def launch_command(
+    argv: Sequence[str], cfg: JobConfig | None = None, name: str | None = None, kind: str | None = None
+) -> Job:
     """Validate a whole command and queue ``python -m ttft <argv>`` as a background job; returns the queued job.
 
     Launchable commands (train, predict, experiment) are validated deeply before anything is written; other ttft
@@ -347,8 +364,10 @@ def _check_other_command(argv: list[str]) -> None:
     """A non-launchable command must at least be a ttft command line (its own parser checks the rest)."""
     known = ("tasks", "augment", "encode", "jobs", "merge-shards", "export-model", "--version", "--help", "-h")
     if argv[0] not in known:
-        raise JobError(f"unknown ttft command {argv[0]!r} (jobs run: {', '.join(LAUNCHABLE)}; other commands: "
-                       f"{', '.join(k for k in known if not k.startswith('-'))})")
+        raise JobError(
+            f"unknown ttft command {argv[0]!r} (jobs run: {', '.join(LAUNCHABLE)}; other commands: "
+            f"{', '.join(k for k in known if not k.startswith('-'))})"
+        )
 
 
 def _queue(cmd: Command, jc: JobConfig, name: str | None, kind: str | None) -> Job:
@@ -400,8 +419,12 @@ def launch_prediction(cfg: PredictConfig, jobs_cfg: JobConfig | None = None) -> 
     out = Path(cfg.out).expanduser() if cfg.out else default_out_dir(cfg, spec)
     cfg = replace(cfg, out=str(out.absolute()))
     argv = predict_argv(cfg)
-    job = _queue(Command("predict", argv, cfg, device_kind(cfg.device), out=cfg.out), _job_cfg(jobs_cfg),
-                 f"predict-{out.name}", None)
+    job = _queue(
+        Command("predict", argv, cfg, device_kind(cfg.device), out=cfg.out),
+        _job_cfg(jobs_cfg),
+        f"predict-{out.name}",
+        None,
+    )
     return {"out": str(out), "argv": argv, "job": job.id}
 
 
@@ -412,7 +435,6 @@ def launch_experiment(acfg: AblationConfig, out: str | None = None, jobs_cfg: Jo
     check_experiment_ready(acfg)
     out = out or str(experiments_root() / time.strftime("seed-ablation-%Y%m%d-%H%M%S"))
     argv = experiment_argv(acfg, out)
-    return _queue(Command("experiment", argv, acfg, device_kind(acfg.device), out=out), _job_cfg(jobs_cfg),
-                  "seed-ablation", None)
-
-
+    return _queue(
+        Command("experiment", argv, acfg, device_kind(acfg.device), out=out), _job_cfg(jobs_cfg), "seed-ablation", None
+    )

@@ -57,11 +57,20 @@ def train_config_for(row: str, cfg: AblationConfig, ids: list[str]):
     over = ROWS[row] or {}
     aug = AugmentOptions.from_json({**AugmentOptions(seed=cfg.seed).to_json(), **over.get("augment", {})})
     return TrainConfig(
-        mode="ttft", dataset=cfg.dataset, tasks=tuple(ids), per_task=True, steps=cfg.steps, lr=cfg.lr,
-        seed=cfg.seed, device=cfg.device, save_steps=max(cfg.steps, 1000), logging_steps=max(1, cfg.steps // 10),
+        mode="ttft",
+        dataset=cfg.dataset,
+        tasks=tuple(ids),
+        per_task=True,
+        steps=cfg.steps,
+        lr=cfg.lr,
+        seed=cfg.seed,
+        device=cfg.device,
+        save_steps=max(cfg.steps, 1000),
+        logging_steps=max(1, cfg.steps // 10),
         **{k: over[k] for k in ROW_OPTIONS if k in over},
         model=ModelConfig(base_model=cfg.base_model, lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha),
-        encoding=EncodingConfig(max_seq_len=cfg.max_seq_len), augment=aug,
+        encoding=EncodingConfig(max_seq_len=cfg.max_seq_len),
+        augment=aug,
     ).validate()
 
 
@@ -74,8 +83,15 @@ class _Stages:
 
     def run(self, row: str, stage: str, argv: list[str], run_dir: Path, kind: str, module: str = "ttft") -> Job | None:
         """Queue the stage, wait for it; the finished job, or None when it was stopped. Raises when it failed."""
-        job = enqueue_stage(argv, f"{self.out.name}--{slug(row)}--{stage}", kind, self.jobs_cfg, run_dir=run_dir,
-                            owner=self.out, module=module)
+        job = enqueue_stage(
+            argv,
+            f"{self.out.name}--{slug(row)}--{stage}",
+            kind,
+            self.jobs_cfg,
+            run_dir=run_dir,
+            owner=self.out,
+            module=module,
+        )
         where = f"queued, position {job.position}" if job.status == "queued" and job.position else job.status
         self.progress(f"[{row}] {stage}: job {job.id} ({kind}, {where})")
         self.life.log(f"[{row}] {stage}: job {job.id} ({kind}): {job.command()}")
@@ -113,15 +129,28 @@ def _train_stage(row: str, cfg: AblationConfig, ids: list[str], rdir: Path, stag
         from ttft.engine.train_config import TrainConfig
 
         if TrainConfig.from_json(run.config()).to_json() != tcfg.to_json():
-            raise ConfigError(f"rows: {run.path} holds a TTFT run with other options than row {row!r} now has; "
-                              "delete it (or choose another --out) to run the row again")
-    args = ["train", "--resume", str(run.path)] if started else ["train", "--config", str(cfile), "--run-dir",
-                                                                  str(run.path)]
-    stages.progress(f"[{row}] TTFT on {len(ids)} tasks × {cfg.steps} steps ({cfg.gpus} process(es))"
-                    + (" (resumed)" if started else ""))
+            raise ConfigError(
+                f"rows: {run.path} holds a TTFT run with other options than row {row!r} now has; "
+                "delete it (or choose another --out) to run the row again"
+            )
+    args = (
+        ["train", "--resume", str(run.path)]
+        if started
+        else ["train", "--config", str(cfile), "--run-dir", str(run.path)]
+    )
+    stages.progress(
+        f"[{row}] TTFT on {len(ids)} tasks × {cfg.steps} steps ({cfg.gpus} process(es))"
+        + (" (resumed)" if started else "")
+    )
     if cfg.gpus > 1:
-        job = stages.run(row, "train", ["--standalone", "--nproc-per-node", str(cfg.gpus), "-m", "ttft", *args,
-                                        "--json"], run.path, kind, module="torch.distributed.run")
+        job = stages.run(
+            row,
+            "train",
+            ["--standalone", "--nproc-per-node", str(cfg.gpus), "-m", "ttft", *args, "--json"],
+            run.path,
+            kind,
+            module="torch.distributed.run",
+        )
         if job is None:
             return None
         merged = stages.run(row, "merge", ["merge-shards", str(run.path), "--json"], run.path, "cpu")
@@ -145,25 +174,52 @@ def _run_row(row: str, cfg: AblationConfig, ids: list[str], out: Path, stages: _
         train_s, pred_src = got, ["--run", str(rdir / "run")]
     stages.progress(f"[{row}] predicting {len(ids)} tasks × {cfg.views} views")
     pdir = rdir / "predictions"
-    job = stages.run(row, "predict", ["predict", *pred_src, "--dataset", cfg.dataset, "--tasks", ",".join(ids),
-                                      "--views", str(cfg.views), "--device", cfg.device, "--out", str(pdir),
-                                      "--json"], pdir, kind)
+    job = stages.run(
+        row,
+        "predict",
+        [
+            "predict",
+            *pred_src,
+            "--dataset",
+            cfg.dataset,
+            "--tasks",
+            ",".join(ids),
+            "--views",
+            str(cfg.views),
+            "--device",
+            cfg.device,
+            "--out",
+            str(pdir),
+            "--json",
+        ],
+        pdir,
+        kind,
+    )
     if job is None:
         return None
     pred = (read_json(pdir / "metrics.json") or {}).get("summary") or {}
     return {
-        "experiment": row, "status": "finished", "val_loss": pred.get("val_loss"),
-        "accuracy": pred.get("accuracy"), "pass_at_2": pred.get("pass_at_2"), "vote_1": pred.get("vote_1"),
-        "correct_pixels": pred.get("correct_pixels"), "unanswered": pred.get("unanswered"),
-        "train_seconds": train_s, "predict_seconds": _seconds(job.raw), "wall_seconds": time.time() - t0,
+        "experiment": row,
+        "status": "finished",
+        "val_loss": pred.get("val_loss"),
+        "accuracy": pred.get("accuracy"),
+        "pass_at_2": pred.get("pass_at_2"),
+        "vote_1": pred.get("vote_1"),
+        "correct_pixels": pred.get("correct_pixels"),
+        "unanswered": pred.get("unanswered"),
+        "train_seconds": train_s,
+        "predict_seconds": _seconds(job.raw),
+        "wall_seconds": time.time() - t0,
         "ttft_seconds_per_task_per_100_steps": (train_s / len(ids) * 100 / cfg.steps) if train_s else None,
-        "n_tasks": pred.get("n_tasks"), "predictions": str(pdir),
+        "n_tasks": pred.get("n_tasks"),
+        "predictions": str(pdir),
         "run_dir": str(rdir / "run") if ROWS[row] is not None else None,
     }
 
 
-def run_ablation(cfg: AblationConfig, out: Path, progress: Callable[[str], None] = print,
-                 jobs_cfg: JobConfig | None = None) -> dict:
+def run_ablation(
+    cfg: AblationConfig, out: Path, progress: Callable[[str], None] = print, jobs_cfg: JobConfig | None = None
+) -> dict:
     """Run every row (skipping rows already done in ``out``), each stage as a queued job; collect and save the
     table. Returns ``{"config", "rows", "status"}`` (``stopped`` after SIGTERM or a stopped stage)."""
     cfg.validate()
@@ -171,8 +227,11 @@ def run_ablation(cfg: AblationConfig, out: Path, progress: Callable[[str], None]
     out.mkdir(parents=True, exist_ok=True)
     exp = RunDir(out)
     st = exp.status()
-    if st.get("status") in ACTIVE and st.get("pid") != os.getpid() and process_alive(st.get("pid"),
-                                                                                        st.get("pid_start")):
+    if (
+        st.get("status") in ACTIVE
+        and st.get("pid") != os.getpid()
+        and process_alive(st.get("pid"), st.get("pid_start"))
+    ):
         raise ConfigError(f"out: {out} is being run by process {st['pid']}: stop it first")
     ids = select_ids(cfg)
     if not exp.config_file.exists():
@@ -182,8 +241,9 @@ def run_ablation(cfg: AblationConfig, out: Path, progress: Callable[[str], None]
     results = (read_json(out / "results.json") or {}).get("rows", {})
     done = lambda: sum(1 for r in cfg.rows if (results.get(r) or {}).get("status") == "finished")  # noqa: E731
     life = RunLifecycle(exp, stop_message="stopping its running stage")
-    with life.start(rows_done=done(), n_rows=len(cfg.rows), n_tasks=len(ids), step=done(), max_steps=len(cfg.rows),
-                    stage=None):
+    with life.start(
+        rows_done=done(), n_rows=len(cfg.rows), n_tasks=len(ids), step=done(), max_steps=len(cfg.rows), stage=None
+    ):
         stages = _Stages(out, life, jobs_cfg, progress)
         for row in cfg.rows:
             if life.requested or stages.stopped:
@@ -211,14 +271,18 @@ def _fmt(v: Any, pct: bool = False) -> str:
 
 
 def results_markdown(cfg: AblationConfig, rows: dict) -> str:
-    lines = ["| experiment | val loss | val accuracy | pass@2 | TTFT time (s) | total time (s) |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| experiment | val loss | val accuracy | pass@2 | TTFT time (s) | total time (s) |",
+        "|---|---|---|---|---|---|",
+    ]
     for name in cfg.rows:
         r = rows.get(name)
         if not r:
             continue
-        lines.append(f"| {name} | {_fmt(r['val_loss'])} | {_fmt(r['accuracy'], True)} | {_fmt(r['pass_at_2'], True)} "
-                     f"| {r['train_seconds']:.0f} | {r['wall_seconds']:.0f} |")
+        lines.append(
+            f"| {name} | {_fmt(r['val_loss'])} | {_fmt(r['accuracy'], True)} | {_fmt(r['pass_at_2'], True)} "
+            f"| {r['train_seconds']:.0f} | {r['wall_seconds']:.0f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -231,8 +295,9 @@ def list_experiments(root: Path | None = None) -> list[Path]:
     root = root or experiments_root()
     if not root.is_dir():
         return []
-    return sorted((p for p in root.iterdir() if (p / "config.json").exists()), key=lambda p: p.stat().st_mtime,
-                  reverse=True)
+    return sorted(
+        (p for p in root.iterdir() if (p / "config.json").exists()), key=lambda p: p.stat().st_mtime, reverse=True
+    )
 
 
 def _row_order(results: dict) -> list[str]:
@@ -273,8 +338,12 @@ def vs_baseline(losses) -> dict[str, dict]:
         if both.empty:
             continue
         rel = (both[name] - both["baseline"]) / both["baseline"]
-        out[name] = {"improved": int((both[name] < both["baseline"]).sum()), "n": int(len(both)),
-                     "mean_change": float(rel.mean()), "median_change": float(rel.median())}
+        out[name] = {
+            "improved": int((both[name] < both["baseline"]).sum()),
+            "n": int(len(both)),
+            "mean_change": float(rel.mean()),
+            "median_change": float(rel.median()),
+        }
     return out
 
 
@@ -291,12 +360,21 @@ def results_frame(results: dict, exp_dir: Path | None = None):
         if not r:
             continue
         c = cmp.get(name)
-        recs.append({"experiment": name, "val loss": r.get("val_loss"), "val accuracy": r.get("accuracy"),
-                     "pass@2": r.get("pass_at_2"), "vote@1": r.get("vote_1"), "pixels": r.get("correct_pixels"),
-                     "tasks better than baseline": f"{c['improved']}/{c['n']}" if c else None,
-                     "mean loss change per task": c["mean_change"] if c else None,
-                     "TTFT s": r.get("train_seconds"), "total s": r.get("wall_seconds"),
-                     "s/task/100 steps": r.get("ttft_seconds_per_task_per_100_steps")})
+        recs.append(
+            {
+                "experiment": name,
+                "val loss": r.get("val_loss"),
+                "val accuracy": r.get("accuracy"),
+                "pass@2": r.get("pass_at_2"),
+                "vote@1": r.get("vote_1"),
+                "pixels": r.get("correct_pixels"),
+                "tasks better than baseline": f"{c['improved']}/{c['n']}" if c else None,
+                "mean loss change per task": c["mean_change"] if c else None,
+                "TTFT s": r.get("train_seconds"),
+                "total s": r.get("wall_seconds"),
+                "s/task/100 steps": r.get("ttft_seconds_per_task_per_100_steps"),
+            }
+        )
     return pd.DataFrame(recs)
 
 
@@ -310,8 +388,12 @@ def ablation_figure(results: dict, exp_dir: Path | None = None):
     if len(df):
         fig.add_trace(go.Bar(x=df["experiment"], y=df["val loss"], name="val loss", marker_color="#0074D9"))
         for col, colour in (("val accuracy", "#FF4136"), ("pass@2", "#2ECC40")):
-            fig.add_trace(go.Scatter(x=df["experiment"], y=df[col], name=col, mode="markers+lines",
-                                     marker={"size": 10, "color": colour}), secondary_y=True)
+            fig.add_trace(
+                go.Scatter(
+                    x=df["experiment"], y=df[col], name=col, mode="markers+lines", marker={"size": 10, "color": colour}
+                ),
+                secondary_y=True,
+            )
     fig.update_yaxes(title_text="val loss (test outputs)", secondary_y=False)
     fig.update_yaxes(title_text="share of test outputs", tickformat=".1%", secondary_y=True, rangemode="tozero")
     fig.update_layout(height=380, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h"})

@@ -41,31 +41,52 @@ class AblationConfig(Options):
     TITLE: ClassVar[str] = "experiment"
     GROUP: ClassVar[str] = "Other"
 
-    dataset: str = option("arc-agi-1/evaluation", "dataset of the tasks to solve (test outputs must be known to "
-                          "score)", group="Tasks", widget="dataset")
-    tasks: tuple[str, ...] = option((), "task ids, comma-separated or @FILE (empty: every task under "
-                                    "max_task_tokens)", group="Tasks", widget="tasks", parse=parse_task_list)
-    max_task_tokens: int | None = option(1200, "use only tasks whose token estimate is at most this (the default "
-                                         "subset: ARC-AGI-1 evaluation tasks under 1,200 tokens, about 170)", lo=1,
-                                         group="Tasks")
+    dataset: str = option(
+        "arc-agi-1/evaluation",
+        "dataset of the tasks to solve (test outputs must be known to score)",
+        group="Tasks",
+        widget="dataset",
+    )
+    tasks: tuple[str, ...] = option(
+        (),
+        "task ids, comma-separated or @FILE (empty: every task under max_task_tokens)",
+        group="Tasks",
+        widget="tasks",
+        parse=parse_task_list,
+    )
+    max_task_tokens: int | None = option(
+        1200,
+        "use only tasks whose token estimate is at most this (the default "
+        "subset: ARC-AGI-1 evaluation tasks under 1,200 tokens, about 170)",
+        lo=1,
+        group="Tasks",
+    )
     limit: int | None = option(None, "use only the first N selected tasks (sorted by id)", lo=1, group="Tasks")
     rows: tuple[str, ...] = option(tuple(ROWS), "which rows to run", choices=tuple(ROWS), min_len=1, group="Rows")
     base_model: str = option("default", "the model every row starts from", group="Training", widget="model")
-    steps: int = option(30, "TTFT optimizer steps per task (30: the 172-task default finishes in about 1.5 h on 2 "
-                        "CPU cores; augmented rows overtake plain n-1 only from about 100 steps, see "
-                        "docs/experiments.md)", lo=1, hi=1_000_000, group="Training")
+    steps: int = option(
+        30,
+        "TTFT optimizer steps per task (30: the 172-task default finishes in about 1.5 h on 2 "
+        "CPU cores; augmented rows overtake plain n-1 only from about 100 steps, see "
+        "docs/experiments.md)",
+        lo=1,
+        hi=1_000_000,
+        group="Training",
+    )
     lr: float = option(1e-3, "TTFT learning rate", lo=0.0, lo_open=True, hi=10.0, group="Training")
     lora_r: int = option(16, "LoRA rank", lo=1, hi=4096, group="Training")
     lora_alpha: int = option(32, "LoRA alpha", lo=1, hi=65536, group="Training")
     max_seq_len: int = option(2048, "longest training sample", lo=1, hi=1_048_576, group="Training")
-    views: int = option(4, "augmented views per test input at prediction (voted)", lo=1, hi=1024,
-                        group="Prediction")
-    seed: int = option(0, "seed of every row (same samples where rows agree)", lo=0, hi=2**32 - 1,
-                       group="Training")
-    gpus: int = option(1, "processes for the TTFT stage: N devices, or N CPU processes (torchrun, task-parallel)",
-                       lo=1, hi=64, group="Hardware")
-    device: str = option("auto", "auto, cpu, cuda, mps", suggestions=("auto", "cpu", "cuda", "mps"),
-                         group="Hardware")
+    views: int = option(4, "augmented views per test input at prediction (voted)", lo=1, hi=1024, group="Prediction")
+    seed: int = option(0, "seed of every row (same samples where rows agree)", lo=0, hi=2**32 - 1, group="Training")
+    gpus: int = option(
+        1,
+        "processes for the TTFT stage: N devices, or N CPU processes (torchrun, task-parallel)",
+        lo=1,
+        hi=64,
+        group="Hardware",
+    )
+    device: str = option("auto", "auto, cpu, cuda, mps", suggestions=("auto", "cpu", "cuda", "mps"), group="Hardware")
 
     def check(self) -> None:
         check_task_ids(self)

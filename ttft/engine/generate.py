@@ -92,8 +92,14 @@ def load_predictor(source: Source, device: str = "cpu", dtype: str = "auto") -> 
     model.eval()
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     stops = []
-    for t in (tok.eos_token, "<|im_end|>", "<|endoftext|>", "<|eot_id|>", source.encoding.input_marker,
-              source.encoding.output_marker):
+    for t in (
+        tok.eos_token,
+        "<|im_end|>",
+        "<|endoftext|>",
+        "<|eot_id|>",
+        source.encoding.input_marker,
+        source.encoding.output_marker,
+    ):
         if not t:
             continue
         ids = tok(t, add_special_tokens=False)["input_ids"]
@@ -169,10 +175,10 @@ def _prealloc_cache(model, capacity: int):
                 grow = max(n + m, 2 * self._k.shape[-2]) - self._k.shape[-2]
                 self._k = torch.cat([self._k, self._k.new_empty((*self._k.shape[:2], grow, self._k.shape[-1]))], 2)
                 self._v = torch.cat([self._v, self._v.new_empty((*self._v.shape[:2], grow, self._v.shape[-1]))], 2)
-            self._k[:, :, n:n + m] = key_states
-            self._v[:, :, n:n + m] = value_states
+            self._k[:, :, n : n + m] = key_states
+            self._v[:, :, n : n + m] = value_states
             self._n = n + m
-            self.keys, self.values = self._k[:, :, :n + m], self._v[:, :, :n + m]
+            self.keys, self.values = self._k[:, :, : n + m], self._v[:, :, : n + m]
             return self.keys, self.values
 
     try:
@@ -218,18 +224,25 @@ def _prefill(model, cache, prompts: Sequence[np.ndarray], L: int) -> None:
             allocated = True
         idx = torch.as_tensor(rows, device=dev)
         for layer, s in zip(big, sub.layers):
-            layer._k[idx, :, L - length:L - 1] = s.keys
-            layer._v[idx, :, L - length:L - 1] = s.values
+            layer._k[idx, :, L - length : L - 1] = s.keys
+            layer._v[idx, :, L - length : L - 1] = s.values
     if not allocated:
         return
     for layer in big:
         layer._n = L - 1
         layer.is_initialized = True
-        layer.keys, layer.values = layer._k[:, :, :L - 1], layer._v[:, :, :L - 1]
+        layer.keys, layer.values = layer._k[:, :, : L - 1], layer._v[:, :, : L - 1]
 
 
-def generate(pred: Predictor, prompts: Sequence[np.ndarray], max_new: Sequence[int], sample: bool = False,
-             temperature: float = 1.0, top_p: float = 1.0, seed: int = 0) -> list[Generated]:
+def generate(
+    pred: Predictor,
+    prompts: Sequence[np.ndarray],
+    max_new: Sequence[int],
+    sample: bool = False,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    seed: int = 0,
+) -> list[Generated]:
     """One ``model.generate`` call for a batch of prompts (token id arrays): left padding with an attention mask
     (generate derives the position ids from it), a KV cache, stop at a stop token. Row i keeps at most
     ``max_new[i]`` tokens, so its output does not depend on the batch it is in."""
@@ -241,14 +254,24 @@ def generate(pred: Predictor, prompts: Sequence[np.ndarray], max_new: Sequence[i
     ids = torch.full((n, L), pred.pad_id, dtype=torch.long)
     mask = torch.zeros((n, L), dtype=torch.long)
     for i, p in enumerate(prompts):
-        ids[i, L - len(p):] = torch.as_tensor(np.asarray(p, dtype=np.int64))
-        mask[i, L - len(p):] = 1
+        ids[i, L - len(p) :] = torch.as_tensor(np.asarray(p, dtype=np.int64))
+        mask[i, L - len(p) :] = 1
     ids, mask = ids.to(pred.device), mask.to(pred.device)
     mx = int(max(max_new))
-    gc = GenerationConfig(max_new_tokens=mx, do_sample=sample, num_beams=1, eos_token_id=list(pred.stop_ids),
-                          pad_token_id=pred.pad_id, use_cache=True, repetition_penalty=1.0,
-                          **({"temperature": float(temperature), "top_p": float(top_p), "top_k": 0} if sample
-                             else {"temperature": None, "top_p": None, "top_k": None}))
+    gc = GenerationConfig(
+        max_new_tokens=mx,
+        do_sample=sample,
+        num_beams=1,
+        eos_token_id=list(pred.stop_ids),
+        pad_token_id=pred.pad_id,
+        use_cache=True,
+        repetition_penalty=1.0,
+        **(
+            {"temperature": float(temperature), "top_p": float(top_p), "top_k": 0}
+            if sample
+            else {"temperature": None, "top_p": None, "top_k": None}
+        ),
+    )
     rec = _LogProbRecorder()
     if sample:
         torch.manual_seed(seed)
@@ -258,8 +281,9 @@ def generate(pred: Predictor, prompts: Sequence[np.ndarray], max_new: Sequence[i
         if n > 1:
             _prefill(pred.model, cache, prompts, L)
         kw["cache"] = cache
-    out = pred.model.generate(input_ids=ids, attention_mask=mask, generation_config=gc,
-                              logits_processor=LogitsProcessorList([rec]), **kw)
+    out = pred.model.generate(
+        input_ids=ids, attention_mask=mask, generation_config=gc, logits_processor=LogitsProcessorList([rec]), **kw
+    )
     seqs = out if isinstance(out, torch.Tensor) else out.sequences
     gen = seqs[:, L:]
     if gen.shape[1]:

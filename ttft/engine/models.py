@@ -52,8 +52,14 @@ def embedded_model_config(**overrides: Any):
 
 def tiny_model_config(**overrides: Any):
     """A very small Llama for tests (builds in milliseconds)."""
-    kw = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-              num_key_value_heads=4, max_position_embeddings=4096)
+    kw = dict(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=4096,
+    )
     kw.update(overrides)
     return embedded_model_config(**kw)
 
@@ -73,28 +79,47 @@ class ModelConfig(Options):
     TITLE: ClassVar[str] = "model"
     GROUP: ClassVar[str] = "Model & LoRA"
 
-    base_model: str = option(DEFAULT_MODEL, "'default' (the embedded model shipped with ttft), a local model folder, "
-                             "or a hub id (downloaded only because you named it)", widget="model")
-    adapter: str | None = option(None, "continue from this peft adapter folder (a run's adapter/) instead of a "
-                                 "fresh LoRA (arc24's TTFT continues its fine-tuned LoRA); the adapter's own LoRA "
-                                 "settings (rank, alpha, targets, rsLoRA, DoRA, dropout) then apply; per-task runs "
-                                 "start every task from it")
-    full_finetune: bool = option(False, "train every weight instead of a LoRA adapter (used to pretrain the "
-                                 "embedded model)")
+    base_model: str = option(
+        DEFAULT_MODEL,
+        "'default' (the embedded model shipped with ttft), a local model folder, "
+        "or a hub id (downloaded only because you named it)",
+        widget="model",
+    )
+    adapter: str | None = option(
+        None,
+        "continue from this peft adapter folder (a run's adapter/) instead of a "
+        "fresh LoRA (arc24's TTFT continues its fine-tuned LoRA); the adapter's own LoRA "
+        "settings (rank, alpha, targets, rsLoRA, DoRA, dropout) then apply; per-task runs "
+        "start every task from it",
+    )
+    full_finetune: bool = option(
+        False, "train every weight instead of a LoRA adapter (used to pretrain the embedded model)"
+    )
     lora_r: int = option(32, "LoRA rank", lo=1, hi=4096)
     lora_alpha: int = option(64, "LoRA alpha (scaling = alpha / r)", lo=1, hi=65536)
     lora_dropout: float = option(0.0, "dropout on the LoRA branch (0 to below 1; arc24: 0.1)", lo=0.0, hi=0.99)
-    use_rslora: bool = option(False, "rank-stabilised LoRA: scale the update by alpha / sqrt(r) instead of alpha / r "
-                              "(peft's use_rslora; arc24 used it)")
-    use_dora: bool = option(False, "DoRA: weight-decomposed LoRA, a learnt magnitude per output feature besides the "
-                            "low-rank direction (peft's use_dora; arc24 used it; slower)")
-    target_modules: str = option("all-linear", "'all-linear' or a comma-separated list of module names, e.g. "
-                                 "q_proj,k_proj,v_proj,o_proj (arc24's)",
-                                 suggestions=("all-linear", "q_proj,k_proj,v_proj,o_proj"))
+    use_rslora: bool = option(
+        False,
+        "rank-stabilised LoRA: scale the update by alpha / sqrt(r) instead of alpha / r "
+        "(peft's use_rslora; arc24 used it)",
+    )
+    use_dora: bool = option(
+        False,
+        "DoRA: weight-decomposed LoRA, a learnt magnitude per output feature besides the "
+        "low-rank direction (peft's use_dora; arc24 used it; slower)",
+    )
+    target_modules: str = option(
+        "all-linear",
+        "'all-linear' or a comma-separated list of module names, e.g. q_proj,k_proj,v_proj,o_proj (arc24's)",
+        suggestions=("all-linear", "q_proj,k_proj,v_proj,o_proj"),
+    )
     trust_remote_code: bool = option(False, "allow model code from the model folder or hub (only when you trust it)")
-    init: str = option("pretrained", "'pretrained' loads the weights; 'random' builds the architecture from its "
-                       "config with random weights (to pretrain the embedded model, or to benchmark)",
-                       choices=("pretrained", "random"))
+    init: str = option(
+        "pretrained",
+        "'pretrained' loads the weights; 'random' builds the architecture from its "
+        "config with random weights (to pretrain the embedded model, or to benchmark)",
+        choices=("pretrained", "random"),
+    )
 
     def check(self) -> None:
         if not self.base_model.strip():
@@ -103,8 +128,11 @@ class ModelConfig(Options):
             raise self.bad("adapter", "must be an existing adapter folder")
         if self.adapter and self.full_finetune:
             raise ConfigError("adapter and full_finetune exclude each other")
-        if self.base_model != DEFAULT_MODEL and _looks_like_path(self.base_model) and not Path(
-                self.base_model).expanduser().is_dir():
+        if (
+            self.base_model != DEFAULT_MODEL
+            and _looks_like_path(self.base_model)
+            and not Path(self.base_model).expanduser().is_dir()
+        ):
             raise ModelError(f"base_model: model folder {self.base_model!r} does not exist")
 
 
@@ -172,8 +200,9 @@ def load_tokenizer_for(cfg: ModelConfig):
         return load_tokenizer()
     src = resolve_base(cfg.base_model)
     try:
-        tok = AutoTokenizer.from_pretrained(src, trust_remote_code=cfg.trust_remote_code,
-                                            local_files_only=Path(src).is_dir())
+        tok = AutoTokenizer.from_pretrained(
+            src, trust_remote_code=cfg.trust_remote_code, local_files_only=Path(src).is_dir()
+        )
     except (OSError, ValueError) as e:
         raise ModelError(_load_error(cfg.base_model, e)) from None
     if tok.pad_token is None:
@@ -183,8 +212,10 @@ def load_tokenizer_for(cfg: ModelConfig):
 
 def hub_offline() -> bool:
     """Whether downloads are switched off (``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE`` set to 1/true/yes/on)."""
-    return any(os.environ.get(v, "").strip().upper() in ("1", "ON", "YES", "TRUE")
-               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(
+        os.environ.get(v, "").strip().upper() in ("1", "ON", "YES", "TRUE")
+        for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
 
 
 def _first_line(err: BaseException) -> str:
@@ -198,15 +229,21 @@ def _load_error(name: str, err: BaseException) -> str:
     text = str(err)
     if Path(src).is_dir():
         if "trust_remote_code" in text or "custom code" in text:
-            return (f"base_model: model folder {name!r} needs its own code (its config.json names custom classes); "
-                    "pass --trust-remote-code (model.trust_remote_code) if you trust that code")
+            return (
+                f"base_model: model folder {name!r} needs its own code (its config.json names custom classes); "
+                "pass --trust-remote-code (model.trust_remote_code) if you trust that code"
+            )
         return f"base_model: cannot load model folder {name!r}: {_first_line(err)}"
     if hub_offline():
-        return (f"base_model: cannot load model {name!r}: it is not a local folder and not in the hub cache, and "
-                "HF_HUB_OFFLINE is set (no downloads): pass a local model folder, or download it once with network "
-                "access")
-    return (f"base_model: cannot load model {name!r} from the hub: {_first_line(err)} (check the id and the "
-            "network, or pass a local model folder)")
+        return (
+            f"base_model: cannot load model {name!r}: it is not a local folder and not in the hub cache, and "
+            "HF_HUB_OFFLINE is set (no downloads): pass a local model folder, or download it once with network "
+            "access"
+        )
+    return (
+        f"base_model: cannot load model {name!r} from the hub: {_first_line(err)} (check the id and the "
+        "network, or pass a local model folder)"
+    )
 
 
 #: seconds the hub's reachability probe may take (name lookup + TCP connect)
@@ -258,9 +295,11 @@ def check_hub_model(cfg: ModelConfig) -> None:
     if hub_offline():
         raise ModelError(_load_error(name, OSError("not cached")))
     if why := _hub_reachable():
-        raise ModelError(f"base_model: cannot load model {name!r}: it is not a local folder and not in the hub "
-                         f"cache, and the hub cannot be reached to download it: {why} (offline? pass a local model "
-                         "folder)")
+        raise ModelError(
+            f"base_model: cannot load model {name!r}: it is not a local folder and not in the hub "
+            f"cache, and the hub cannot be reached to download it: {why} (offline? pass a local model "
+            "folder)"
+        )
 
 
 def _check_remote_code(cfg: ModelConfig) -> None:
@@ -287,8 +326,10 @@ def load_model(cfg: ModelConfig, device: str = "cpu", dtype=None):
     if cfg.base_model == DEFAULT_MODEL:
         if cfg.init == "random" or not embedded_model_available():
             if cfg.init != "random":
-                raise ModelError(f"the embedded model is missing from {EMBEDDED_MODEL_DIR} (reinstall ttft, or "
-                                 "pass --init random to train one from scratch)")
+                raise ModelError(
+                    f"the embedded model is missing from {EMBEDDED_MODEL_DIR} (reinstall ttft, or "
+                    "pass --init random to train one from scratch)"
+                )
             torch.manual_seed(0)
             model = LlamaForCausalLM(embedded_model_config())
         else:
@@ -298,12 +339,12 @@ def load_model(cfg: ModelConfig, device: str = "cpu", dtype=None):
         local = Path(src).is_dir()
         try:
             if cfg.init == "random":
-                conf = AutoConfig.from_pretrained(src, trust_remote_code=cfg.trust_remote_code,
-                                                  local_files_only=local)
+                conf = AutoConfig.from_pretrained(src, trust_remote_code=cfg.trust_remote_code, local_files_only=local)
                 model = AutoModelForCausalLM.from_config(conf, trust_remote_code=cfg.trust_remote_code)
             else:
-                model = AutoModelForCausalLM.from_pretrained(src, dtype=dtype, trust_remote_code=cfg.trust_remote_code,
-                                                             local_files_only=local)
+                model = AutoModelForCausalLM.from_pretrained(
+                    src, dtype=dtype, trust_remote_code=cfg.trust_remote_code, local_files_only=local
+                )
         except (OSError, ValueError) as e:
             raise ModelError(_load_error(cfg.base_model, e)) from None
     return model.to(device=device, dtype=dtype)
@@ -335,10 +376,19 @@ def attach_lora(model, cfg: ModelConfig, is_trainable: bool = True):
         targets = [t.strip() for t in cfg.target_modules.split(",") if t.strip()]
         unknown = [t for t in targets if t not in available]
         if unknown or not targets:
-            raise ModelError(f"unknown target module(s) {', '.join(unknown) or repr(cfg.target_modules)} for "
-                             f"{cfg.base_model}; its linear layers are: {', '.join(available)}")
-    lc = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, target_modules=targets,
-                    task_type="CAUSAL_LM", use_rslora=cfg.use_rslora, use_dora=cfg.use_dora)
+            raise ModelError(
+                f"unknown target module(s) {', '.join(unknown) or repr(cfg.target_modules)} for "
+                f"{cfg.base_model}; its linear layers are: {', '.join(available)}"
+            )
+    lc = LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=targets,
+        task_type="CAUSAL_LM",
+        use_rslora=cfg.use_rslora,
+        use_dora=cfg.use_dora,
+    )
     return get_peft_model(model, lc)
 
 
@@ -349,8 +399,10 @@ def check_model_source(cfg: ModelConfig) -> None:
 
     if cfg.base_model == DEFAULT_MODEL:
         if cfg.init != "random" and not embedded_model_available():
-            raise ModelError(f"the embedded model is missing from {EMBEDDED_MODEL_DIR} (reinstall ttft, or pass "
-                             "--init random to train one from scratch)")
+            raise ModelError(
+                f"the embedded model is missing from {EMBEDDED_MODEL_DIR} (reinstall ttft, or pass "
+                "--init random to train one from scratch)"
+            )
         return
     src = resolve_base(cfg.base_model)
     if Path(src).is_dir() and not (Path(src) / "config.json").exists():
@@ -375,8 +427,9 @@ def check_target_modules(cfg: ModelConfig) -> None:
     else:
         src = resolve_base(cfg.base_model)
         try:
-            conf = AutoConfig.from_pretrained(src, trust_remote_code=cfg.trust_remote_code,
-                                              local_files_only=Path(src).is_dir())
+            conf = AutoConfig.from_pretrained(
+                src, trust_remote_code=cfg.trust_remote_code, local_files_only=Path(src).is_dir()
+            )
         except (OSError, ValueError) as e:
             raise ModelError(_load_error(cfg.base_model, e)) from None
     with torch.device("meta"):
@@ -385,8 +438,10 @@ def check_target_modules(cfg: ModelConfig) -> None:
     targets = [t.strip() for t in cfg.target_modules.split(",") if t.strip()]
     unknown = [t for t in targets if t not in available]
     if unknown or not targets:
-        raise ModelError(f"unknown target module(s) {', '.join(unknown) or repr(cfg.target_modules)} for "
-                         f"{cfg.base_model}; its linear layers are: {', '.join(available)}")
+        raise ModelError(
+            f"unknown target module(s) {', '.join(unknown) or repr(cfg.target_modules)} for "
+            f"{cfg.base_model}; its linear layers are: {', '.join(available)}"
+        )
 
 
 def count_parameters(model) -> tuple[int, int]:

@@ -111,9 +111,14 @@ def finish_item(item: ViewItem, pred: Predictor, lenient: bool = False) -> None:
         item.parse_reason = f"cannot map back: {e}"
 
 
-def run_items(pred: Predictor, items: list[ViewItem], batch_size: int, cfg: PredictConfig,
-              should_stop: Callable[[], bool] = lambda: False,
-              on_batch: Callable[[list[ViewItem]], None] | None = None) -> int:
+def run_items(
+    pred: Predictor,
+    items: list[ViewItem],
+    batch_size: int,
+    cfg: PredictConfig,
+    should_stop: Callable[[], bool] = lambda: False,
+    on_batch: Callable[[list[ViewItem]], None] | None = None,
+) -> int:
     """Generate every item that has a prompt, longest first, in batches; returns the number of generate calls.
     The items of each batch are parsed (:func:`finish_item`) as soon as it is generated, then ``on_batch(batch)``
     is called (the caller writes the tasks it completed); the items without a prompt are finished at the end.
@@ -126,13 +131,20 @@ def run_items(pred: Predictor, items: list[ViewItem], batch_size: int, cfg: Pred
             break
         longest = len(todo[k].prompt)
         bs = batch_size or auto_batch_size(pred.model, longest + todo[k].max_new, pred.device, len(todo) - k)
-        batch = todo[k:k + bs]
+        batch = todo[k : k + bs]
         if not batch_size:  # automatic: prompts are prefilled without padding (``_prefill``), so padding only costs
             # decode attention over masked positions and cache memory: allow prompts down to 30% of the longest
             batch = [it for it in batch if len(it.prompt) >= 0.3 * longest]  # a prefix: sorted longest first
         bs = len(batch)
-        outs = generate(pred, [it.prompt for it in batch], [it.max_new for it in batch], cfg.sample,
-                        cfg.temperature, cfg.top_p, seed=cfg.seed + k)
+        outs = generate(
+            pred,
+            [it.prompt for it in batch],
+            [it.max_new for it in batch],
+            cfg.sample,
+            cfg.temperature,
+            cfg.top_p,
+            seed=cfg.seed + k,
+        )
         for it, o in zip(batch, outs):
             it.out = o
             finish_item(it, pred, cfg.lenient_parse)
@@ -173,8 +185,9 @@ def val_losses(pred: Predictor, task: Task, limit: int, covers: str = "test-outp
         with torch.no_grad():
             logits = pred.model(input_ids=ids).logits[:, :-1].float()
             tgt = labels[:, 1:]
-            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1),
-                                                     ignore_index=IGNORE_INDEX)
+            loss = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=IGNORE_INDEX
+            )
         out.append(float(loss))
     return out
 
@@ -191,22 +204,38 @@ def task_result(task: Task, items: list[ViewItem], vloss: list[float | None], ad
         cands = vote(grids, [it.out.mean_logprob if it.out else None for it in its])
         att = attempts_of(cands)
         metrics = M.score_output(grids, att, p.output, vloss[i] if i < len(vloss) else None)
-        tests.append({
-            "test_index": i, "input": p.input.tolist(), "truth": None if p.output is None else p.output.tolist(),
-            "attempts": [None if a is None else a.tolist() for a in att],
-            "candidates": [c.to_json() for c in cands], "n_views": len(its), "metrics": metrics,
-        })
-    return {"task": task.id, "adapter": adapter, "tests": tests,
-            "metrics": M.task_metrics([t["metrics"] for t in tests])}
+        tests.append(
+            {
+                "test_index": i,
+                "input": p.input.tolist(),
+                "truth": None if p.output is None else p.output.tolist(),
+                "attempts": [None if a is None else a.tolist() for a in att],
+                "candidates": [c.to_json() for c in cands],
+                "n_views": len(its),
+                "metrics": metrics,
+            }
+        )
+    return {
+        "task": task.id,
+        "adapter": adapter,
+        "tests": tests,
+        "metrics": M.task_metrics([t["metrics"] for t in tests]),
+    }
 
 
 def item_line(it: ViewItem, truth: np.ndarray | None) -> dict:
     """The predictions.jsonl line of one view."""
     return {
-        "task": it.task, "test_index": it.test_index, "view": it.view, "spec": it.spec.to_json(),
-        "text": it.out.text if it.out else None, "grid": None if it.grid is None else it.grid.tolist(),
-        "unanswered": it.grid is None, "reason": it.parse_reason, "mean_logprob": it.out.mean_logprob if it.out
-        else None, "tokens": len(it.out.tokens) if it.out else 0,
+        "task": it.task,
+        "test_index": it.test_index,
+        "view": it.view,
+        "spec": it.spec.to_json(),
+        "text": it.out.text if it.out else None,
+        "grid": None if it.grid is None else it.grid.tolist(),
+        "unanswered": it.grid is None,
+        "reason": it.parse_reason,
+        "mean_logprob": it.out.mean_logprob if it.out else None,
+        "tokens": len(it.out.tokens) if it.out else 0,
         "prompt_tokens": None if it.prompt is None else int(len(it.prompt)),
         "correct": None if truth is None else M.same_grid(it.grid, truth),
     }
@@ -226,12 +255,31 @@ class PredictResult:
 
     def to_json(self) -> dict:
         s = self.summary
-        return {"out_dir": self.out_dir, "status": self.status, "n_tasks": s.get("n_tasks"),
-                **{k: s.get(k) for k in ("accuracy", "pass_at_2", "vote_1", "pass_n", "correct_pixels",
-                                         "max_correct_pixels", "correct_size", "any_correct_size", "unanswered",
-                                         "val_loss", "solved", "n_scored")},
-                "n_predictions": self.n_predictions, "predictions_per_second": self.predictions_per_second,
-                "wall_seconds": self.wall_seconds}
+        return {
+            "out_dir": self.out_dir,
+            "status": self.status,
+            "n_tasks": s.get("n_tasks"),
+            **{
+                k: s.get(k)
+                for k in (
+                    "accuracy",
+                    "pass_at_2",
+                    "vote_1",
+                    "pass_n",
+                    "correct_pixels",
+                    "max_correct_pixels",
+                    "correct_size",
+                    "any_correct_size",
+                    "unanswered",
+                    "val_loss",
+                    "solved",
+                    "n_scored",
+                )
+            },
+            "n_predictions": self.n_predictions,
+            "predictions_per_second": self.predictions_per_second,
+            "wall_seconds": self.wall_seconds,
+        }
 
 
 def default_out_dir(cfg: PredictConfig, dataset: str) -> Path:
@@ -281,15 +329,25 @@ def run_prediction(cfg: PredictConfig, log: Callable[[str], None] = lambda m: No
     for f in ("predictions.jsonl", "tasks.jsonl", "metrics.json", "submission.json", "status.json"):
         (out / f).unlink(missing_ok=True)
     device = choose_device(cfg.device)
-    write_json_atomic(run.config_file, {"kind": "predict", **cfg.to_json(), "dataset": spec,
-                                        "tasks": [t.id for t in tasks], "source": source.to_json(),
-                                        "dataset_version": ds.version, "device": device})
+    write_json_atomic(
+        run.config_file,
+        {
+            "kind": "predict",
+            **cfg.to_json(),
+            "dataset": spec,
+            "tasks": [t.id for t in tasks],
+            "source": source.to_json(),
+            "dataset_version": ds.version,
+            "device": device,
+        },
+    )
     t0 = time.time()
     # the run's lifecycle: running (pid, start time) → finished / stopped (SIGTERM/SIGINT between batches) / failed;
     # its signal handlers are installed only in the main thread and restored at the end
     views_total = sum(cfg.views * len(t.test) for t in tasks)
     with RunLifecycle(run, stop_message="stopping after the current batch").start(
-            done=0, total=len(tasks), views_done=0, views_total=views_total) as stop:
+        done=0, total=len(tasks), views_done=0, views_total=views_total
+    ) as stop:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         pred = load_predictor(source, device, cfg.dtype)
@@ -305,15 +363,27 @@ def run_prediction(cfg: PredictConfig, log: Callable[[str], None] = lambda m: No
         summary["n_test_outputs"] = len(outs)
         pps = n_pred / gen_s if gen_s > 0 else 0.0
         wall = time.time() - t0
-        write_json_atomic(out / "metrics.json", {
-            "summary": summary, "per_task": per_task, "n_predictions": n_pred, "predictions_per_second": pps,
-            "generate_seconds": gen_s, "wall_seconds": wall, "status": status,
-            "selected_tasks": len(tasks)})
-        write_json_compact(out / "submission.json", submission([t.id for t in tasks], results,
-                                                               {t.id: len(t.test) for t in tasks}))
+        write_json_atomic(
+            out / "metrics.json",
+            {
+                "summary": summary,
+                "per_task": per_task,
+                "n_predictions": n_pred,
+                "predictions_per_second": pps,
+                "generate_seconds": gen_s,
+                "wall_seconds": wall,
+                "status": status,
+                "selected_tasks": len(tasks),
+            },
+        )
+        write_json_compact(
+            out / "submission.json", submission([t.id for t in tasks], results, {t.id: len(t.test) for t in tasks})
+        )
         stop.finish(status, done=len(results), views_done=prog.views_done, summary=summary)
-        log(f"{status}: {len(results)} task(s), pass@2 {summary.get('pass_at_2')}, accuracy "
-            f"{summary.get('accuracy')}, val loss {summary.get('val_loss')}; {out}")
+        log(
+            f"{status}: {len(results)} task(s), pass@2 {summary.get('pass_at_2')}, accuracy "
+            f"{summary.get('accuracy')}, val loss {summary.get('val_loss')}; {out}"
+        )
         return PredictResult(str(out), status, summary, n_pred, pps, wall)
 
 
@@ -326,7 +396,7 @@ def _groups(tasks: list[Task], pred: Predictor, cfg: PredictConfig) -> list[list
     cap = max(1, (cfg.batch_size or 32) * 4 // max(1, cfg.views))
     out, i, n = [], 0, 1
     while i < len(tasks):
-        out.append(tasks[i:i + n])
+        out.append(tasks[i : i + n])
         i += n
         n = min(cap, 2 * n)
     return out
@@ -343,8 +413,15 @@ class _Progress:
         self.gen_s = 0.0
 
 
-def _predict_tasks(cfg: PredictConfig, pred: Predictor, tasks: list[Task], limit: int, run: RunDir,
-                   stop: RunLifecycle, log: Callable[[str], None]) -> _Progress:
+def _predict_tasks(
+    cfg: PredictConfig,
+    pred: Predictor,
+    tasks: list[Task],
+    limit: int,
+    run: RunDir,
+    stop: RunLifecycle,
+    log: Callable[[str], None],
+) -> _Progress:
     """Predict the tasks group by group, writing each task (its views' lines in predictions.jsonl, its line in
     tasks.jsonl) as soon as its last view is generated and the progress into status.json after every batch.
     A stop (between batches) keeps the tasks written."""
@@ -357,8 +434,17 @@ def _predict_tasks(cfg: PredictConfig, pred: Predictor, tasks: list[Task], limit
     return prog
 
 
-def _predict_group(group: list[Task], prog: _Progress, cfg: PredictConfig, pred: Predictor, limit: int,
-                   run: RunDir, stop: RunLifecycle, log: Callable[[str], None], n_tasks: int) -> None:
+def _predict_group(
+    group: list[Task],
+    prog: _Progress,
+    cfg: PredictConfig,
+    pred: Predictor,
+    limit: int,
+    run: RunDir,
+    stop: RunLifecycle,
+    log: Callable[[str], None],
+    n_tasks: int,
+) -> None:
     adapter = pred.use(group[0].id)
     enabled = pred.adapter_enabled(group[0].id)
     if not enabled:
@@ -387,8 +473,15 @@ def _predict_group(group: list[Task], prog: _Progress, cfg: PredictConfig, pred:
             _write_done(pending, prog, cfg, pred, limit, run, adapter)
 
 
-def _write_done(pending: dict[str, tuple[Task, list[ViewItem]]], prog: _Progress, cfg: PredictConfig,
-                pred: Predictor, limit: int, run: RunDir, adapter: str | None) -> None:
+def _write_done(
+    pending: dict[str, tuple[Task, list[ViewItem]]],
+    prog: _Progress,
+    cfg: PredictConfig,
+    pred: Predictor,
+    limit: int,
+    run: RunDir,
+    adapter: str | None,
+) -> None:
     """Write the pending tasks whose every view is generated (or given up as too long), in group order."""
     for tid, (t, its) in list(pending.items()):
         if any(it.prompt is not None and it.out is None for it in its):
@@ -418,5 +511,3 @@ class _null:
 def _no_adapter(pred: Predictor):
     """The base model for a task without its own adapter in a per-task run."""
     return pred.model.disable_adapter()
-
-

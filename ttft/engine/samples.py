@@ -97,8 +97,9 @@ class SampleStream:
                 train = list(task.train)
                 while not tt.fits and len(train) > 1:
                     train.pop(0)
-                    tt = tokenize_task(Task(task.id, tuple(train), task.test), self.cfg.encoding, self.tokenizer,
-                                       test_index=k)
+                    tt = tokenize_task(
+                        Task(task.id, tuple(train), task.test), self.cfg.encoding, self.tokenizer, test_index=k
+                    )
                 if tt.fits:
                     self.counts["trimmed"] += 1
             if not tt.fits:
@@ -106,8 +107,10 @@ class SampleStream:
                 continue
             self.counts["samples"] += 1
             return tt.to_features()
-        raise RuntimeError(f"sample {i}: no augmented task fits max_seq_len={self.cfg.encoding.max_seq_len} after "
-                           "20 tries; raise max_seq_len or select smaller tasks (max_task_tokens)")
+        raise RuntimeError(
+            f"sample {i}: no augmented task fits max_seq_len={self.cfg.encoding.max_seq_len} after "
+            "20 tries; raise max_seq_len or select smaller tasks (max_task_tokens)"
+        )
 
 
 def _is_embedded_tok(tok: Any) -> bool:
@@ -159,9 +162,11 @@ def source_tasks(task: Task, cfg: TrainConfig, tokenizer: Any) -> list[Task]:
 def val_covers(enc: EncodingConfig, covers: str) -> str:
     """In words, which tokens a val loss of ``covers`` ("test-output", "as-trained") covers with encoding ``enc``."""
     loss_on = val_encoding(enc, covers).loss_on
-    return {"test": "the test output and its end-of-sequence text",
-            "outputs": "every output after the first example, the test output and its end-of-sequence text",
-            "reply": "the whole assistant reply after its role header (arc24's val loss)"}[loss_on]
+    return {
+        "test": "the test output and its end-of-sequence text",
+        "outputs": "every output after the first example, the test output and its end-of-sequence text",
+        "reply": "the whole assistant reply after its role header (arc24's val loss)",
+    }[loss_on]
 
 
 class ValSet:

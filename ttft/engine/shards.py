@@ -54,8 +54,13 @@ def shard_for_rank(cfg: TrainConfig, run_dir: str | None) -> tuple[TrainConfig, 
         import torch
 
         device = f"cuda:{local % max(1, torch.cuda.device_count())}"
-    shard = dataclasses.replace(cfg, tasks=tuple(ids), max_task_tokens=None, device=device,
-                                threads=cfg.threads or (1 if device == "cpu" or choose_device(device) == "cpu" else 0))
+    shard = dataclasses.replace(
+        cfg,
+        tasks=tuple(ids),
+        max_task_tokens=None,
+        device=device,
+        threads=cfg.threads or (1 if device == "cpu" or choose_device(device) == "cpu" else 0),
+    )
     return shard, str(Path(run_dir) / f"shard-{rank}"), rank, world
 
 
@@ -67,15 +72,17 @@ def merge_shards(run_dir: str | os.PathLike, cfg: TrainConfig) -> TrainResult:
     from ttft.runs.rundir import append_jsonl, read_json, read_jsonl
 
     run = RunDir(Path(run_dir))
-    shards = sorted((p for p in run.path.glob("shard-*") if (p / "config.json").exists()),
-                    key=lambda p: int(p.name.split("-")[1]))
+    shards = sorted(
+        (p for p in run.path.glob("shard-*") if (p / "config.json").exists()), key=lambda p: int(p.name.split("-")[1])
+    )
     if not shards:
         raise ConfigError(f"run_dir: no shard-*/ runs to merge in {run.path}")
     results = [read_json(p / "result.json") or {} for p in shards]
     statuses = [RunDir(p).status().get("status", "lost") for p in shards]
     shard_tasks = [t for p in shards for t in RunDir(p).config().get("tasks", [])]
-    write_json_atomic(run.config_file, {**cfg.to_json(), "tasks": shard_tasks, "max_task_tokens": None,
-                                        "shards": len(shards)})
+    write_json_atomic(
+        run.config_file, {**cfg.to_json(), "tasks": shard_tasks, "max_task_tokens": None, "shards": len(shards)}
+    )
     man = RunDir(shards[0]).manifest()
     man.update(world_size=len(shards), n_tasks=sum(RunDir(p).manifest().get("n_tasks", 0) for p in shards))
     write_json_atomic(run.manifest_file, man)
@@ -93,8 +100,7 @@ def merge_shards(run_dir: str | os.PathLike, cfg: TrainConfig) -> TrainResult:
         append_jsonl(run.metrics_file, m)
     vals = [r["val_loss"] for r in results if r.get("val_loss") is not None]
     weights = [RunDir(p).manifest().get("n_tasks", 1) for p, r in zip(shards, results) if r.get("val_loss") is not None]
-    status = "finished" if all(s == "finished" for s in statuses) else (
-        "failed" if "failed" in statuses else "stopped")
+    status = "finished" if all(s == "finished" for s in statuses) else ("failed" if "failed" in statuses else "stopped")
     counts: dict[str, int] = {}
     for r in results:
         for k, v in (r.get("counts") or {}).items():
@@ -102,14 +108,25 @@ def merge_shards(run_dir: str | os.PathLike, cfg: TrainConfig) -> TrainResult:
     per_task = {k: v for r in results for k, v in (r.get("per_task") or {}).items()}
     before = [v["val_loss_before"] for v in per_task.values() if v.get("val_loss_before") is not None]
     res = TrainResult(
-        run_dir=str(run.path), status=status, steps=sum(r.get("steps", 0) for r in results),
+        run_dir=str(run.path),
+        status=status,
+        steps=sum(r.get("steps", 0) for r in results),
         train_tokens=sum(r.get("train_tokens", 0) for r in results),
         train_tokens_per_second=sum(r.get("train_tokens_per_second", 0.0) for r in results),
         final_loss=results[-1].get("final_loss") if results else None,
-        val_loss=float(np.average(vals, weights=weights)) if vals else None, counts=counts,
-        val_loss_before=float(np.mean(before)) if before else None, per_task=per_task,
+        val_loss=float(np.average(vals, weights=weights)) if vals else None,
+        counts=counts,
+        val_loss_before=float(np.mean(before)) if before else None,
+        per_task=per_task,
     )
     write_json_atomic(run.path / "result.json", res.to_json())
-    run.update_status(status=status, step=res.steps, max_steps=res.steps if status == "finished" else None,
-                      shards=statuses, val_loss=res.val_loss, ended=time.time(), pid=None)
+    run.update_status(
+        status=status,
+        step=res.steps,
+        max_steps=res.steps if status == "finished" else None,
+        shards=statuses,
+        val_loss=res.val_loss,
+        ended=time.time(),
+        pid=None,
+    )
     return res

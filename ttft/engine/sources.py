@@ -28,14 +28,23 @@ class Source:
     def describe(self) -> str:
         if self.kind == "base":
             return f"base model {self.model.base_model}"
-        what = {"adapter": "adapter/", "per-task": f"{len(self.adapters)} per-task adapters",
-                "full": "full fine-tune model/"}[self.kind]
+        what = {
+            "adapter": "adapter/",
+            "per-task": f"{len(self.adapters)} per-task adapters",
+            "full": "full fine-tune model/",
+        }[self.kind]
         return f"run {self.run} ({what})"
 
     def to_json(self) -> dict:
-        return {"kind": self.kind, "model": self.model.to_json(), "encoding": self.encoding.to_json(),
-                "adapter": self.adapter, "n_adapters": len(self.adapters), "run": self.run,
-                "dataset": self.dataset}
+        return {
+            "kind": self.kind,
+            "model": self.model.to_json(),
+            "encoding": self.encoding.to_json(),
+            "adapter": self.adapter,
+            "n_adapters": len(self.adapters),
+            "run": self.run,
+            "dataset": self.dataset,
+        }
 
 
 def resolve_source(cfg: PredictConfig) -> Source:
@@ -70,18 +79,18 @@ def resolve_source(cfg: PredictConfig) -> Source:
     status = run.status().get("status", "unknown")
     model_dir = run.path / "model"
     if (model_dir / "config.json").exists():
-        return Source("full", replace(mc, base_model=str(model_dir), full_finetune=False, init="pretrained"),
-                      **common)
+        return Source("full", replace(mc, base_model=str(model_dir), full_finetune=False, init="pretrained"), **common)
     if (run.adapter_dir / "adapter_config.json").exists():
         return Source("adapter", mc, adapter=str(run.adapter_dir), **common)
     adapters = {}
     if run.adapters_dir.is_dir():
-        adapters = {p.name: str(p) for p in sorted(run.adapters_dir.iterdir())
-                    if (p / "adapter_config.json").exists()}
+        adapters = {p.name: str(p) for p in sorted(run.adapters_dir.iterdir()) if (p / "adapter_config.json").exists()}
     if adapters:
         return Source("per-task", mc, adapters=adapters, **common)
-    raise PredictError(f"run {cfg.run} has no adapter/, adapters/<task>/ or model/ (status {status}: "
-                       f"{'still running' if status == 'running' else 'not finished'}?)")
+    raise PredictError(
+        f"run {cfg.run} has no adapter/, adapters/<task>/ or model/ (status {status}: "
+        f"{'still running' if status == 'running' else 'not finished'}?)"
+    )
 
 
 def select(cfg: PredictConfig, source: Source):

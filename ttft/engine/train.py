@@ -50,6 +50,7 @@ def read_json_dict(path: Path) -> dict:
     d = read_json(path)
     return d if isinstance(d, dict) else {}
 
+
 # --------------------------------------------------------------------------- stop handling
 # The run's lifecycle (ttft.runs.lifecycle.RunLifecycle) holds the stop flag: SIGTERM/SIGINT set it, and the
 # callback saves a checkpoint at the next step end and stops.
@@ -61,8 +62,14 @@ def _cuda_in_use() -> bool:
     return torch.cuda.is_available() and torch.cuda.is_initialized()
 
 
-def _make_callback(run: RunDir | None, stop: RunLifecycle, task_label: str | None, step_offset: int, total_steps: int,
-                   stream: SampleStream | None):
+def _make_callback(
+    run: RunDir | None,
+    stop: RunLifecycle,
+    task_label: str | None,
+    step_offset: int,
+    total_steps: int,
+    stream: SampleStream | None,
+):
     from transformers import TrainerCallback
 
     class RunCallback(TrainerCallback):
@@ -108,15 +115,24 @@ def _make_callback(run: RunDir | None, stop: RunLifecycle, task_label: str | Non
             from ttft.runs.rundir import append_jsonl
 
             append_jsonl(run.metrics_file, rec)
-            line = (f"step {rec['step']}/{total_steps}" + (f" [{task_label}]" if task_label else "")
-                    + "".join(f" {k} {rec[k]:.4g}" for k in ("loss", "eval_loss", "lr", "tokens_per_second")
-                              if isinstance(rec.get(k), (int, float))))
+            line = (
+                f"step {rec['step']}/{total_steps}"
+                + (f" [{task_label}]" if task_label else "")
+                + "".join(
+                    f" {k} {rec[k]:.4g}"
+                    for k in ("loss", "eval_loss", "lr", "tokens_per_second")
+                    if isinstance(rec.get(k), (int, float))
+                )
+            )
             run.log(line)
             if not sys.stderr.isatty():
                 print(line, file=sys.stderr, flush=True)
-            run.update_status(step=step_offset + state.global_step, max_steps=total_steps,
-                              **({"task": task_label} if task_label else {}),
-                              **({"counts": dict(stream.counts)} if stream is not None else {}))
+            run.update_status(
+                step=step_offset + state.global_step,
+                max_steps=total_steps,
+                **({"task": task_label} if task_label else {}),
+                **({"counts": dict(stream.counts)} if stream is not None else {}),
+            )
 
     return RunCallback()
 
@@ -126,8 +142,16 @@ def _make_callback(run: RunDir | None, stop: RunLifecycle, task_label: str | Non
 
 def _git_commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                              text=True, timeout=5).stdout.strip() or "unknown"
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"],
+                cwd=Path(__file__).parent,
+                capture_output=True,
+                text=True,
+                timeout=5,
+            ).stdout.strip()
+            or "unknown"
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
@@ -138,10 +162,19 @@ def manifest(cfg: TrainConfig, ds_version: str, device: str, n_params: tuple[int
     import transformers
 
     return {
-        "ttft_version": __version__, "ttft_commit": _git_commit(), "python": platform.python_version(),
-        "torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__,
-        "dataset": cfg.dataset, "dataset_version": ds_version, "seed": cfg.seed, "device": device,
-        "bf16": use_bf16(device), "host": platform.node(), "platform": platform.platform(),
+        "ttft_version": __version__,
+        "ttft_commit": _git_commit(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "peft": peft.__version__,
+        "dataset": cfg.dataset,
+        "dataset_version": ds_version,
+        "seed": cfg.seed,
+        "device": device,
+        "bf16": use_bf16(device),
+        "host": platform.node(),
+        "platform": platform.platform(),
         "world_size": int(os.environ.get("WORLD_SIZE", "1")),
         **({"parameters": n_params[0], "trainable_parameters": n_params[1]} if n_params else {}),
         "started": time.time(),
@@ -174,8 +207,10 @@ def prepare_run_dir(cfg: TrainConfig, run_dir: str | None, resume: bool) -> RunD
             pass
         if old != cfg.to_json():
             diff = sorted(k for k in set(old) | set(cfg.to_json()) if old.get(k) != cfg.to_json().get(k))
-            raise ConfigError(f"run_dir: {run.path} already holds a different run (options differ: "
-                              f"{', '.join(diff)}); choose another --run-dir or --resume it")
+            raise ConfigError(
+                f"run_dir: {run.path} already holds a different run (options differ: "
+                f"{', '.join(diff)}); choose another --run-dir or --resume it"
+            )
         if not resume:
             raise ConfigError(f"run_dir: {run.path} already holds this run; pass --resume to continue it")
     elif resume:
@@ -266,9 +301,11 @@ def training_sources(cfg: TrainConfig, tasks: list[Task], tokenizer: Any) -> lis
         per = [source_tasks(t, cfg, tokenizer) for t in group]
         out.append(([s for ss in per for s in ss], sum(not ss for ss in per)))
     if not any(srcs for srcs, _ in out):
-        raise ConfigError(f"encoding.max_seq_len: no training sample of the {len(tasks)} selected task(s) fits in "
-                          f"{cfg.encoding.max_seq_len} tokens (a sample needs at least two pairs); raise max_seq_len "
-                          f"or choose smaller tasks, got {cfg.encoding.max_seq_len}")
+        raise ConfigError(
+            f"encoding.max_seq_len: no training sample of the {len(tasks)} selected task(s) fits in "
+            f"{cfg.encoding.max_seq_len} tokens (a sample needs at least two pairs); raise max_seq_len "
+            f"or choose smaller tasks, got {cfg.encoding.max_seq_len}"
+        )
     return out
 
 
@@ -301,10 +338,12 @@ def train(cfg: TrainConfig, run_dir: str | None = None, resume: bool = False, lo
     is_main = _rank() == 0
     # rank 0 writes the run's status; every rank gets the stop flag (a failure is recorded as failed and re-raised)
     life = RunLifecycle(run, write=is_main, stop_message="saving a checkpoint and stopping")
-    with life.start(step=0, max_steps=cfg.steps * (len(tasks) if cfg.per_task else 1), mode=cfg.mode,
-                    n_tasks=len(tasks)):
-        life.log(f"{'resuming' if resume else 'starting'} {cfg.mode} on {cfg.dataset} ({len(tasks)} tasks), "
-                 f"device {device}")
+    with life.start(
+        step=0, max_steps=cfg.steps * (len(tasks) if cfg.per_task else 1), mode=cfg.mode, n_tasks=len(tasks)
+    ):
+        life.log(
+            f"{'resuming' if resume else 'starting'} {cfg.mode} on {cfg.dataset} ({len(tasks)} tasks), device {device}"
+        )
         result = _train_inner(cfg, run, ds, tasks, val_tasks, device, resume, life, tokenizer, sources)
         if is_main:
             write_json_atomic(run.path / "result.json", result.to_json())
@@ -325,8 +364,9 @@ def _train_inner(cfg, run, ds, tasks, val_tasks, device, resume, stop, tokenizer
 
     if is_main := _rank() == 0:
         total, trainable = count_parameters(base)
-        write_json_atomic(run.manifest_file, {**manifest(cfg, ds.version, device, (total, None)),
-                                              "n_tasks": len(tasks)})
+        write_json_atomic(
+            run.manifest_file, {**manifest(cfg, ds.version, device, (total, None)), "n_tasks": len(tasks)}
+        )
 
     groups = [[t] for t in tasks] if cfg.per_task else [tasks]
     t_start = time.time()
@@ -339,7 +379,9 @@ def _train_inner(cfg, run, ds, tasks, val_tasks, device, resume, stop, tokenizer
         gcfg = cfg.replace(seed=task_seed(cfg.seed, label)) if label else cfg  # per-task: independent of the others
         t_group = time.time()
         sub = safe_name(label) if label else None
-        final_dir = (run.adapters_dir / sub) if sub else (run.path / ("model" if cfg.model.full_finetune else "adapter"))
+        final_dir = (
+            (run.adapters_dir / sub) if sub else (run.path / ("model" if cfg.model.full_finetune else "adapter"))
+        )
         if cfg.per_task and (final_dir / "adapter_config.json").exists():
             steps_done += cfg.steps
             done = per_task.get(label) or {}
@@ -351,8 +393,9 @@ def _train_inner(cfg, run, ds, tasks, val_tasks, device, resume, stop, tokenizer
         counts_total["tasks_without_samples"] = counts_total.get("tasks_without_samples", 0) + dropped_tasks
         if not sources:
             if is_main:
-                run.log(f"{label or 'run'}: no training sample fits (needs >= 2 train pairs within max_seq_len); "
-                        "skipped")
+                run.log(
+                    f"{label or 'run'}: no training sample fits (needs >= 2 train pairs within max_seq_len); skipped"
+                )
             continue
         torch.manual_seed(gcfg.seed)  # the LoRA initialisation: from this group's seed only
         if cfg.model.full_finetune:
@@ -365,24 +408,47 @@ def _train_inner(cfg, run, ds, tasks, val_tasks, device, resume, stop, tokenizer
             m.update(parameters=total, trainable_parameters=trainable)
             write_json_atomic(run.manifest_file, m)
         stream = SampleStream(sources, cfg.mode, n_samples, gcfg, tokenizer)
-        val = ValSet([t for t in val_tasks if t.id in {g.id for g in group}] if cfg.per_task else val_tasks, cfg,
-                     tokenizer) if val_tasks else None
+        val = (
+            ValSet(
+                [t for t in val_tasks if t.id in {g.id for g in group}] if cfg.per_task else val_tasks, cfg, tokenizer
+            )
+            if val_tasks
+            else None
+        )
         out_dir = run.checkpoints_dir / sub if sub else run.checkpoints_dir
         args = _training_args(gcfg, out_dir, device, has_eval=val is not None and len(val) > 0)
         cb = _make_callback(run, stop, label, steps_done, cfg.steps * len(groups), stream)
-        trainer = Trainer(model=model, args=args, train_dataset=stream, eval_dataset=val if val and len(val) else None,
-                          data_collator=make_collator(pad_id), callbacks=[cb], processing_class=tokenizer)
+        trainer = Trainer(
+            model=model,
+            args=args,
+            train_dataset=stream,
+            eval_dataset=val if val and len(val) else None,
+            data_collator=make_collator(pad_id),
+            callbacks=[cb],
+            processing_class=tokenizer,
+        )
         from transformers.trainer_callback import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)  # our callback writes metrics.jsonl, log.txt and a stderr line
-        ckpt = _resume_point(run, sub, label, steps_done, stop) if resume and is_main else (
-            run.intact_checkpoint(sub)[0] if resume else None)
+        ckpt = (
+            _resume_point(run, sub, label, steps_done, stop)
+            if resume and is_main
+            else (run.intact_checkpoint(sub)[0] if resume else None)
+        )
         before = None
         if ckpt is None:  # the val loss before training (a resumed group had it recorded when it started)
             before = _evaluate(trainer, val)
             if before is not None and is_main:
-                append_jsonl(run.metrics_file, {"step": steps_done, "time": time.time(), "eval_loss": before,
-                                                "val_loss_before": before, **({"task": label} if label else {})})
+                append_jsonl(
+                    run.metrics_file,
+                    {
+                        "step": steps_done,
+                        "time": time.time(),
+                        "eval_loss": before,
+                        "val_loss_before": before,
+                        **({"task": label} if label else {}),
+                    },
+                )
         else:
             before = (per_task.get(label or "") or {}).get("val_loss_before")
         if before is not None:
@@ -402,14 +468,25 @@ def _train_inner(cfg, run, ds, tasks, val_tasks, device, resume, stop, tokenizer
         if vl is not None:
             val_losses.append(vl)
             if is_main:
-                append_jsonl(run.metrics_file, {"step": steps_done, "time": time.time(), "eval_loss": vl,
-                                                "final": True, **({"task": label} if label else {})})
+                append_jsonl(
+                    run.metrics_file,
+                    {
+                        "step": steps_done,
+                        "time": time.time(),
+                        "eval_loss": vl,
+                        "final": True,
+                        **({"task": label} if label else {}),
+                    },
+                )
         if label:
             group_losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-            per_task[label] = {"steps": trainer.state.global_step,
-                               "final_loss": group_losses[-1] if group_losses else None,
-                               "val_loss_before": before, "val_loss": vl,
-                               "seconds": round(time.time() - t_group, 3)}
+            per_task[label] = {
+                "steps": trainer.state.global_step,
+                "final_loss": group_losses[-1] if group_losses else None,
+                "val_loss_before": before,
+                "val_loss": vl,
+                "seconds": round(time.time() - t_group, 3),
+            }
             if is_main:  # so a resume knows what finished tasks reached
                 write_json_atomic(run.path / "result.json", {"per_task": per_task, "partial": True})
         if is_main:
@@ -423,10 +500,16 @@ def _train_inner(cfg, run, ds, tasks, val_tasks, device, resume, stop, tokenizer
         del trainer
     elapsed = time.time() - t_start
     return TrainResult(
-        run_dir=str(run.path), status=status, steps=steps_done, train_tokens=tokens_total,
+        run_dir=str(run.path),
+        status=status,
+        steps=steps_done,
+        train_tokens=tokens_total,
         train_tokens_per_second=tokens_total / elapsed if elapsed > 0 else 0.0,
-        final_loss=last_loss, val_loss=float(np.mean(val_losses)) if val_losses else None, counts=counts_total,
-        val_loss_before=float(np.mean(before_losses)) if before_losses else None, per_task=per_task,
+        final_loss=last_loss,
+        val_loss=float(np.mean(val_losses)) if val_losses else None,
+        counts=counts_total,
+        val_loss_before=float(np.mean(before_losses)) if before_losses else None,
+        per_task=per_task,
     )
 
 
@@ -444,22 +527,43 @@ def _resume_point(run: RunDir, sub: str | None, label: str | None, steps_done: i
     elif skipped or dropped:
         notes.append(f"no intact checkpoint{what} is left: training{what or ' the run'} again from its first step")
     if dropped:
-        notes.append(f"{dropped} metrics line(s) after step {steps_done + at} moved to {SUPERSEDED_FILE} (those steps "
-                     "are logged again)")
+        notes.append(
+            f"{dropped} metrics line(s) after step {steps_done + at} moved to {SUPERSEDED_FILE} (those steps "
+            "are logged again)"
+        )
     for n in notes:
         life.log(n)
         print(n, file=sys.stderr, flush=True)
     if notes:
-        life.update(resume={"from": ckpt.name if ckpt is not None else None, "task": label,
-                            "skipped": [f"{cp.name}: {why}" for cp, why in skipped], "superseded_lines": dropped})
+        life.update(
+            resume={
+                "from": ckpt.name if ckpt is not None else None,
+                "task": label,
+                "skipped": [f"{cp.name}: {why}" for cp, why in skipped],
+                "superseded_lines": dropped,
+            }
+        )
     return ckpt
 
 
 # --------------------------------------------------------------------------- task-parallel shards (torchrun)
 
-_DIST_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "GROUP_WORLD_SIZE", "ROLE_RANK",
-             "ROLE_WORLD_SIZE", "ROLE_NAME", "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID",
-             "TORCHELASTIC_RESTART_COUNT", "TORCHELASTIC_MAX_RESTARTS", "TORCHELASTIC_USE_AGENT_STORE",
-             "TORCH_NCCL_ASYNC_ERROR_HANDLING", "TORCHELASTIC_ERROR_FILE")
-
-
+_DIST_ENV = (
+    "RANK",
+    "WORLD_SIZE",
+    "LOCAL_RANK",
+    "LOCAL_WORLD_SIZE",
+    "GROUP_RANK",
+    "GROUP_WORLD_SIZE",
+    "ROLE_RANK",
+    "ROLE_WORLD_SIZE",
+    "ROLE_NAME",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+    "TORCHELASTIC_RUN_ID",
+    "TORCHELASTIC_RESTART_COUNT",
+    "TORCHELASTIC_MAX_RESTARTS",
+    "TORCHELASTIC_USE_AGENT_STORE",
+    "TORCH_NCCL_ASYNC_ERROR_HANDLING",
+    "TORCHELASTIC_ERROR_FILE",
+)

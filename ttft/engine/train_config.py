@@ -16,8 +16,15 @@ from ttft.options import ConfigError, Options, option
 MODES = ("finetune", "ttft")
 SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
 #: Trainer loggers that need a package of their own
-_REPORTERS = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "comet_ml": "comet_ml",
-              "clearml": "clearml", "dvclive": "dvclive", "trackio": "trackio"}
+_REPORTERS = {
+    "tensorboard": "tensorboard",
+    "wandb": "wandb",
+    "mlflow": "mlflow",
+    "comet_ml": "comet_ml",
+    "clearml": "clearml",
+    "dvclive": "dvclive",
+    "trackio": "trackio",
+}
 SEED_MAX = 2**32 - 1
 #: how a shared-adapter ttft run draws a sample's task
 TASK_WEIGHTING = ("task", "leave-out")
@@ -46,75 +53,132 @@ class TrainConfig(Options):
     TITLE: ClassVar[str] = "training"
     GROUP: ClassVar[str] = "Other"
 
-    profile: str = option("ttft", "a reference system's definitions as option values: ttft (ttft's own), arc24, "
-                          "marc (see docs/experiments.md); --profile puts its values under the flags given, and a "
-                          "profile's text format and prompt cannot be changed under it", choices=PROFILE_NAMES,
-                          group="Data")
-    mode: str = option("ttft", "finetune: train on a dataset's tasks (all known pairs, one held out per sample); "
-                       "ttft: test-time fine-tune on the selected tasks' train pairs only (n-1 tasks + "
-                       "augmentations)", choices=MODES, group="Data")
-    dataset: str = option("arc-agi-1/evaluation", "bundled name (arc-agi-1/training, ...) or a path", group="Data",
-                          widget="dataset")
-    tasks: tuple[str, ...] = option((), "task ids to use, comma-separated or @FILE with one id per line (empty: "
-                                    "every task of the dataset)", group="Data", widget="tasks",
-                                    parse=parse_task_list)
-    max_task_tokens: int | None = option(None, "use only tasks whose token estimate (1 per cell + 1 per row) is at "
-                                         "most this", lo=1, group="Data")
-    per_task: bool = option(False, "ttft mode: one adapter per task (trained from the same base) instead of one "
-                            "for all", group="Data")
-    leave_out: int = option(1, "ttft mode: build tasks by leaving out train pairs: 1 (n-1: each pair in turn is the "
-                            "test) or 2 (the seed's n-2: the n-1 tasks and the n-1 tasks of each of them, 4,935 on "
-                            "ARC-AGI-1 evaluation; tasks with two train pairs keep their n-1 tasks)", choices=(1, 2),
-                            group="Data")
-    n2_only: bool = option(False, "with leave_out 2: only the tasks with two pairs left out (both as test pairs; "
-                           "ttft's n-2 before issue 14: 3,572 samples on ARC-AGI-1 evaluation, none for a task with "
-                           "two train pairs)", group="Data")
-    task_weighting: str = option("task", "shared-adapter ttft runs: 'task' draws a task, then one of its leave-out "
-                                 "tasks (every task weighs the same, as arc24); 'leave-out' draws among all leave-out "
-                                 "tasks (a task weighs by how many it has: its n train pairs with n-1, n*n with the "
-                                 "seed's n-2; ttft before issue 14, and the seed's dataset files)",
-                                 choices=TASK_WEIGHTING, group="Data")
-    augment_recipe: str = option("options", "how a sample's augmentation is drawn: 'options' (from the augment "
-                                 "options), 'marc' (one of MARC's TTT augmenters, then MARC's colour permutation and "
-                                 "a train order for half of the samples)", choices=AUGMENT_RECIPES, group="Data")
-    keep_original_colors: float = option(0.0, "probability that a sample keeps the original colours (the seed "
-                                         "experiment's 'preserve original colours' variant)", lo=0.0, hi=1.0,
-                                         group="Data")
+    profile: str = option(
+        "ttft",
+        "a reference system's definitions as option values: ttft (ttft's own), arc24, "
+        "marc (see docs/experiments.md); --profile puts its values under the flags given, and a "
+        "profile's text format and prompt cannot be changed under it",
+        choices=PROFILE_NAMES,
+        group="Data",
+    )
+    mode: str = option(
+        "ttft",
+        "finetune: train on a dataset's tasks (all known pairs, one held out per sample); "
+        "ttft: test-time fine-tune on the selected tasks' train pairs only (n-1 tasks + "
+        "augmentations)",
+        choices=MODES,
+        group="Data",
+    )
+    dataset: str = option(
+        "arc-agi-1/evaluation", "bundled name (arc-agi-1/training, ...) or a path", group="Data", widget="dataset"
+    )
+    tasks: tuple[str, ...] = option(
+        (),
+        "task ids to use, comma-separated or @FILE with one id per line (empty: every task of the dataset)",
+        group="Data",
+        widget="tasks",
+        parse=parse_task_list,
+    )
+    max_task_tokens: int | None = option(
+        None, "use only tasks whose token estimate (1 per cell + 1 per row) is at most this", lo=1, group="Data"
+    )
+    per_task: bool = option(
+        False, "ttft mode: one adapter per task (trained from the same base) instead of one for all", group="Data"
+    )
+    leave_out: int = option(
+        1,
+        "ttft mode: build tasks by leaving out train pairs: 1 (n-1: each pair in turn is the "
+        "test) or 2 (the seed's n-2: the n-1 tasks and the n-1 tasks of each of them, 4,935 on "
+        "ARC-AGI-1 evaluation; tasks with two train pairs keep their n-1 tasks)",
+        choices=(1, 2),
+        group="Data",
+    )
+    n2_only: bool = option(
+        False,
+        "with leave_out 2: only the tasks with two pairs left out (both as test pairs; "
+        "ttft's n-2 before issue 14: 3,572 samples on ARC-AGI-1 evaluation, none for a task with "
+        "two train pairs)",
+        group="Data",
+    )
+    task_weighting: str = option(
+        "task",
+        "shared-adapter ttft runs: 'task' draws a task, then one of its leave-out "
+        "tasks (every task weighs the same, as arc24); 'leave-out' draws among all leave-out "
+        "tasks (a task weighs by how many it has: its n train pairs with n-1, n*n with the "
+        "seed's n-2; ttft before issue 14, and the seed's dataset files)",
+        choices=TASK_WEIGHTING,
+        group="Data",
+    )
+    augment_recipe: str = option(
+        "options",
+        "how a sample's augmentation is drawn: 'options' (from the augment "
+        "options), 'marc' (one of MARC's TTT augmenters, then MARC's colour permutation and "
+        "a train order for half of the samples)",
+        choices=AUGMENT_RECIPES,
+        group="Data",
+    )
+    keep_original_colors: float = option(
+        0.0,
+        "probability that a sample keeps the original colours (the seed "
+        "experiment's 'preserve original colours' variant)",
+        lo=0.0,
+        hi=1.0,
+        group="Data",
+    )
     model: ModelConfig = option(default_factory=ModelConfig)
     steps: int = option(100, "optimizer steps (per task with per_task)", lo=1, hi=10_000_000, group="Optimisation")
     lr: float = option(1e-4, "peak learning rate", lo=0.0, lo_open=True, hi=10.0, group="Optimisation")
-    batch_size: int = option(1, "samples per device per step (before gradient accumulation)", lo=1, hi=4096,
-                             group="Optimisation")
+    batch_size: int = option(
+        1, "samples per device per step (before gradient accumulation)", lo=1, hi=4096, group="Optimisation"
+    )
     grad_accum: int = option(1, "gradient accumulation steps", lo=1, hi=4096, group="Optimisation")
     scheduler: str = option("cosine", "learning-rate schedule", choices=SCHEDULERS, group="Optimisation")
     warmup_steps: int = option(0, "linear warm-up steps", lo=0, hi=10_000_000, group="Optimisation")
     weight_decay: float = option(0.0, "AdamW weight decay", lo=0.0, hi=10.0, group="Optimisation")
     encoding: EncodingConfig = option(default_factory=lambda: EncodingConfig(max_seq_len=2048))
-    too_long: str = option("trim", "a sample longer than encoding.max_seq_len: 'trim' drops train pairs until it "
-                           "fits, 'drop' draws another sample (both are counted)", choices=("trim", "drop"),
-                           group="Data")
+    too_long: str = option(
+        "trim",
+        "a sample longer than encoding.max_seq_len: 'trim' drops train pairs until it "
+        "fits, 'drop' draws another sample (both are counted)",
+        choices=("trim", "drop"),
+        group="Data",
+    )
     augment: AugmentOptions = option(default_factory=AugmentOptions)
-    seed: int = option(0, "seed of the sample stream, augmentations and initialisation", lo=0, hi=SEED_MAX,
-                       group="Optimisation")
-    device: str = option("auto", "auto, cpu, cuda, cuda:N or mps", suggestions=("auto", "cpu", "cuda", "mps"),
-                         group="Optimisation")
-    val: str = option("auto", "validation set for the val loss (mean loss on test-output tokens): 'auto' (the "
-                      "selected tasks in ttft mode; the matching evaluation split in finetune mode), 'none', or a "
-                      "dataset name/path", suggestions=("auto", "none"), group="Eval & logging")
-    val_loss_on: str = option("test-output", "which tokens the val loss covers: test-output (the test output and "
-                              "end of sequence: ttft's definition) or as-trained (the tokens training puts the loss "
-                              "on; with the arc24 profile the whole assistant reply, arc24's val loss)",
-                              choices=VAL_COVERS, group="Eval & logging")
-    val_max_tokens: int | None = option(None, "use only validation tasks whose token estimate is at most this",
-                                        lo=1, group="Eval & logging")
-    eval_steps: int = option(0, "compute the val loss every N steps (0: only at the end)", lo=0,
-                             group="Eval & logging")
+    seed: int = option(
+        0, "seed of the sample stream, augmentations and initialisation", lo=0, hi=SEED_MAX, group="Optimisation"
+    )
+    device: str = option(
+        "auto", "auto, cpu, cuda, cuda:N or mps", suggestions=("auto", "cpu", "cuda", "mps"), group="Optimisation"
+    )
+    val: str = option(
+        "auto",
+        "validation set for the val loss (mean loss on test-output tokens): 'auto' (the "
+        "selected tasks in ttft mode; the matching evaluation split in finetune mode), 'none', or a "
+        "dataset name/path",
+        suggestions=("auto", "none"),
+        group="Eval & logging",
+    )
+    val_loss_on: str = option(
+        "test-output",
+        "which tokens the val loss covers: test-output (the test output and "
+        "end of sequence: ttft's definition) or as-trained (the tokens training puts the loss "
+        "on; with the arc24 profile the whole assistant reply, arc24's val loss)",
+        choices=VAL_COVERS,
+        group="Eval & logging",
+    )
+    val_max_tokens: int | None = option(
+        None, "use only validation tasks whose token estimate is at most this", lo=1, group="Eval & logging"
+    )
+    eval_steps: int = option(0, "compute the val loss every N steps (0: only at the end)", lo=0, group="Eval & logging")
     logging_steps: int = option(1, "write a metrics line every N steps", lo=1, group="Eval & logging")
-    save_steps: int = option(50, "save a checkpoint every N steps (and always on stop)", lo=1,
-                             group="Eval & logging")
+    save_steps: int = option(50, "save a checkpoint every N steps (and always on stop)", lo=1, group="Eval & logging")
     save_total_limit: int = option(2, "keep at most this many checkpoints", lo=1, hi=1000, group="Eval & logging")
-    report_to: str = option("none", "extra loggers for Trainer: none, tensorboard, wandb, ...",
-                            suggestions=("none", "tensorboard", "wandb"), group="Eval & logging")
+    report_to: str = option(
+        "none",
+        "extra loggers for Trainer: none, tensorboard, wandb, ...",
+        suggestions=("none", "tensorboard", "wandb"),
+        group="Eval & logging",
+    )
     threads: int = option(0, "CPU threads for torch (0: torch's default)", lo=0, hi=1024, group="Optimisation")
 
     def check(self) -> None:
@@ -126,9 +190,12 @@ class TrainConfig(Options):
         if self.per_task and self.mode != "ttft":
             raise self.bad("per_task", "is only for mode 'ttft'")
         if self.per_task and self.model.full_finetune:
-            raise self.bad("per_task", "trains one LoRA adapter per task from the same base; a full fine-tune per "
-                                       "task is not supported (it would keep a whole model copy per task): use "
-                                       "LoRA, or --no-per-task for one fully fine-tuned model")
+            raise self.bad(
+                "per_task",
+                "trains one LoRA adapter per task from the same base; a full fine-tune per "
+                "task is not supported (it would keep a whole model copy per task): use "
+                "LoRA, or --no-per-task for one fully fine-tuned model",
+            )
         check_task_ids(self)
         if not self.dataset.strip():
             raise self.bad("dataset", "must be a bundled name or a path")

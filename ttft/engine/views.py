@@ -19,8 +19,9 @@ _SLACK_TOKENS = 4
 def view_specs(task: Task, cfg: PredictConfig) -> list[AugmentSpec]:
     """The K inference views of a task (see :func:`ttft.core.profiles.view_specs`: ttft's own recipe by default,
     arc24's with its profile)."""
-    return profiles.view_specs(task, cfg.views, cfg.transforms, cfg.colors, cfg.p_bg, cfg.shuffle, cfg.identity_view,
-                               cfg.seed)
+    return profiles.view_specs(
+        task, cfg.views, cfg.transforms, cfg.colors, cfg.p_bg, cfg.shuffle, cfg.identity_view, cfg.seed
+    )
 
 
 def output_token_estimate(view_task: Task, test_index: int, fmt: str, count: Callable[[str], int]) -> int:

@@ -104,8 +104,22 @@ def _new_run_path(root: Path, label: str) -> Path:
     raise JobError(f"cannot create a run folder in {root}")
 
 
-_CLEARED_ON_QUEUE = ("pid", "pid_start", "ended", "error", "traceback", "exit_code", "exit_signal", "stop_requested",
-                     "note", "supervisor_pid", "supervisor_start", "slot", "run_dir", "started")
+_CLEARED_ON_QUEUE = (
+    "pid",
+    "pid_start",
+    "ended",
+    "error",
+    "traceback",
+    "exit_code",
+    "exit_signal",
+    "stop_requested",
+    "note",
+    "supervisor_pid",
+    "supervisor_start",
+    "slot",
+    "run_dir",
+    "started",
+)
 
 #: the one slot of the ``experiment`` kind: one experiment (orchestrator) at a time per runs folder
 ORCHESTRATOR_SLOTS = 1
@@ -117,8 +131,9 @@ def job_kind(argv: Sequence[str], kind: str) -> str:
     return ORCHESTRATOR if list(argv[:1]) == ["experiment"] else kind
 
 
-def _enqueue(path: Path, argv: list[str], kind: str, cfg: JobConfig, config: dict | None,
-             extra: dict | None = None) -> Job:
+def _enqueue(
+    path: Path, argv: list[str], kind: str, cfg: JobConfig, config: dict | None, extra: dict | None = None
+) -> Job:
     """Queue ``argv`` as the job of the folder ``path`` and start its supervisor. A folder outside the runs folder
     (``train --run-dir`` elsewhere) is linked into it, so that it is listed and waits in the same queue and slots.
     A write that fails (a full disk, a read-only folder) raises JobError saying so."""
@@ -129,16 +144,25 @@ def _enqueue(path: Path, argv: list[str], kind: str, cfg: JobConfig, config: dic
         raise JobError(f"cannot queue {path.name}: {e.strerror or e} (writing in {path})") from None
 
 
-def _enqueue_in(path: Path, argv: list[str], kind: str, cfg: JobConfig, config: dict | None,
-                extra: dict | None) -> Job:
+def _enqueue_in(path: Path, argv: list[str], kind: str, cfg: JobConfig, config: dict | None, extra: dict | None) -> Job:
     kind = job_kind(argv, kind)
     now = time.time()
     old = read_json(path / JOB_FILE, {}) or {}
-    meta = {"argv": argv, "kind": kind, "slots": ORCHESTRATOR_SLOTS if kind == ORCHESTRATOR else cfg.slots(kind),
-            "stop_timeout_s": cfg.stop_timeout_s, "poll_s": cfg.poll_s, "cwd": os.getcwd(), "python": sys.executable,
-            "root": str(cfg.root), "created": old.get("created", now), "queued_at": now,
-            "launches": int(old.get("launches", 0)) + 1,
-            "config": config if config is not None else old.get("config"), **(extra or {})}
+    meta = {
+        "argv": argv,
+        "kind": kind,
+        "slots": ORCHESTRATOR_SLOTS if kind == ORCHESTRATOR else cfg.slots(kind),
+        "stop_timeout_s": cfg.stop_timeout_s,
+        "poll_s": cfg.poll_s,
+        "cwd": os.getcwd(),
+        "python": sys.executable,
+        "root": str(cfg.root),
+        "created": old.get("created", now),
+        "queued_at": now,
+        "launches": int(old.get("launches", 0)) + 1,
+        "config": config if config is not None else old.get("config"),
+        **(extra or {}),
+    }
     write_json_atomic(path / JOB_FILE, meta)
     RunDir(path).reserve_space()
     link_into_root(path, cfg.root)
@@ -147,12 +171,14 @@ def _enqueue_in(path: Path, argv: list[str], kind: str, cfg: JobConfig, config: 
         st.update(status="queued", queued_at=now, kind=kind, updated=now)
         write_json_atomic(path / "status.json", st)
     try:
-        sup = _spawn_detached([sys.executable, "-m", "ttft", "jobs", "wait-and-run", str(path)],
-                              path / SUPERVISOR_FILE, cwd=meta["cwd"])
+        sup = _spawn_detached(
+            [sys.executable, "-m", "ttft", "jobs", "wait-and-run", str(path)], path / SUPERVISOR_FILE, cwd=meta["cwd"]
+        )
     except OSError as e:  # not queued after all: say why in its status (written with the space the run kept)
         with run_lock(path):
-            RunDir(path).update_status(status="failed", ended=time.time(), error=f"could not start its queue "
-                                       f"process: {e.strerror or e}")
+            RunDir(path).update_status(
+                status="failed", ended=time.time(), error=f"could not start its queue process: {e.strerror or e}"
+            )
         raise
     with run_lock(path):
         run = RunDir(path)
@@ -182,9 +208,15 @@ def link_into_root(path: Path, root: Path) -> Path | None:
 # --------------------------------------------------------------------------- stages of an experiment
 
 
-def enqueue_stage(argv: Sequence[str], name: str, kind: str, cfg: JobConfig | None = None,
-                  run_dir: str | os.PathLike | None = None, owner: str | os.PathLike | None = None,
-                  module: str = "ttft") -> Job:
+def enqueue_stage(
+    argv: Sequence[str],
+    name: str,
+    kind: str,
+    cfg: JobConfig | None = None,
+    run_dir: str | os.PathLike | None = None,
+    owner: str | os.PathLike | None = None,
+    module: str = "ttft",
+) -> Job:
     """Queue one stage of an orchestrating process (an experiment's ``train``/``predict`` command) as a job of its
     own, ``<runs>/<name>/``, in the same queue and slots as every other job: ``python -m <module> <argv>`` of
     ``kind`` (cpu or gpu). ``run_dir`` is the folder the command writes (linked: the registry reads its progress
@@ -210,13 +242,21 @@ def enqueue_stage(argv: Sequence[str], name: str, kind: str, cfg: JobConfig | No
     else:
         raise JobError(f"cannot create a stage folder {base} in {root}")
     me = os.getpid()
-    extra = {"module": module, "stage": True, "run_dir": str(Path(run_dir).absolute()) if run_dir else None,
-             "owner": {"path": owner_path, "pid": me, "pid_start": process_start_time(me)}}
+    extra = {
+        "module": module,
+        "stage": True,
+        "run_dir": str(Path(run_dir).absolute()) if run_dir else None,
+        "owner": {"path": owner_path, "pid": me, "pid_start": process_start_time(me)},
+    }
     return _enqueue(path, [str(a) for a in argv], kind, cfg, None, extra)
 
 
-def wait_for(run: str | os.PathLike | Job, cfg: JobConfig | None = None,
-             should_stop: Callable[[], bool] = lambda: False, poll: float | None = None) -> Job:
+def wait_for(
+    run: str | os.PathLike | Job,
+    cfg: JobConfig | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    poll: float | None = None,
+) -> Job:
     """Wait until a job has ended (``finished``, ``failed``, ``stopped`` or ``lost``) and return it. When
     ``should_stop()`` turns true first, the job is stopped (:func:`stop`, waiting for it) and returned."""
     cfg = cfg or JobConfig.from_env()
@@ -279,8 +319,9 @@ def wait_and_run(run_dir: str | os.PathLike) -> int:
         st = run.status()
         if st.get("status") != "queued":
             return 0
-        if st.get("supervisor_pid") not in (None, os.getpid()) and process_alive(st.get("supervisor_pid"),
-                                                                                  st.get("supervisor_start")):
+        if st.get("supervisor_pid") not in (None, os.getpid()) and process_alive(
+            st.get("supervisor_pid"), st.get("supervisor_start")
+        ):
             print(f"{path}: another supervisor ({st['supervisor_pid']}) owns this job", file=sys.stderr)
             return 0
         run.update_status(**me)
@@ -301,8 +342,9 @@ def wait_and_run(run_dir: str | os.PathLike) -> int:
         if flag["stop"] or gone:
             with run_lock(path):
                 if run.status().get("status") == "queued":
-                    run.update_status(status="stopped", ended=time.time(),
-                                      note="stopped while queued" + (f": {gone}" if gone else ""))
+                    run.update_status(
+                        status="stopped", ended=time.time(), note="stopped while queued" + (f": {gone}" if gone else "")
+                    )
             return 0
         st = run.status()
         if st.get("status") != "queued" or st.get("supervisor_pid") != os.getpid():
@@ -312,8 +354,11 @@ def wait_and_run(run_dir: str | os.PathLike) -> int:
                 got = try_acquire_slot(root, kind, slots, holder=path.name)
             except OSError as e:  # the locks folder cannot be written (a full disk, read-only): say so, not 'lost'
                 with run_lock(path):
-                    run.update_status(status="failed", ended=time.time(),
-                                      error=f"cannot take a {kind} slot in {root}: {e.strerror or e}")
+                    run.update_status(
+                        status="failed",
+                        ended=time.time(),
+                        error=f"cannot take a {kind} slot in {root}: {e.strerror or e}",
+                    )
                 return 1
         if got is None:
             time.sleep(poll)
@@ -327,21 +372,21 @@ def wait_and_run(run_dir: str | os.PathLike) -> int:
         env = {**os.environ, JOB_DIR_ENV: str(path)}
         cmd = [sys.executable, "-m", meta.get("module") or "ttft", *meta["argv"]]
         with open(path / STDOUT_FILE, "ab") as out, open(path / STDERR_FILE, "ab") as err:
-            p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=meta.get("cwd"), env=env,
-                                 pass_fds=(fd,))
+            p = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=meta.get("cwd"), env=env, pass_fds=(fd,)
+            )
         child.append(p)
-        run.update_status(status="running", pid=p.pid, pid_start=process_start_time(p.pid), slot=f"{kind}-{slot}",
-                          started=time.time())
-    print(f"{time.strftime('%H:%M:%S')} started pid {p.pid} in slot {kind}-{slot}: {shlex.join(cmd[2:])}",
-          flush=True)
+        run.update_status(
+            status="running", pid=p.pid, pid_start=process_start_time(p.pid), slot=f"{kind}-{slot}", started=time.time()
+        )
+    print(f"{time.strftime('%H:%M:%S')} started pid {p.pid} in slot {kind}-{slot}: {shlex.join(cmd[2:])}", flush=True)
     rc = _wait_child(p, path, meta, poll)
     os.close(fd)
     try:
         finalize(path, rc)
     except OSError as e:  # a full disk: the job wrote its own final status with the space it kept, if it could
         print(f"{time.strftime('%H:%M:%S')} could not record the exit ({e})", flush=True)
-    print(f"{time.strftime('%H:%M:%S')} pid {p.pid} exited with {rc}; status {run.status().get('status')}",
-          flush=True)
+    print(f"{time.strftime('%H:%M:%S')} pid {p.pid} exited with {rc}; status {run.status().get('status')}", flush=True)
     return 0
 
 
@@ -390,13 +435,23 @@ def finalize(path: Path, rc: int) -> None:
         elif rc > 0:
             tail = _tail(run.path / STDERR_FILE)
             last = next((ln for ln in reversed(tail.splitlines()) if ln.strip()), f"exit status {rc}")
-            run.update_status(status="failed", exit_code=rc, ended=now, error=st.get("error") or last.strip(),
-                              traceback=st.get("traceback") or tail)
+            run.update_status(
+                status="failed",
+                exit_code=rc,
+                ended=now,
+                error=st.get("error") or last.strip(),
+                traceback=st.get("traceback") or tail,
+            )
         else:
             name = _signame(-rc)
             if st.get("stop_requested"):
-                run.update_status(status="stopped", exit_code=rc, exit_signal=name, ended=now,
-                                  note=f"ended by {name} before it saved a checkpoint")
+                run.update_status(
+                    status="stopped",
+                    exit_code=rc,
+                    exit_signal=name,
+                    ended=now,
+                    note=f"ended by {name} before it saved a checkpoint",
+                )
             else:
                 run.update_status(exit_code=rc, exit_signal=name)  # the registry shows it as lost
     run.release_reserve()
@@ -412,8 +467,9 @@ def _signame(n: int) -> str:
 # --------------------------------------------------------------------------- stop, resume, delete
 
 
-def stop(run: str | os.PathLike | Job, cfg: JobConfig | None = None, wait: bool = False,
-         timeout: float | None = None) -> Job:
+def stop(
+    run: str | os.PathLike | Job, cfg: JobConfig | None = None, wait: bool = False, timeout: float | None = None
+) -> Job:
     """Stop a job. Queued: marked ``stopped`` at once. Running: SIGTERM (checkpoint, ``stopped``), then SIGKILL
     after ``timeout`` (default ``stop_timeout_s`` of the job). With ``wait=False`` a detached watchdog
     (``python -m ttft jobs stop RUN``) does the waiting and escalation, so the caller returns at once."""
@@ -481,8 +537,9 @@ def resume(run: str | os.PathLike | Job, cfg: JobConfig | None = None) -> Job:
     conf = conf if isinstance(conf, dict) else None
     if job.meta.get("stage"):
         owner = (job.meta.get("owner") or {}).get("path")
-        raise JobError(f"{job.id} is a stage of the experiment {owner}: run the experiment again (the rows done are "
-                       "skipped)")
+        raise JobError(
+            f"{job.id} is a stage of the experiment {owner}: run the experiment again (the rows done are skipped)"
+        )
     if conf is not None and conf.get("experiment"):
         argv, kind = ["experiment", str(conf["experiment"]), "--out", str(job.path)], ORCHESTRATOR
     elif conf is not None and conf.get("kind") != "predict":
@@ -537,5 +594,3 @@ def command_line(argv: Sequence[str]) -> str:
 
 
 # --------------------------------------------------------------------------- metrics (cheap to refresh)
-
-

@@ -39,8 +39,9 @@ class Metrics:
         """The metrics of these rows (indices, in order)."""
         rows = np.asarray(rows, dtype=int)
         tasks = [self.tasks[i] for i in rows] if self.tasks else []
-        return Metrics(columns={k: c[rows] for k, c in self.columns.items()}, tasks=tasks, n=len(rows),
-                       problem=self.problem)
+        return Metrics(
+            columns={k: c[rows] for k, c in self.columns.items()}, tasks=tasks, n=len(rows), problem=self.problem
+        )
 
     def downsample_rows(self, max_points: int = MAX_POINTS, key: str = "loss") -> np.ndarray:
         """Indices of at most about ``max_points`` rows that draw the same chart: all rows when there are fewer;
@@ -81,7 +82,7 @@ def _min_max_rows(idx: np.ndarray, v: np.ndarray, budget: int) -> np.ndarray:
     if n <= budget:
         return idx
     if budget < 4:
-        return idx[np.unique([0, n - 1])][:max(budget, 0)]
+        return idx[np.unique([0, n - 1])][: max(budget, 0)]
     per = -(-n // ((budget - 2) // 2))  # rows per stretch
     rows = -(-n // per)
     padded = np.full(rows * per, np.nan)

@@ -14,8 +14,12 @@ from ttft.runs.process import process_alive
 from ttft.runs.rundir import ACTIVE, JOB_FILE, read_json, read_jsonl, runs_root
 
 #: where prediction folders are looked for, relative to the runs folder
-FIND_PATTERNS = ("*/predictions/*", "*/predictions", "experiments/*/rows/*/predictions",
-                 "experiments/*/rows/*/predictions/*")
+FIND_PATTERNS = (
+    "*/predictions/*",
+    "*/predictions",
+    "experiments/*/rows/*/predictions",
+    "experiments/*/rows/*/predictions/*",
+)
 
 
 @dataclass
@@ -139,8 +143,12 @@ def submission(task_ids: Sequence[str], results: Mapping[str, Mapping[str, Any]]
         rows = []
         for i in range(n_tests[tid]):
             att = tests.get(i, {}).get("attempts") or [None, None]
-            rows.append({"attempt_1": att[0] if att[0] is not None else [[0]],
-                         "attempt_2": att[1] if len(att) > 1 and att[1] is not None else [[0]]})
+            rows.append(
+                {
+                    "attempt_1": att[0] if att[0] is not None else [[0]],
+                    "attempt_2": att[1] if len(att) > 1 and att[1] is not None else [[0]],
+                }
+            )
         sub[tid] = rows
     return sub
 
@@ -180,8 +188,9 @@ def read_prediction(path: Path | str, root: Path | None = None) -> PredictionRef
     root = Path(root) if root is not None else runs_root()
     status = read_json(path / "status.json", {}) or {}
     job = Path(status["job"]) if status.get("job") else None
-    return PredictionRef(path, run_key_of(path, root), path.name, read_json(path / "config.json", {}) or {}, status,
-                         job)
+    return PredictionRef(
+        path, run_key_of(path, root), path.name, read_json(path / "config.json", {}) or {}, status, job
+    )
 
 
 def _argv_value(argv: Sequence[str], flag: str) -> str | None:
@@ -215,8 +224,12 @@ def prediction_jobs(root: Path | str | None = None) -> list[PredictionRef]:
             continue
         raw = read_json(d / "status.json", {}) or {}
         status, note = derive_status(raw, meta)
-        st = {**raw, "status": status, "note": note or raw.get("note") or "",
-              "queued_at": raw.get("queued_at") or meta.get("queued_at") or meta.get("created")}
+        st = {
+            **raw,
+            "status": status,
+            "note": note or raw.get("note") or "",
+            "queued_at": raw.get("queued_at") or meta.get("queued_at") or meta.get("created"),
+        }
         cfg = {"kind": "predict", **(meta.get("config") or {})}
         out.append(PredictionRef(path, run_key_of(path, root), path.name, cfg, st, d, pending=True))
     return out

@@ -37,7 +37,7 @@ def process_state(pid: int) -> str | None:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
-    return stat[stat.rfind(")") + 2:][:1] or None
+    return stat[stat.rfind(")") + 2 :][:1] or None
 
 
 def process_alive(pid: Any, start: Any = None, reap: bool = True) -> bool:
@@ -70,7 +70,7 @@ def _descendants(pid: int) -> list[int]:
             stat = (p / "stat").read_text()
         except OSError:
             continue
-        ppid = int(stat[stat.rfind(")") + 2:].split()[1])
+        ppid = int(stat[stat.rfind(")") + 2 :].split()[1])
         children.setdefault(ppid, []).append(int(p.name))
     out, todo = [], [pid]
     while todo:
@@ -94,9 +94,15 @@ def _signal(pid: Any, sig: int) -> bool:
 def _spawn_detached(argv: list[str], log: Path | None, cwd: str | None = None) -> subprocess.Popen:
     log_f = open(log, "ab") if log else None
     try:
-        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_f or subprocess.DEVNULL,
-                             stderr=subprocess.STDOUT if log_f else subprocess.DEVNULL, cwd=cwd,
-                             start_new_session=True, close_fds=True)
+        p = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log_f or subprocess.DEVNULL,
+            stderr=subprocess.STDOUT if log_f else subprocess.DEVNULL,
+            cwd=cwd,
+            start_new_session=True,
+            close_fds=True,
+        )
     finally:
         if log_f is not None:
             log_f.close()

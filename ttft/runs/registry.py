@@ -57,19 +57,33 @@ class JobConfig(Options):
     TITLE: ClassVar[str] = "jobs"
     GROUP: ClassVar[str] = "Jobs"
 
-    runs_dir: str | None = option(None, "the runs folder (default: $TTFT_RUNS_DIR or ./runs); the queue is per "
-                                  "runs folder", flag="--runs-dir")
-    cpu_slots: int = option(1, "how many CPU jobs may run at once; more wait as 'queued' ($TTFT_CPU_SLOTS)", lo=1,
-                            hi=1024)
-    gpu_slots: int = option(1, "how many GPU jobs may run at once (1: one GPU job at a time; $TTFT_GPU_SLOTS)",
-                            lo=1, hi=1024)
-    stop_timeout_s: float = option(30.0, "seconds between SIGTERM (checkpoint and stop) and SIGKILL "
-                                   "($TTFT_STOP_TIMEOUT)", lo=0.0, lo_open=True, hi=86400.0, flag="--stop-timeout")
-    poll_s: float = option(0.25, "how often a queued job checks for its turn (seconds)", lo=0.0, lo_open=True,
-                           hi=60.0, flag=False)
+    runs_dir: str | None = option(
+        None, "the runs folder (default: $TTFT_RUNS_DIR or ./runs); the queue is per runs folder", flag="--runs-dir"
+    )
+    cpu_slots: int = option(
+        1, "how many CPU jobs may run at once; more wait as 'queued' ($TTFT_CPU_SLOTS)", lo=1, hi=1024
+    )
+    gpu_slots: int = option(
+        1, "how many GPU jobs may run at once (1: one GPU job at a time; $TTFT_GPU_SLOTS)", lo=1, hi=1024
+    )
+    stop_timeout_s: float = option(
+        30.0,
+        "seconds between SIGTERM (checkpoint and stop) and SIGKILL ($TTFT_STOP_TIMEOUT)",
+        lo=0.0,
+        lo_open=True,
+        hi=86400.0,
+        flag="--stop-timeout",
+    )
+    poll_s: float = option(
+        0.25, "how often a queued job checks for its turn (seconds)", lo=0.0, lo_open=True, hi=60.0, flag=False
+    )
 
-    ENV: ClassVar[dict[str, str]] = {"runs_dir": "TTFT_RUNS_DIR", "cpu_slots": "TTFT_CPU_SLOTS",
-                                     "gpu_slots": "TTFT_GPU_SLOTS", "stop_timeout_s": "TTFT_STOP_TIMEOUT"}
+    ENV: ClassVar[dict[str, str]] = {
+        "runs_dir": "TTFT_RUNS_DIR",
+        "cpu_slots": "TTFT_CPU_SLOTS",
+        "gpu_slots": "TTFT_GPU_SLOTS",
+        "stop_timeout_s": "TTFT_STOP_TIMEOUT",
+    }
 
     @classmethod
     def from_env(cls, **overrides: Any) -> JobConfig:
@@ -181,10 +195,22 @@ class Job:
         return shlex.join(["python", "-m", self.meta.get("module") or "ttft", *argv]) if argv else ""
 
     def to_json(self) -> dict:
-        return {"id": self.id, "path": str(self.path), "status": self.status, "raw_status": self.raw.get("status"),
-                "kind": self.kind, "position": self.position, "step": self.step, "max_steps": self.max_steps,
-                "pid": self.pid, "created": self.created, "note": self.note, "error": self.raw.get("error"),
-                "command": self.command(), "problem": self.problem}
+        return {
+            "id": self.id,
+            "path": str(self.path),
+            "status": self.status,
+            "raw_status": self.raw.get("status"),
+            "kind": self.kind,
+            "position": self.position,
+            "step": self.step,
+            "max_steps": self.max_steps,
+            "pid": self.pid,
+            "created": self.created,
+            "note": self.note,
+            "error": self.raw.get("error"),
+            "command": self.command(),
+            "problem": self.problem,
+        }
 
 
 def _count(v: Any) -> int | None:
@@ -203,8 +229,11 @@ def _exists(p: Path) -> bool:
 
 def _is_run_dir(p: Path) -> bool:
     try:
-        return p.is_dir() and not p.name.startswith(".") and any(
-            os.path.lexists(os.path.join(p, f)) for f in ("status.json", "config.json", JOB_FILE))
+        return (
+            p.is_dir()
+            and not p.name.startswith(".")
+            and any(os.path.lexists(os.path.join(p, f)) for f in ("status.json", "config.json", JOB_FILE))
+        )
     except OSError:
         return False
 
@@ -231,8 +260,9 @@ def job_dirs(root: Path | str) -> list[Path]:
                 is_dir = e.is_dir()
             except OSError:
                 is_dir = False
-            if is_dir and any(os.path.lexists(os.path.join(e.path, f)) for f in ("status.json", "config.json",
-                                                                                  JOB_FILE)):
+            if is_dir and any(
+                os.path.lexists(os.path.join(e.path, f)) for f in ("status.json", "config.json", JOB_FILE)
+            ):
                 out.append(base / e.name)
             elif not is_dir and e.is_symlink() and not os.path.exists(e.path):
                 out.append(base / e.name)
@@ -300,25 +330,62 @@ def derive_status(raw: dict, meta: dict, now: float | None = None) -> tuple[str,
         if process_alive(raw.get("pid"), raw.get("pid_start")) or sup_ok:
             return s, ""
         how = f" (killed by {raw['exit_signal']})" if raw.get("exit_signal") else ""
-        return "lost", (f"process {raw.get('pid')} ended without a final status{how}: killed, out of memory, or "
-                        "the machine restarted")
+        return "lost", (
+            f"process {raw.get('pid')} ended without a final status{how}: killed, out of memory, or "
+            "the machine restarted"
+        )
     return "lost", f"unknown status {s!r}"
 
 
 #: the fields of status.json the registry and the app read, and their JSON types (null is allowed for each)
 _NUM = (int, float)
 STATUS_FIELDS: dict[str, tuple[type, ...]] = {
-    "status": (str,), "pid": (int,), "pid_start": _NUM, "supervisor_pid": (int,), "supervisor_start": _NUM,
-    "step": _NUM, "max_steps": _NUM, "queued_at": _NUM, "started": _NUM, "ended": _NUM, "updated": _NUM,
-    "stop_requested": _NUM, "final_loss": _NUM, "val_loss": _NUM, "exit_code": (int,), "error": (str,),
-    "traceback": (str,), "note": (str,), "exit_signal": (str,), "kind": (str,), "slot": (str,), "run_dir": (str,),
-    "job": (str,), "task": (str,), "counts": (dict,), "done": _NUM, "total": _NUM,
+    "status": (str,),
+    "pid": (int,),
+    "pid_start": _NUM,
+    "supervisor_pid": (int,),
+    "supervisor_start": _NUM,
+    "step": _NUM,
+    "max_steps": _NUM,
+    "queued_at": _NUM,
+    "started": _NUM,
+    "ended": _NUM,
+    "updated": _NUM,
+    "stop_requested": _NUM,
+    "final_loss": _NUM,
+    "val_loss": _NUM,
+    "exit_code": (int,),
+    "error": (str,),
+    "traceback": (str,),
+    "note": (str,),
+    "exit_signal": (str,),
+    "kind": (str,),
+    "slot": (str,),
+    "run_dir": (str,),
+    "job": (str,),
+    "task": (str,),
+    "counts": (dict,),
+    "done": _NUM,
+    "total": _NUM,
 }
 #: the fields of job.json the queue and the registry read
 JOB_FIELDS: dict[str, tuple[type, ...]] = {
-    "argv": (list,), "kind": (str,), "slots": (int,), "stop_timeout_s": _NUM, "poll_s": _NUM, "cwd": (str,),
-    "python": (str,), "root": (str,), "created": _NUM, "queued_at": _NUM, "launches": (int,), "config": (dict,),
-    "module": (str,), "stage": (bool,), "run_dir": (str,), "owner": (dict,),
+    "argv": (list,),
+    "kind": (str,),
+    "slots": (int,),
+    "stop_timeout_s": _NUM,
+    "poll_s": _NUM,
+    "cwd": (str,),
+    "python": (str,),
+    "root": (str,),
+    "created": _NUM,
+    "queued_at": _NUM,
+    "launches": (int,),
+    "config": (dict,),
+    "module": (str,),
+    "stage": (bool,),
+    "run_dir": (str,),
+    "owner": (dict,),
 }
 #: more files of a run whose damage makes a run that is not active ``corrupt``
 _OTHER_FILES = ("config.json", "manifest.json", "result.json")
@@ -398,14 +465,18 @@ def read_job(path: Path | str) -> Job:
         return Job(path=path, status="corrupt", raw={}, meta=meta, note=why, problem=why)
     status, note = derive_status(raw, meta)
     if status == "lost" and (free := disk_free(path)) is not None and free < DISK_FULL_BYTES:
-        note = (f"{note}; the disk holding it is full ({free // 1024} KB free): it probably failed writing and could "
-                "not record why (see log.txt, stderr.txt)")
+        note = (
+            f"{note}; the disk holding it is full ({free // 1024} KB free): it probably failed writing and could "
+            "not record why (see log.txt, stderr.txt)"
+        )
     link = _link(path, raw, meta)
     linked, why_linked = _read_checked(link / "status.json", STATUS_FIELDS) if link else ({}, None)
     sp = os.fspath(path)
-    other = next((w for f in _OTHER_FILES if (w := _file_problem(os.path.join(sp, f)))), None) or next(
-        (w for f in _TEXT_FILES if (w := _text_problem(os.path.join(sp, f)))), None) or (
-        f"the linked run {link}: {why_linked}" if why_linked else None)
+    other = (
+        next((w for f in _OTHER_FILES if (w := _file_problem(os.path.join(sp, f)))), None)
+        or next((w for f in _TEXT_FILES if (w := _text_problem(os.path.join(sp, f)))), None)
+        or (f"the linked run {link}: {why_linked}" if why_linked else None)
+    )
     if other and status not in ACTIVE:
         return Job(path=path, status="corrupt", raw=raw, meta=meta, note=other, linked_raw=linked, problem=other)
     if other:
@@ -421,16 +492,24 @@ def list_jobs(root: Path | str | None = None) -> list[Job]:
     root = Path(root) if root else runs_root()
     jobs = [read_job(p) for p in _unique(job_dirs(root))]
     listed = {j.path.absolute() for j in jobs}
-    jobs = [j for j in jobs if not (j.raw.get("job") and Path(j.raw["job"]).absolute() in listed
-                                    and Path(j.raw["job"]).absolute() != j.path.absolute())]
+    jobs = [
+        j
+        for j in jobs
+        if not (
+            j.raw.get("job")
+            and Path(j.raw["job"]).absolute() in listed
+            and Path(j.raw["job"]).absolute() != j.path.absolute()
+        )
+    ]
     assign_positions(jobs)
     return sorted(jobs, key=lambda j: (j.created, j.id), reverse=True)
 
 
 def assign_positions(jobs: list[Job]) -> None:
     for kind in KINDS:
-        queued = sorted((j for j in jobs if j.status == "queued" and j.meta.get("kind") == kind),
-                        key=lambda j: (j.queued_at, j.id))
+        queued = sorted(
+            (j for j in jobs if j.status == "queued" and j.meta.get("kind") == kind), key=lambda j: (j.queued_at, j.id)
+        )
         for i, j in enumerate(queued, 1):
             j.position = i
 
@@ -471,8 +550,10 @@ def resolve(run: str | os.PathLike | Job, root: Path | str | None = None) -> Pat
             return cand
     found = next((c for c in cands if _exists(c)), None)
     if found is not None:
-        raise JobError(f"no run {text!r} in {root}: {found} is not a ttft run (it has no status.json or job.json; "
-                       "ttft did not write it)")
+        raise JobError(
+            f"no run {text!r} in {root}: {found} is not a ttft run (it has no status.json or job.json; "
+            "ttft did not write it)"
+        )
     raise JobError(f"no run {text!r} in {root} ({hint})")
 
 
@@ -515,6 +596,14 @@ def progress(job: Job, m: Metrics, now: float | None = None) -> Progress:
     started = job.raw.get("started")
     end = job.raw.get("ended") if job.status not in ACTIVE else now
     elapsed = (float(end) - float(started)) if isinstance(started, (int, float)) and end else None
-    return Progress(step=step, max_steps=max_steps, fraction=fraction, eta_s=eta,
-                    tokens_per_second=float(tps.mean()) if tps.size else None, loss=_last(loss),
-                    eval_loss=_last(m.col("eval_loss")), lr=_last(m.col("lr")), elapsed_s=elapsed)
+    return Progress(
+        step=step,
+        max_steps=max_steps,
+        fraction=fraction,
+        eta_s=eta,
+        tokens_per_second=float(tps.mean()) if tps.size else None,
+        loss=_last(loss),
+        eval_loss=_last(m.col("eval_loss")),
+        lr=_last(m.col("lr")),
+        elapsed_s=elapsed,
+    )

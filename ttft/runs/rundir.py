@@ -186,8 +186,17 @@ def disk_full_error(exc: BaseException, path: Path | str) -> str | None:
 
 
 #: what libraries say when writing a file fails (torch's zip writer, safetensors, ...)
-_WRITE_ERRORS = ("no space", "storagefull", "write failed", "file write", "disk quota", "pytorchstreamwriter",
-                 "inline_container", "unexpected pos", "ioerror")
+_WRITE_ERRORS = (
+    "no space",
+    "storagefull",
+    "write failed",
+    "file write",
+    "disk quota",
+    "pytorchstreamwriter",
+    "inline_container",
+    "unexpected pos",
+    "ioerror",
+)
 
 
 def append_jsonl(path: Path, obj: dict) -> None:
@@ -224,7 +233,7 @@ def process_start_time(pid: int) -> float | None:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
-    fields = stat[stat.rfind(")") + 2:].split()
+    fields = stat[stat.rfind(")") + 2 :].split()
     return int(fields[19]) / os.sysconf("SC_CLK_TCK")
 
 
@@ -316,8 +325,11 @@ class RunDir:
         # complete ones only: Trainer writes trainer_state.json last, so a checkpoint killed mid-save (SIGKILL, OOM)
         # lacks it and must not be resumed from
         try:
-            cps = [p for p in d.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()
-                   and (p / "trainer_state.json").exists()]
+            cps = [
+                p
+                for p in d.glob("checkpoint-*")
+                if p.is_dir() and p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").exists()
+            ]
         except OSError:
             return []
         return sorted(cps, key=lambda p: int(p.name.split("-")[-1]))

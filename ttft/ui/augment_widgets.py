@@ -66,8 +66,13 @@ def task_picker(key: str, ds: Dataset) -> str:
         st.session_state["aug_task"] = qp
     elif st.session_state.get("aug_task") not in ds.tasks:
         st.session_state["aug_task"] = ids[0]
-    tid = st.sidebar.selectbox("Task", ids, key="aug_task", help="Type to search; the URL's ?task= follows it",
-                               on_change=lambda: w.set_query_params(task=st.session_state["aug_task"]))
+    tid = st.sidebar.selectbox(
+        "Task",
+        ids,
+        key="aug_task",
+        help="Type to search; the URL's ?task= follows it",
+        on_change=lambda: w.set_query_params(task=st.session_state["aug_task"]),
+    )
     w.set_query_params(task=tid)
     nav.remember(task=tid)
     return tid
@@ -119,59 +124,100 @@ def controls() -> Controls:
     st.session_state.setdefault("aug_seed", _seed_from_url())
     if w.query_param("seed") is not None and _seed_from_url() != st.session_state["aug_seed"]:
         st.session_state["aug_seed"] = _seed_from_url()  # the URL changed (a deep link)
-    seed = int(sb.number_input("Seed", 0, 2**31 - 1, step=1, key="aug_seed", on_change=_sync_seed,
-                               help="Seed of the view's random choices; the gallery uses the next N seeds"))
-    mode = sb.selectbox("Transform", (RANDOM_TRANSFORM,) + DIHEDRAL, key="aug_transform",
-                        help="One dihedral transform, or one drawn at random from those selected")
+    seed = int(
+        sb.number_input(
+            "Seed",
+            0,
+            2**31 - 1,
+            step=1,
+            key="aug_seed",
+            on_change=_sync_seed,
+            help="Seed of the view's random choices; the gallery uses the next N seeds",
+        )
+    )
+    mode = sb.selectbox(
+        "Transform",
+        (RANDOM_TRANSFORM,) + DIHEDRAL,
+        key="aug_transform",
+        help="One dihedral transform, or one drawn at random from those selected",
+    )
     transforms: tuple[str, ...] = (mode,)
     if mode == RANDOM_TRANSFORM:
-        transforms = tuple(sb.multiselect("Draw from", DIHEDRAL, default=list(DIHEDRAL), key="aug_transforms",
-                                          help=h["transforms"]))
+        transforms = tuple(
+            sb.multiselect("Draw from", DIHEDRAL, default=list(DIHEDRAL), key="aug_transforms", help=h["transforms"])
+        )
     cmode = sb.selectbox("Colours", COLOR_MODES + (EXPLICIT_COLORS,), key="aug_colors", help=h["colors"])
     colors, p_bg = cmode, 0.0
     if cmode == EXPLICIT_COLORS:
-        colors = sb.text_input("Colour map", "0213456789", key="aug_color_map",
-                               help="10 digits (colour c becomes digit c) or pairs like 1:2,2:1")
+        colors = sb.text_input(
+            "Colour map",
+            "0213456789",
+            key="aug_color_map",
+            help="10 digits (colour c becomes digit c) or pairs like 1:2,2:1",
+        )
     elif cmode == "keep-bg":
         p_bg = sb.slider("p_bg", 0.0, 1.0, 0.0, 0.05, key="aug_p_bg", help=h["p_bg"])
     shuffle = sb.toggle("Shuffle train pairs", True, key="aug_shuffle", help=h["shuffle"])
     with sb.expander("Composition steps", expanded=False):
-        kinds = st.multiselect("Random steps", STEP_KINDS, key="aug_step_kinds",
-                               help="Kinds drawn with random parameters, in the order picked")
-        explicit = st.text_input("Explicit steps", key="aug_steps", placeholder="upscale:2x2:input pad:1:5:output",
-                                 help="Applied after the random ones, in order. " + h["compose"])
-        targets = st.multiselect("Random steps apply to", TARGETS, default=["input", "output"],
-                                 key="aug_targets", help=h["compose_targets"])
+        kinds = st.multiselect(
+            "Random steps",
+            STEP_KINDS,
+            key="aug_step_kinds",
+            help="Kinds drawn with random parameters, in the order picked",
+        )
+        explicit = st.text_input(
+            "Explicit steps",
+            key="aug_steps",
+            placeholder="upscale:2x2:input pad:1:5:output",
+            help="Applied after the random ones, in order. " + h["compose"],
+        )
+        targets = st.multiselect(
+            "Random steps apply to", TARGETS, default=["input", "output"], key="aug_targets", help=h["compose_targets"]
+        )
         p_compose = st.slider("p_compose", 0.0, 1.0, 1.0, 0.05, key="aug_p_compose", help=h["p_compose"])
     n = int(sb.number_input("Gallery variants (N)", 0, 48, 6, key="aug_n"))
     numbers = sb.toggle("Cell numbers", key="aug_numbers")
     try:
-        options, error = augview.build_options(transforms, colors, p_bg, shuffle, kinds, explicit, targets,
-                                               p_compose, seed), None
+        options, error = (
+            augview.build_options(transforms, colors, p_bg, shuffle, kinds, explicit, targets, p_compose, seed),
+            None,
+        )
     except ValueError as e:
         options, error = None, str(e)
 
     sb.subheader("Text encoding")
-    profile = sb.selectbox("Profile", PROFILE_NAMES, key="aug_profile", on_change=_apply_profile,
-                           help="A reference system's encoding: ttft (set the options below), arc24 (its prompt "
-                                "and grid text in the chat template, loss on the whole reply), marc (its text "
-                                "format, loss on every output after the first)")
+    profile = sb.selectbox(
+        "Profile",
+        PROFILE_NAMES,
+        key="aug_profile",
+        on_change=_apply_profile,
+        help="A reference system's encoding: ttft (set the options below), arc24 (its prompt "
+        "and grid text in the chat template, loss on the whole reply), marc (its text "
+        "format, loss on every output after the first)",
+    )
     fixed = profile_values(profile, "train").get("encoding", {})
     fmt = sb.selectbox("Format", FORMATS, key="aug_format", help=_E["format"], disabled="format" in fixed)
     prompt = sb.selectbox("Prompt", PROMPTS, key="aug_prompt", help=_E["prompt"], disabled="prompt" in fixed)
     loss_on = sb.selectbox("Loss on", LOSS_ON, key="aug_loss_on", help=_E["loss_on"], disabled="loss_on" in fixed)
-    max_len = int(sb.number_input("max_seq_len", 1, 1_000_000, 8192, step=256, key="aug_max_len",
-                                  help=_E["max_seq_len"]))
+    max_len = int(
+        sb.number_input("max_seq_len", 1, 1_000_000, 8192, step=256, key="aug_max_len", help=_E["max_seq_len"])
+    )
     chat = sb.toggle("Chat template", key="aug_chat", help=_E["chat_template"], disabled="chat_template" in fixed)
-    tmode = sb.radio("Tokenizer", ("embedded", *PREVIEW_TOKENIZERS, FOLDER_TOKENIZER), key="aug_tok_mode",
-                     horizontal=True,
-                     help="The embedded character-level tokenizer; a preview tokenizer (characters, with a ChatML "
-                          "or Llama-3 chat template: a chat profile's exact text without a model; its counts are "
-                          "characters); or a tokenizer folder on this machine (loaded offline with transformers)")
+    tmode = sb.radio(
+        "Tokenizer",
+        ("embedded", *PREVIEW_TOKENIZERS, FOLDER_TOKENIZER),
+        key="aug_tok_mode",
+        horizontal=True,
+        help="The embedded character-level tokenizer; a preview tokenizer (characters, with a ChatML "
+        "or Llama-3 chat template: a chat profile's exact text without a model; its counts are "
+        "characters); or a tokenizer folder on this machine (loaded offline with transformers)",
+    )
     path = None if tmode == "embedded" else tmode
     if tmode == FOLDER_TOKENIZER:
-        path = sb.text_input("Tokenizer folder", key="aug_tok_path",
-                             placeholder="/models/Qwen2.5-0.5B-Instruct").strip() or None
+        path = (
+            sb.text_input("Tokenizer folder", key="aug_tok_path", placeholder="/models/Qwen2.5-0.5B-Instruct").strip()
+            or None
+        )
     chosen = {"format": fmt, "prompt": prompt, "loss_on": loss_on, "chat_template": chat or prompt != "markers"}
     cfg = EncodingConfig(**{**chosen, **fixed, "max_seq_len": max_len})
     return Controls(options, error, seed, n, numbers, cfg, path)
@@ -225,8 +271,9 @@ def badge(ok: bool) -> None:
 def spec_block(res: AugmentResult, task: Task) -> None:
     """The spec in one line with its round-trip badge (or why the view is skipped), and the spec as JSON."""
     c = st.columns([6, 1], vertical_alignment="center")
-    c[0].markdown(f"**Spec** · {res.spec.describe()}" + (f" · seed {res.spec.seed}" if res.spec.seed is not None
-                                                          else ""))
+    c[0].markdown(
+        f"**Spec** · {res.spec.describe()}" + (f" · seed {res.spec.seed}" if res.spec.seed is not None else "")
+    )
     with c[1]:
         if res.task is not None:
             badge(augview.roundtrip_ok(task, res.spec, res.task))
@@ -255,8 +302,9 @@ def side_by_side(task: Task, res: AugmentResult, numbers: bool) -> None:
             c = st.columns([1, 1, 0.06, 1, 1], gap="small")
             _grid_cell(c[0], "original input", row.original.input, numbers)
             _grid_cell(c[1], "original output", row.original.output, numbers)
-            c[2].markdown("<div style='border-left:2px solid #D5D8DE;height:100%;min-height:120px'></div>",
-                          unsafe_allow_html=True)
+            c[2].markdown(
+                "<div style='border-left:2px solid #D5D8DE;height:100%;min-height:120px'></div>", unsafe_allow_html=True
+            )
             _grid_cell(c[3], "augmented input", row.augmented.input, numbers)
             _grid_cell(c[4], "augmented output", row.augmented.output, numbers)
 
@@ -285,8 +333,9 @@ def gallery_card(task: Task, res: AugmentResult, pick) -> None:
         st.image(_first_pair_png(res.task), output_format="PNG")
         st.caption(res.spec.describe())
         badge(augview.roundtrip_ok(task, res.spec, res.task))
-        st.button("Show side by side", key=f"aug_pick_{res.spec.seed}", on_click=pick, args=(res.spec.seed,),
-                  width="stretch")
+        st.button(
+            "Show side by side", key=f"aug_pick_{res.spec.seed}", on_click=pick, args=(res.spec.seed,), width="stretch"
+        )
 
 
 def token_meter(n_tokens: int, n_trained: int, max_len: int) -> None:
@@ -330,8 +379,10 @@ def text_view(task: Task, cfg: EncodingConfig, tok: Any, key: str) -> None:
         st.error(f"Cannot encode {task.id}: {e}")
         return
     token_meter(tt.n_tokens, tt.n_trained, cfg.max_seq_len)
-    st.caption(f"{task.id} · format {cfg.format} · prompt {cfg.prompt} · loss on {cfg.loss_on} · "
-               f"{tt.encoded.template} prompt · "
-               + ("with the test answer (training)" if answer else "test output hidden: prompt for generation")
-               + " · highlighted = carries the loss")
+    st.caption(
+        f"{task.id} · format {cfg.format} · prompt {cfg.prompt} · loss on {cfg.loss_on} · "
+        f"{tt.encoded.template} prompt · "
+        + ("with the test answer (training)" if answer else "test output hidden: prompt for generation")
+        + " · highlighted = carries the loss"
+    )
     st.html(augview.encoded_html(tt.encoded))

@@ -64,8 +64,9 @@ def _from_widget(o: Option, v: Any) -> Any:
         except ValueError:
             raise ConfigError(f"{o.path}: not a number: {text!r}") from None
     if o.kind == "list":
-        return list(v) if o.choices is not None else [t.strip() for t in str(v).replace("\n", ",").split(",")
-                                                       if t.strip()]
+        return (
+            list(v) if o.choices is not None else [t.strip() for t in str(v).replace("\n", ",").split(",") if t.strip()]
+        )
     if o.kind == "str" and o.choices is None:
         text = "" if v is None else str(v).strip()
         return None if (o.optional and not text) else text
@@ -105,8 +106,9 @@ def _set_widget(prefix: str, o: Option, v: Any) -> None:
     elif o.widget == "model":
         src_key, text_key = picker_keys(prefix, o)
         is_dir = v.startswith((".", "/", "~")) or Path(v).expanduser().is_dir()
-        st.session_state[src_key] = (BASE_SOURCES[0] if v == DEFAULT_MODEL else
-                                     BASE_SOURCES[1] if is_dir else BASE_SOURCES[2])
+        st.session_state[src_key] = (
+            BASE_SOURCES[0] if v == DEFAULT_MODEL else BASE_SOURCES[1] if is_dir else BASE_SOURCES[2]
+        )
         st.session_state[text_key] = "" if v == DEFAULT_MODEL else v
     else:
         st.session_state[_key(prefix, o.path)] = _to_widget(o, v)
@@ -166,23 +168,32 @@ def _widget(o: Option, prefix: str, c: Any, cls: type[Options] | None = None) ->
 
 def _dataset_widget(o: Option, src_key: str, key: str, c: Any) -> str | None:
     opts = ([None] if o.optional else []) + [*BUNDLED, DATASET_PATH]
-    choice = c.selectbox(o.path.split(".")[-1], opts, key=src_key, help=_help(o),
-                         format_func=lambda v: "(the run's)" if v is None else v)
-    path = c.text_input("dataset path", key=key, disabled=choice != DATASET_PATH,
-                        placeholder="a task file, a folder of tasks, or a Kaggle *_challenges.json").strip()
+    choice = c.selectbox(
+        o.path.split(".")[-1], opts, key=src_key, help=_help(o), format_func=lambda v: "(the run's)" if v is None else v
+    )
+    path = c.text_input(
+        "dataset path",
+        key=key,
+        disabled=choice != DATASET_PATH,
+        placeholder="a task file, a folder of tasks, or a Kaggle *_challenges.json",
+    ).strip()
     return path if choice == DATASET_PATH else choice
 
 
 def _model_widget(o: Option, src_key: str, key: str, c: Any) -> str:
-    src = c.radio(o.path.split(".")[-1].replace("_", " "), BASE_SOURCES, key=src_key, horizontal=True,
-                  help=_help(o))
+    src = c.radio(o.path.split(".")[-1].replace("_", " "), BASE_SOURCES, key=src_key, horizontal=True, help=_help(o))
     if src == BASE_SOURCES[0]:
-        c.text_input("model folder or hub id", key=key, disabled=True,
-                     placeholder="the model shipped in ttft/assets/model")
+        c.text_input(
+            "model folder or hub id", key=key, disabled=True, placeholder="the model shipped in ttft/assets/model"
+        )
         return DEFAULT_MODEL
     ph = "/path/to/model_folder (config.json + weights)" if src == BASE_SOURCES[1] else "Qwen/Qwen2.5-0.5B-Instruct"
-    return c.text_input("model folder" if src == BASE_SOURCES[1] else "hub id", key=key, placeholder=ph,
-                        help="a hub id is downloaded when the job starts (needs network)").strip()
+    return c.text_input(
+        "model folder" if src == BASE_SOURCES[1] else "hub id",
+        key=key,
+        placeholder=ph,
+        help="a hub id is downloaded when the job starts (needs network)",
+    ).strip()
 
 
 def groups_of(cls: type[Options], order: Sequence[str] = (), hide: Sequence[str] = ()) -> dict[str, list[Option]]:
@@ -194,8 +205,14 @@ def groups_of(cls: type[Options], order: Sequence[str] = (), hide: Sequence[str]
     return {g: os_ for g, os_ in out.items() if os_}
 
 
-def config_form(cls: type[Options], prefix: str, order: Sequence[str] = (), hide: Sequence[str] = (),
-                columns: int = 3, initial: dict | None = None) -> FormValues:
+def config_form(
+    cls: type[Options],
+    prefix: str,
+    order: Sequence[str] = (),
+    hide: Sequence[str] = (),
+    columns: int = 3,
+    initial: dict | None = None,
+) -> FormValues:
     """Every option of ``cls`` (but ``hide``) as widgets in tabs; returns the values read (as config JSON) and the
     problems found reading them. The widgets start from ``initial`` (or the defaults) the first time."""
     if prefix + "._init" not in st.session_state:

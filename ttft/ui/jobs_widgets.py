@@ -96,12 +96,16 @@ def command_block(cfg: TrainConfig) -> None:
     argv = commands.train_argv(cfg)
     if argv is None:
         st.code("python -m ttft train --config config.json", language="bash")
-        st.caption("Some options have no command-line flag: the command reads them from the config file "
-                   "(Download config.json below).")
+        st.caption(
+            "Some options have no command-line flag: the command reads them from the config file "
+            "(Download config.json below)."
+        )
     else:
         st.code(jobs.command_line(argv), language="bash", wrap_lines=True)
-        st.caption("The exact command (options at their default are left out). **Launch** runs it as a background "
-                   "job with `--run-dir` in the runs folder, like `python -m ttft jobs launch -- train …`.")
+        st.caption(
+            "The exact command (options at their default are left out). **Launch** runs it as a background "
+            "job with `--run-dir` in the runs folder, like `python -m ttft jobs launch -- train …`."
+        )
 
 
 def _load_upload() -> None:
@@ -136,16 +140,28 @@ def config_files(cfg: TrainConfig | None) -> None:
     if cfg is not None:
         st.session_state["_ft_cfg_json"] = cfg.to_json()
     c = st.columns([1, 2, 2], vertical_alignment="bottom")
-    c[0].download_button("Download config.json", json.dumps(cfg.to_json() if cfg else {}, indent=2),
-                         file_name=f"ttft-{cfg.mode if cfg else 'config'}.json", mime="application/json",
-                         disabled=cfg is None, icon=":material/download:", key="ft_download")
-    c[1].file_uploader("Load a config file", type=["json"], key="ft_upload", on_change=_load_upload,
-                       help="a saved config, or any run's config.json")
+    c[0].download_button(
+        "Download config.json",
+        json.dumps(cfg.to_json() if cfg else {}, indent=2),
+        file_name=f"ttft-{cfg.mode if cfg else 'config'}.json",
+        mime="application/json",
+        disabled=cfg is None,
+        icon=":material/download:",
+        key="ft_download",
+    )
+    c[1].file_uploader(
+        "Load a config file",
+        type=["json"],
+        key="ft_upload",
+        on_change=_load_upload,
+        help="a saved config, or any run's config.json",
+    )
     with c[2]:
         st.text_input("Config path on the server", key="ft_cfg_path", placeholder="configs/my-run.json")
         b = st.columns(2)
-        b[0].button("Save", on_click=_path_action, args=("save",), disabled=cfg is None, key="ft_cfg_save",
-                    width="stretch")
+        b[0].button(
+            "Save", on_click=_path_action, args=("save",), disabled=cfg is None, key="ft_cfg_save", width="stretch"
+        )
         b[1].button("Load", on_click=_path_action, args=("load",), key="ft_cfg_load", width="stretch")
 
 
@@ -158,8 +174,15 @@ def show_message() -> None:
 # --------------------------------------------------------------------------- status labels
 
 #: statuses are plain words (coloured badges in the panel): no emoji, which render as boxes without an emoji font
-STATUS_COLOR = {"queued": "gray", "running": "blue", "stopping": "orange", "stopped": "orange", "finished": "green",
-                "failed": "red", "lost": "violet"}
+STATUS_COLOR = {
+    "queued": "gray",
+    "running": "blue",
+    "stopping": "orange",
+    "stopped": "orange",
+    "finished": "green",
+    "failed": "red",
+    "lost": "violet",
+}
 #: how often (seconds) the page looks for changes: the live list while a job is active, the cheap watcher else
 LIVE_S = 2.0
 #: (a timed fragment rerun costs ~10 ms of Streamlit's own server time however little it does: every 5 s, 0.2 %
@@ -230,7 +253,8 @@ def queue_text(j: registry.Job, root: Path | None = None, cfg: registry.JobConfi
     and how many slots are busy."""
     cfg = cfg or job_config()
     root = registry.queue_root(j.path, j.meta) if root is None else root
-    n = jobs.ORCHESTRATOR_SLOTS if j.kind == registry.ORCHESTRATOR else cfg.slots(j.kind)
+    n = int(j.meta.get("slots") or (jobs.ORCHESTRATOR_SLOTS if j.kind == registry.ORCHESTRATOR else
+                                     cfg.slots(j.kind)))  # the slot count it was queued with
     busy = slots_busy(root, j.kind, n) if j.kind else None
     if j.position == 1 and busy is not None and busy < n:
         return f"position 1 for the {j.kind} slot, starting now (a slot is free)"
@@ -250,9 +274,9 @@ _HEAP = {"frozen": False}
 def cheap_reruns() -> None:
     """Called from a fragment's timed rerun: once per process, move the objects alive then (imported modules,
     loaded datasets, caches) to the permanent generation (``gc.freeze``). Streamlit runs a full ``gc.collect(2)``
-    after every script run, fragment reruns included (``runner.postScriptGC``); with torch, plotly and pandas
-    loaded that took 0.1-0.2 s of CPU each time, which was nearly all of an idle tab's cost (a timed rerun every
-    2 s: about 10 % of a core). Frozen objects are still freed by reference counting; only cycles among them are
+    after every script run, fragment reruns included (``runner.postScriptGC``); with streamlit, plotly, pandas and
+    the datasets loaded that took ~0.1 s of CPU or more each time, nearly all of an idle tab's cost (a timed rerun
+    every 2 s: about 10 % of a core). Frozen objects are still freed by reference counting; only cycles among them are
     no longer looked for."""
     if not _HEAP["frozen"]:
         _HEAP["frozen"] = True
@@ -279,35 +303,53 @@ def runs_table(js: list[registry.Job]) -> pd.DataFrame:
         if j.active and (j.path / "metrics.jsonl").exists():
             loss = registry.progress(j, metrics_for(j)).loss
         cfg = j.config()
-        rows.append({
-            "run": j.id, "status": j.status,
-            "queue": f"#{j.position}" if j.position else "",
-            "progress": min(1.0, j.step / j.max_steps) if j.max_steps else None,
-            "step": f"{j.step}/{j.max_steps}" if j.max_steps else "", "loss": loss, "val loss": j.raw.get("val_loss"),
-            "mode": cfg.get("mode") or ("experiment" if cfg.get("experiment") else cfg.get("kind")),
-            "per task": bool(cfg.get("per_task")), "dataset": cfg.get("dataset"), "slot": j.kind,
-            "created": pd.Timestamp.fromtimestamp(j.created) if j.created else None,
-        })
+        rows.append(
+            {
+                "run": j.id,
+                "status": j.status,
+                "queue": f"#{j.position}" if j.position else "",
+                "progress": min(1.0, j.step / j.max_steps) if j.max_steps else None,
+                "step": f"{j.step}/{j.max_steps}" if j.max_steps else "",
+                "loss": loss,
+                "val loss": j.raw.get("val_loss"),
+                "mode": cfg.get("mode") or ("experiment" if cfg.get("experiment") else cfg.get("kind")),
+                "per task": bool(cfg.get("per_task")),
+                "dataset": cfg.get("dataset"),
+                "slot": j.kind,
+                "created": pd.Timestamp.fromtimestamp(j.created) if j.created else None,
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def _table(root: Path, js: list[registry.Job]) -> None:
     if not js:
-        st.info(f"No runs yet in `{root}`. Fill in the options below and press **Launch**, or start one by "
-                "command line (`python -m ttft jobs launch -- train …`): it appears here.")
+        st.info(
+            f"No runs yet in `{root}`. Fill in the options below and press **Launch**, or start one by "
+            "command line (`python -m ttft jobs launch -- train …`): it appears here."
+        )
         return
     df = runs_table(js)
-    st.dataframe(df, hide_index=True, key="ft_runs_table", column_config={
-        "status": st.column_config.TextColumn("status", help="queued, running, stopping, stopped, finished, failed, "
-                                              "or lost (its process is gone)"),
-        "queue": st.column_config.TextColumn("queue", help="position in the queue (queued runs)"),
-        "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
-        "loss": st.column_config.NumberColumn(format="%.4f", help="the last train loss"),
-        "val loss": st.column_config.NumberColumn(format="%.4f", help="the final validation loss; for a per-task "
-                                                  "run the mean over its tasks"),
-        "per task": st.column_config.CheckboxColumn("per task", help="one adapter per task (--per-task)"),
-        "created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
-    }, height=min(400, 38 + 35 * len(df)), placeholder="")
+    st.dataframe(
+        df,
+        hide_index=True,
+        key="ft_runs_table",
+        column_config={
+            "status": st.column_config.TextColumn(
+                "status", help="queued, running, stopping, stopped, finished, failed, or lost (its process is gone)"
+            ),
+            "queue": st.column_config.TextColumn("queue", help="position in the queue (queued runs)"),
+            "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
+            "loss": st.column_config.NumberColumn(format="%.4f", help="the last train loss"),
+            "val loss": st.column_config.NumberColumn(
+                format="%.4f", help="the final validation loss; for a per-task run the mean over its tasks"
+            ),
+            "per task": st.column_config.CheckboxColumn("per task", help="one adapter per task (--per-task)"),
+            "created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
+        },
+        height=min(400, 38 + 35 * len(df)),
+        placeholder="",
+    )
 
 
 def runs_list(root: Path, js: list[registry.Job] | None = None) -> None:

@@ -62,8 +62,10 @@ def training_runs(root: Path) -> dict[str, str]:
         if model is None:
             continue
         tasks = len(cfg.get("tasks") or [])
-        out[str(j.path)] = (f"{j.id} · {cfg.get('mode')}{' per task' if cfg.get('per_task') else ''} · "
-                            f"{cfg.get('dataset')}{f' ({tasks} tasks)' if tasks else ''} · {model} · {j.status}")
+        out[str(j.path)] = (
+            f"{j.id} · {cfg.get('mode')}{' per task' if cfg.get('per_task') else ''} · "
+            f"{cfg.get('dataset')}{f' ({tasks} tasks)' if tasks else ''} · {model} · {j.status}"
+        )
     return out
 
 
@@ -76,8 +78,9 @@ def _run_folder(q: str) -> Path:
 def _initial(ref: PredictionRef | None) -> dict:
     """The form's first values: every default, the dataset of the prediction shown (the source is chosen above the
     form, which hides it)."""
-    return PredictConfig(base_model="default",
-                         dataset=(ref.config.get("dataset") if ref else None) or "arc-agi-1/evaluation").to_json()
+    return PredictConfig(
+        base_model="default", dataset=(ref.config.get("dataset") if ref else None) or "arc-agi-1/evaluation"
+    ).to_json()
 
 
 def _arrive(ref: PredictionRef | None) -> None:
@@ -118,9 +121,13 @@ def _run_source(runs: dict[str, str]) -> dict:
     opts.append(RUN_PATH)
     if st.session_state.get("pred_l_run") not in opts:
         st.session_state["pred_l_run"] = opts[0]
-    sel = st.selectbox("Training run", opts, key="pred_l_run",
-                       format_func=lambda p: runs.get(p) or (p if p == RUN_PATH else f"{p} (outside the list)"),
-                       help=f"Runs in {runs_root()} with a model to predict with (adapter/, adapters/ or model/)")
+    sel = st.selectbox(
+        "Training run",
+        opts,
+        key="pred_l_run",
+        format_func=lambda p: runs.get(p) or (p if p == RUN_PATH else f"{p} (outside the list)"),
+        help=f"Runs in {runs_root()} with a model to predict with (adapter/, adapters/ or model/)",
+    )
     path = sel
     if sel == RUN_PATH:
         path = st.text_input("Run folder", key="pred_l_run_path", placeholder="/path/to/runs/<run id>").strip()
@@ -130,29 +137,42 @@ def _run_source(runs: dict[str, str]) -> dict:
     if not p.is_dir():
         st.error(f"{path}: no such folder")
     elif not is_training_run(p):
-        st.error(f"{path} is not a training run folder (no config.json of `python -m ttft train`)"
-                 + ("; it is a prediction folder" if is_prediction_dir(p) else ""))
+        st.error(
+            f"{path} is not a training run folder (no config.json of `python -m ttft train`)"
+            + ("; it is a prediction folder" if is_prediction_dir(p) else "")
+        )
     else:
         rc = read_json(p / "config.json") or {}
         model = model_of_run(p)
         status = (read_json(p / "status.json") or {}).get("status", "unknown")
-        st.caption(f"{rc.get('mode')} run on {rc.get('dataset')} ({len(rc.get('tasks') or []) or 'all'} tasks), "
-                   f"{rc.get('steps')} steps, base model {(rc.get('model') or {}).get('base_model')} · {status} · "
-                   + (f"predicted with its {model}" if model else "no adapter or model yet"))
+        st.caption(
+            f"{rc.get('mode')} run on {rc.get('dataset')} ({len(rc.get('tasks') or []) or 'all'} tasks), "
+            f"{rc.get('steps')} steps, base model {(rc.get('model') or {}).get('base_model')} · {status} · "
+            + (f"predicted with its {model}" if model else "no adapter or model yet")
+        )
     return {"run": str(p)}
 
 
 def _base_source() -> dict:
-    kind = st.radio("Base model", BASES, key="pred_l_base_src", horizontal=True,
-                    help="A bare model without any fine-tuning (a baseline)")
+    kind = st.radio(
+        "Base model",
+        BASES,
+        key="pred_l_base_src",
+        horizontal=True,
+        help="A bare model without any fine-tuning (a baseline)",
+    )
     if kind == BASES[0]:
         return {"base_model": "default"}
-    text = st.text_input("model folder" if kind == BASES[1] else "hub id", key="pred_l_base",
-                         placeholder="/path/to/model_folder" if kind == BASES[1] else "Qwen/Qwen2.5-0.5B-Instruct",
-                         help="a hub id is downloaded when the job starts (needs network)").strip()
+    text = st.text_input(
+        "model folder" if kind == BASES[1] else "hub id",
+        key="pred_l_base",
+        placeholder="/path/to/model_folder" if kind == BASES[1] else "Qwen/Qwen2.5-0.5B-Instruct",
+        help="a hub id is downloaded when the job starts (needs network)",
+    ).strip()
     if text and is_training_run(Path(text).expanduser()):
-        st.error(f"{text} is a training run folder, not a model: predict it as a training run (with its "
-                 "adapter or model).")
+        st.error(
+            f"{text} is a training run folder, not a model: predict it as a training run (with its adapter or model)."
+        )
         st.button("Use it as the training run", key="pred_l_use_run", on_click=_use_as_run, args=(text,))
         return {"base_model": None}
     return {"base_model": text or None}
@@ -202,13 +222,24 @@ def launch_form(ref: PredictionRef | None = None) -> None:
         st.session_state["pred_l_src"] = SOURCES[0] if (here or runs) else SOURCES[1]
         if here:
             st.session_state["pred_l_run"] = str(ref.source_run)
-    src = st.radio("Model", SOURCES, key="pred_l_src", horizontal=True,
-                   help="A training run's model (its adapter, per-task adapters or full fine-tune), or a bare model")
+    src = st.radio(
+        "Model",
+        SOURCES,
+        key="pred_l_src",
+        horizontal=True,
+        help="A training run's model (its adapter, per-task adapters or full fine-tune), or a bare model",
+    )
     source = _run_source(runs) if src == SOURCES[0] else _base_source()
-    form = forms.config_form(PredictConfig, PREFIX, order=("Tasks", "Views", "Decoding", "Hardware", "Output"),
-                             hide=("run", "base_model", "out"), initial=_initial(ref))
-    cfg, error = forms.read_config(PredictConfig, form, base={**PredictConfig().to_json(), "run": None,
-                                                              "base_model": None, **source})
+    form = forms.config_form(
+        PredictConfig,
+        PREFIX,
+        order=("Tasks", "Views", "Decoding", "Hardware", "Output"),
+        hide=("run", "base_model", "out"),
+        initial=_initial(ref),
+    )
+    cfg, error = forms.read_config(
+        PredictConfig, form, base={**PredictConfig().to_json(), "run": None, "base_model": None, **source}
+    )
     final = None
     if cfg is not None:
         final = final_config(cfg)
@@ -230,8 +261,11 @@ def launch_form(ref: PredictionRef | None = None) -> None:
             return
         st.session_state.pop("_pred_l_stamp", None)
         out = Path(res["out"])
-        st.session_state["_pred_msg"] = ("success", f"Launched {res.get('job') or 'the job'}: "
-                                         f"`{commands.command_line(res['argv'])}`. Its progress is shown here.")
+        st.session_state["_pred_msg"] = (
+            "success",
+            f"Launched {res.get('job') or 'the job'}: "
+            f"`{commands.command_line(res['argv'])}`. Its progress is shown here.",
+        )
         for k in ("pred_run", "pred_name"):
             st.session_state.pop(k, None)
         w.set_query_params(new=None, task=None, run=run_key_of(out), pred=out.name)
@@ -249,12 +283,20 @@ def new_prediction_page(refs: list[PredictionRef], ref: PredictionRef | None) ->
     if refs:
         c = st.columns([6, 1], vertical_alignment="bottom")
         c[0].title("New prediction")
-        c[1].button("← Predictions", key="pred_l_back", on_click=w.set_query_params,
-                    kwargs={"new": None, "task": None, "dataset": None})
+        c[1].button(
+            "← Predictions",
+            key="pred_l_back",
+            on_click=w.set_query_params,
+            kwargs={"new": None, "task": None, "dataset": None},
+        )
     else:
         st.title("Predictions")
-        st.info("No predictions yet in the runs folder. Launch one below, or run "
-                "`python -m ttft predict --run RUN_DIR` (or `--base-model default --dataset …`).")
-    st.markdown("Predict in the background (a `python -m ttft predict` job; it keeps running when the tab closes). "
-                "It is listed on this page at once, with its progress per task.")
+        st.info(
+            "No predictions yet in the runs folder. Launch one below, or run "
+            "`python -m ttft predict --run RUN_DIR` (or `--base-model default --dataset …`)."
+        )
+    st.markdown(
+        "Predict in the background (a `python -m ttft predict` job; it keeps running when the tab closes). "
+        "It is listed on this page at once, with its progress per task."
+    )
     launch_form(ref)

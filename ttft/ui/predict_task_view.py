@@ -72,28 +72,47 @@ def _badges(att, truth) -> None:
         return
     st.badge("wrong", icon=":material/close:", color="red")
     if as_grid(att).shape != as_grid(truth).shape:
-        st.badge(f"shape mismatch: {pv.shape_text(att)} vs {pv.shape_text(truth)}", icon=":material/aspect_ratio:",
-                 color="orange")
+        st.badge(
+            f"shape mismatch: {pv.shape_text(att)} vs {pv.shape_text(truth)}",
+            icon=":material/aspect_ratio:",
+            color="orange",
+        )
 
 
 def _cand_caption(k: int, c: dict, n_views: int, truth) -> str:
     lp = c.get("mean_logprob")
-    verdict = "" if truth is None else (" · right" if same_grid(c["grid"], truth) else
-                                        " · wrong shape" if as_grid(c["grid"]).shape != as_grid(truth).shape
-                                        else " · wrong")
-    return (f"#{k} · {c['votes']}/{n_views} votes · log-prob {'—' if lp is None else f'{lp:.3f}'} · "
-            f"{pv.shape_text(c['grid'])}{verdict}")
+    verdict = (
+        ""
+        if truth is None
+        else (
+            " · right"
+            if same_grid(c["grid"], truth)
+            else " · wrong shape"
+            if as_grid(c["grid"]).shape != as_grid(truth).shape
+            else " · wrong"
+        )
+    )
+    return (
+        f"#{k} · {c['votes']}/{n_views} votes · log-prob {'—' if lp is None else f'{lp:.3f}'} · "
+        f"{pv.shape_text(c['grid'])}{verdict}"
+    )
 
 
 def candidates(t: dict, views: list[dict], numbers: bool) -> None:
     cands = t.get("candidates", [])
     st.markdown("**Candidates** (votes over the views, mean log-prob of the generated tokens)")
-    st.dataframe(pv.candidate_frame(t, views), hide_index=True, width="stretch",
-                 column_config={"mean_logprob": st.column_config.NumberColumn(format="%.4f")})
+    st.dataframe(
+        pv.candidate_frame(t, views),
+        hide_index=True,
+        width="stretch",
+        column_config={"mean_logprob": st.column_config.NumberColumn(format="%.4f")},
+    )
     if cands:
         shown = cands[:MAX_CANDIDATES]
-        items = [(_grid_png(c["grid"], numbers), _cand_caption(k, c, t["n_views"], t.get("truth")))
-                 for k, c in enumerate(shown, 1)]
+        items = [
+            (_grid_png(c["grid"], numbers), _cand_caption(k, c, t["n_views"], t.get("truth")))
+            for k, c in enumerate(shown, 1)
+        ]
         more = f" (the first {MAX_CANDIDATES} of {len(cands)})" if len(cands) > len(shown) else ""
         st.caption(f"Every candidate's grid{more}: votes, mean log-prob, shape, and whether it is the truth")
         st.html(pv.gallery_html(items, height=130))
@@ -111,11 +130,12 @@ def views_block(t: dict, views: list[dict], task_id: str) -> None:
     i = t["test_index"]
     unanswered = [v for v in sorted(views, key=lambda v: v["view"]) if v.get("unanswered")]
     if unanswered:
-        with st.expander(f"Unanswered views ({len(unanswered)} of {t['n_views']}): raw text and reason",
-                         expanded=True):
+        with st.expander(f"Unanswered views ({len(unanswered)} of {t['n_views']}): raw text and reason", expanded=True):
             for v in unanswered[:MAX_UNANSWERED]:
-                st.caption(f"view {v['view']} · {pv.describe_spec(v.get('spec'))} · {v.get('tokens', 0)} tokens · "
-                           f"why: {v.get('reason') or 'unknown'}")
+                st.caption(
+                    f"view {v['view']} · {pv.describe_spec(v.get('spec'))} · {v.get('tokens', 0)} tokens · "
+                    f"why: {v.get('reason') or 'unknown'}"
+                )
                 st.code(_view_text(v), language=None)
             if len(unanswered) > MAX_UNANSWERED:
                 st.caption(f"{len(unanswered) - MAX_UNANSWERED} more: pick them below.")
@@ -123,18 +143,26 @@ def views_block(t: dict, views: list[dict], task_id: str) -> None:
         st.dataframe(pv.view_frame(views), hide_index=True, width="stretch")
         if views:
             by = {v["view"]: v for v in views}
-            k = st.selectbox("Raw text of view", sorted(by), key=f"pred_view_{task_id}_{i}",
-                             format_func=lambda n: f"{n}: {pv.describe_spec(by[n].get('spec'))}"
-                             + (" (unanswered)" if by[n].get("unanswered") else ""))
+            k = st.selectbox(
+                "Raw text of view",
+                sorted(by),
+                key=f"pred_view_{task_id}_{i}",
+                format_func=lambda n: (
+                    f"{n}: {pv.describe_spec(by[n].get('spec'))}" + (" (unanswered)" if by[n].get("unanswered") else "")
+                ),
+            )
             v = by[k]
-            st.caption(f"{v.get('tokens', 0)} tokens generated after a {v.get('prompt_tokens') or '?'}-token prompt"
-                       + (f" · unanswered: {v.get('reason')}" if v.get("unanswered") else ""))
+            st.caption(
+                f"{v.get('tokens', 0)} tokens generated after a {v.get('prompt_tokens') or '?'}-token prompt"
+                + (f" · unanswered: {v.get('reason')}" if v.get("unanswered") else "")
+            )
             st.code(_view_text(v), language=None)
 
 
 def _not_found(ref: PredictionRef, task_id: str) -> None:
-    st.error(f"Task {task_id!r} is not in prediction {ref.label}"
-             + (" yet (it is still running)." if ref.live else "."))
+    st.error(
+        f"Task {task_id!r} is not in prediction {ref.label}" + (" yet (it is still running)." if ref.live else ".")
+    )
     c = st.columns([1, 1, 4])
     c[0].button("← All tasks", on_click=pw.open_task, args=(None,), key="to_table")
     params = {"new": "1", "task": task_id, **({"dataset": ref.config["dataset"]} if ref.config.get("dataset") else {})}
@@ -155,17 +183,24 @@ def task_view(ref: PredictionRef, task_id: str, numbers: bool = False) -> None:
     top[0].title(f"Task {task_id}")
     top[1].button("← All tasks", on_click=pw.open_task, args=(None,), key="to_table")
     top[2].button("◀ Prev", on_click=pw.open_task, args=(ids[k - 1] if k else None,), disabled=k == 0, key="prev")
-    top[3].button("Next ▶", on_click=pw.open_task, args=(ids[k + 1] if k + 1 < len(ids) else None,),
-                  disabled=k + 1 >= len(ids), key="next")
+    top[3].button(
+        "Next ▶",
+        on_click=pw.open_task,
+        args=(ids[k + 1] if k + 1 < len(ids) else None,),
+        disabled=k + 1 >= len(ids),
+        key="next",
+    )
     m = r["metrics"]
 
     def pct(key):
         return "—" if m.get(key) is None else f"{100 * m[key]:.0f}%"
 
     vl = "—" if m.get("val_loss") is None else f"{m['val_loss']:.4f}"
-    st.caption(f"{ref.label} · {k + 1} of {len(ids)} · {'solved' if m.get('solved') else 'not solved'} · pass@2 "
-               f"{pct('pass_at_2')} · accuracy {pct('accuracy')} · pixels {pct('correct_pixels')} · unanswered "
-               f"{pct('unanswered')} · val loss {vl}" + (f" · adapter {r['adapter']}" if r.get("adapter") else ""))
+    st.caption(
+        f"{ref.label} · {k + 1} of {len(ids)} · {'solved' if m.get('solved') else 'not solved'} · pass@2 "
+        f"{pct('pass_at_2')} · accuracy {pct('accuracy')} · pixels {pct('correct_pixels')} · unanswered "
+        f"{pct('unanswered')} · val loss {vl}" + (f" · adapter {r['adapter']}" if r.get("adapter") else "")
+    )
     train_pairs(ref, task_id, numbers)
     views = pw.views_of(ref)
     for t in r["tests"]:

@@ -47,8 +47,15 @@ TASK_COLUMNS = {
     "top_votes": st.column_config.NumberColumn("top votes", help="votes of attempt 1 (first test)"),
 }
 #: plain-text state labels (no emoji font needed)
-STATE_TEXT = {"queued": "queued", "running": "running", "stopping": "stopping", "stopped": "stopped",
-              "finished": "finished", "failed": "failed", "lost": "lost"}
+STATE_TEXT = {
+    "queued": "queued",
+    "running": "running",
+    "stopping": "stopping",
+    "stopped": "stopped",
+    "finished": "finished",
+    "failed": "failed",
+    "lost": "lost",
+}
 
 
 # --------------------------------------------------------------------------- reading (cached on file mtimes)
@@ -148,8 +155,10 @@ def picker(refs: list[PredictionRef]) -> PredictionRef | None:
         st.error(f"No predictions of run {qrun!r} in {runs_root()}.")
         qrun = qpred = None
     if qrun is None and qtask and "pred_run" not in st.session_state:
-        hit = next((r for r in refs if qtask in (r.config.get("tasks") or ())
-                    and (not qds or r.config.get("dataset") == qds)), None)
+        hit = next(
+            (r for r in refs if qtask in (r.config.get("tasks") or ()) and (not qds or r.config.get("dataset") == qds)),
+            None,
+        )
         if hit is not None:
             qrun, qpred = hit.run_key, hit.name
     if qrun is not None:
@@ -160,8 +169,9 @@ def picker(refs: list[PredictionRef]) -> PredictionRef | None:
     def on_run() -> None:
         w.set_query_params(run=st.session_state["pred_run"], pred=None, task=None)
 
-    run = st.sidebar.selectbox("Run", runs, key="pred_run", on_change=on_run,
-                               help=f"Runs with predictions in {runs_root()} (TTFT_RUNS_DIR)")
+    run = st.sidebar.selectbox(
+        "Run", runs, key="pred_run", on_change=on_run, help=f"Runs with predictions in {runs_root()} (TTFT_RUNS_DIR)"
+    )
     mine = [r for r in refs if r.run_key == run]
     names = [r.name for r in mine]
     if qpred is not None and qpred in names:
@@ -169,9 +179,13 @@ def picker(refs: list[PredictionRef]) -> PredictionRef | None:
     elif st.session_state.get("pred_name") not in names:
         st.session_state["pred_name"] = names[0]
     states = {r.name: r.state for r in mine}
-    name = st.sidebar.selectbox("Prediction", names, key="pred_name",
-                                on_change=lambda: w.set_query_params(pred=st.session_state["pred_name"], task=None),
-                                format_func=lambda n: f"{n} ({STATE_TEXT.get(states.get(n), states.get(n))})")
+    name = st.sidebar.selectbox(
+        "Prediction",
+        names,
+        key="pred_name",
+        on_change=lambda: w.set_query_params(pred=st.session_state["pred_name"], task=None),
+        format_func=lambda n: f"{n} ({STATE_TEXT.get(states.get(n), states.get(n))})",
+    )
     w.set_query_params(run=run, pred=name)
     return next(r for r in mine if r.name == name)
 
@@ -188,8 +202,10 @@ def caption(ref: PredictionRef) -> str:
         what = f"run {c.get('run') or ref.run_key}"
     sampled = "sampled" if c.get("sample") else "greedy"
     n = len(c.get("tasks") or []) or "the run's / every"
-    return (f"{what} · {c.get('dataset') or 'the run’s dataset'} · {n} tasks · {c.get('views')} views, {sampled} · "
-            f"{STATE_TEXT.get(ref.state, ref.state)}")
+    return (
+        f"{what} · {c.get('dataset') or 'the run’s dataset'} · {n} tasks · {c.get('views')} views, {sampled} · "
+        f"{STATE_TEXT.get(ref.state, ref.state)}"
+    )
 
 
 # --------------------------------------------------------------------------- status, progress, stop
@@ -226,8 +242,10 @@ def _stop(target: str, label: str) -> None:
     if before == "queued":
         msg = f"Took {label} out of the queue: it never starts."
     else:
-        msg = (f"Stopping {label}: it finishes its current batch and ends 'stopped', keeping the tasks done "
-               "(their metrics and submission).")
+        msg = (
+            f"Stopping {label}: it finishes its current batch and ends 'stopped', keeping the tasks done "
+            "(their metrics and submission)."
+        )
     st.session_state["_pred_msg"] = ("info", msg)
 
 
@@ -256,14 +274,23 @@ def status(ref: PredictionRef, n_done: int | None = None) -> None:
         c = st.columns([5, 1], vertical_alignment="center")
         if s == "queued":
             pos = ref.status.get("position")
-            c[0].info(f"Queued{f' (position {pos})' if pos else ''}: waits for a free slot; it is listed here and "
-                      "starts by itself.")
+            c[0].info(
+                f"Queued{f' (position {pos})' if pos else ''}: waits for a free slot; it is listed here and "
+                "starts by itself."
+            )
         else:
             frac = ref.progress(n_done).fraction
-            c[0].progress(frac, text=("Stopping after the current batch · " if s == "stopping" else "Running · ")
-                          + text)
-        c[1].button("Stop", key="pred_stop", on_click=_stop, args=(str(ref.stop_target), label),
-                    disabled=s == "stopping", help="SIGTERM: it ends after the current batch, keeping the tasks done")
+            c[0].progress(
+                frac, text=("Stopping after the current batch · " if s == "stopping" else "Running · ") + text
+            )
+        c[1].button(
+            "Stop",
+            key="pred_stop",
+            on_click=_stop,
+            args=(str(ref.stop_target), label),
+            disabled=s == "stopping",
+            help="SIGTERM: it ends after the current batch, keeping the tasks done",
+        )
     elif s == "failed":
         st.error(f"This prediction failed: {ref.error or 'no error recorded'}")
         tb = ref.status.get("traceback") or _job_stderr(ref)
@@ -271,12 +298,16 @@ def status(ref: PredictionRef, n_done: int | None = None) -> None:
             with st.expander("Traceback / stderr"):
                 st.code(tb, language=None)
     elif s == "lost":
-        st.warning(f"This prediction is lost: {ref.status.get('note') or 'its process ended without a final status'}"
-                   f" (killed, out of memory, or the machine restarted). {text}; the tasks written are shown.")
+        st.warning(
+            f"This prediction is lost: {ref.status.get('note') or 'its process ended without a final status'}"
+            f" (killed, out of memory, or the machine restarted). {text}; the tasks written are shown."
+        )
     elif s == "stopped":
-        st.info(f"Stopped: {text}. The tasks done are kept; the metrics and the submission cover them "
-                f"{'(the rest are [[0]] in submission.json)' if (ref.path / 'submission.json').exists() else ''}"
-                + (f" · {ref.status['note']}" if ref.status.get("note") else ""))
+        st.info(
+            f"Stopped: {text}. The tasks done are kept; the metrics and the submission cover them "
+            f"{'(the rest are [[0]] in submission.json)' if (ref.path / 'submission.json').exists() else ''}"
+            + (f" · {ref.status['note']}" if ref.status.get("note") else "")
+        )
     elif s == "finished":
         st.caption(f"Finished · {text}")
 
@@ -287,8 +318,12 @@ def other_live(refs: list[PredictionRef], ref: PredictionRef) -> None:
         if r.live and r.path != ref.path:
             c = st.columns([5, 1], vertical_alignment="center")
             c[0].caption(f"Also {STATE_TEXT.get(r.state, r.state)}: {r.label} · {progress_text(r)}")
-            c[1].button("Open", key=f"pred_open_live_{r.label}", on_click=w.set_query_params,
-                        kwargs={"run": r.run_key, "pred": r.name, "task": None})
+            c[1].button(
+                "Open",
+                key=f"pred_open_live_{r.label}",
+                on_click=w.set_query_params,
+                kwargs={"run": r.run_key, "pred": r.name, "task": None},
+            )
 
 
 def live_signature(refs: list[PredictionRef]) -> tuple:
@@ -328,8 +363,11 @@ def live_block(ref: PredictionRef, refs: list[PredictionRef], draw, key: str, wa
 
 
 def refresh_button() -> None:
-    st.button("Refresh", key="pred_refresh", help="Read the runs folder again (the page refreshes by itself only "
-              "while a prediction is live)")
+    st.button(
+        "Refresh",
+        key="pred_refresh",
+        help="Read the runs folder again (the page refreshes by itself only while a prediction is live)",
+    )
 
 
 # --------------------------------------------------------------------------- summary and downloads
@@ -357,11 +395,16 @@ def summary(ref: PredictionRef) -> None:
     cols[4].metric("accuracy", pct("accuracy"), help="share of the view predictions exactly right")
     cols[5].metric("pixels", pct("correct_pixels"), help="share of cells right when the shape matches, else 0")
     cols[6].metric("unanswered", pct("unanswered"), help="share of views whose output could not be parsed")
-    cols[7].metric("val loss", "—" if s.get("val_loss") is None else f"{s['val_loss']:.4f}",
-                   help="mean loss on the test-output tokens")
+    cols[7].metric(
+        "val loss",
+        "—" if s.get("val_loss") is None else f"{s['val_loss']:.4f}",
+        help="mean loss on the test-output tokens",
+    )
     if m.get("predictions_per_second"):
-        st.caption(f"{m.get('n_predictions')} view predictions at {m['predictions_per_second']:.1f}/s · "
-                   f"{m.get('wall_seconds', 0):.1f} s in all")
+        st.caption(
+            f"{m.get('n_predictions')} view predictions at {m['predictions_per_second']:.1f}/s · "
+            f"{m.get('wall_seconds', 0):.1f} s in all"
+        )
 
 
 def _n_tests(ref: PredictionRef) -> dict[str, int] | None:
@@ -392,19 +435,37 @@ def downloads(ref: PredictionRef) -> None:
     d = ref.path
     done = (d / "submission.json").exists()
     c = st.columns(5)
-    c[0].download_button("submission.json" if done else "submission.json (partial)",
-                         lambda: submission_bytes(ref)[0], file_name=f"{ref.name}-submission.json",
-                         mime="application/json", key="pred_dl_submission", on_click="ignore",
-                         help="Kaggle's format: two attempts per test input" + ("" if done else
-                              "; so far only the tasks done (the rest [[0]])"), icon=":material/download:")
-    for col, (fname, mime, what) in zip(c[1:], (
+    c[0].download_button(
+        "submission.json" if done else "submission.json (partial)",
+        lambda: submission_bytes(ref)[0],
+        file_name=f"{ref.name}-submission.json",
+        mime="application/json",
+        key="pred_dl_submission",
+        on_click="ignore",
+        help="Kaggle's format: two attempts per test input"
+        + ("" if done else "; so far only the tasks done (the rest [[0]])"),
+        icon=":material/download:",
+    )
+    for col, (fname, mime, what) in zip(
+        c[1:],
+        (
             ("predictions.jsonl", "application/jsonl", "one line per view: raw text, grid, reason, log-prob"),
             ("tasks.jsonl", "application/jsonl", "one line per task: attempts, candidates, metrics"),
             ("metrics.json", "application/json", "the summary and per-task metrics"),
-            ("config.json", "application/json", "every option of the prediction"))):
-        col.download_button(fname, _file_data(d / fname), file_name=f"{ref.name}-{fname}", mime=mime,
-                            key=f"pred_dl_{fname}", on_click="ignore", disabled=not (d / fname).exists(),
-                            help=what, icon=":material/download:")
+            ("config.json", "application/json", "every option of the prediction"),
+        ),
+    ):
+        col.download_button(
+            fname,
+            _file_data(d / fname),
+            file_name=f"{ref.name}-{fname}",
+            mime=mime,
+            key=f"pred_dl_{fname}",
+            on_click="ignore",
+            disabled=not (d / fname).exists(),
+            help=what,
+            icon=":material/download:",
+        )
 
 
 # --------------------------------------------------------------------------- task table
@@ -440,16 +501,25 @@ def task_table(ref: PredictionRef) -> None:
     text = f[4].text_input("Task id contains", key="pred_f_text")
     shown: pd.DataFrame = pv.filter_tasks(df, solved, pix, loss, size, text)
     total = len(ref.config.get("tasks") or []) or len(df)
-    st.caption(f"{len(shown)} of {len(df)} tasks done" + (f" (of {total})" if total != len(df) else "")
-               + " · click a row to open the task, or a column header to sort")
-    ev = st.dataframe(shown, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
-                      key=_table_key(), column_config=TASK_COLUMNS)
+    st.caption(
+        f"{len(shown)} of {len(df)} tasks done"
+        + (f" (of {total})" if total != len(df) else "")
+        + " · click a row to open the task, or a column header to sort"
+    )
+    ev = st.dataframe(
+        shown,
+        hide_index=True,
+        width="stretch",
+        on_select="rerun",
+        selection_mode="single-row",
+        key=_table_key(),
+        column_config=TASK_COLUMNS,
+    )
     rows = ev.selection.rows if ev is not None and hasattr(ev, "selection") else []
     if rows and rows[0] < len(shown):
         st.session_state["_pred_table_n"] = st.session_state.get("_pred_table_n", 0) + 1
         open_task(shown.iloc[rows[0]]["task"])
         st.rerun(scope="app")
     c = st.columns([3, 1], vertical_alignment="bottom")
-    tid = c[0].selectbox("Open a task", shown["task"].tolist(), key="pred_open", index=None,
-                         placeholder="task id…")
+    tid = c[0].selectbox("Open a task", shown["task"].tolist(), key="pred_open", index=None, placeholder="task id…")
     c[1].button("Open", key="pred_open_btn", on_click=open_task, args=(tid,), disabled=tid is None)

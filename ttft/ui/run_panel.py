@@ -38,8 +38,10 @@ def _act(action: str, path: str) -> None:
             st.session_state["_ft_msg"] = ("info", f"{j.id} queued again{where}: `{j.command()}`")
         elif action == "clone":
             jw.config_to_state(registry.read_job(path).config())
-            st.session_state["_ft_msg"] = ("success", f"The config of {Path(path).name} is in the form below: change "
-                                                      "it and Launch.")
+            st.session_state["_ft_msg"] = (
+                "success",
+                f"The config of {Path(path).name} is in the form below: change it and Launch.",
+            )
         elif action == "delete":
             jobs.delete(path, cfg)
             st.session_state.pop("_ft_confirm_delete", None)
@@ -56,8 +58,7 @@ def _act(action: str, path: str) -> None:
 def stop_message(before: registry.Job, after: registry.Job, cfg: registry.JobConfig) -> str:
     """What Stop did, for the job as it was: a queued job leaves the queue (nothing ran, no checkpoint)."""
     if before.status == "queued":
-        return (f"Took {after.id} out of the queue: it is {after.status} and never starts (**Resume** queues it "
-                "again).")
+        return f"Took {after.id} out of the queue: it is {after.status} and never starts (**Resume** queues it again)."
     kill = f"SIGKILL after {cfg.stop_timeout_s:g} s"
     conf = before.config()
     if conf.get("experiment"):
@@ -102,15 +103,25 @@ def run_panel(job: registry.Job) -> None:
 def _status_note(j: registry.Job) -> None:
     if j.status == "queued":
         text = jw.queue_text(j)
-        st.info(f"Queued: {text}." + ("" if "starting now" in text else
-                                       " It starts when the jobs before it end — also with the app closed."))
+        st.info(
+            f"Queued: {text}."
+            + ("" if "starting now" in text else " It starts when the jobs before it end — also with the app closed.")
+        )
     elif j.status == "stopping":
-        st.info("Stopping: " + ("it finishes the current step and saves a checkpoint." if _is_train(j) else
-                                "it was sent SIGTERM and is ending."))
+        st.info(
+            "Stopping: "
+            + (
+                "it finishes the current step and saves a checkpoint."
+                if _is_train(j)
+                else "it was sent SIGTERM and is ending."
+            )
+        )
     elif j.status == "lost":
         ck = j.run.last_checkpoint()
-        st.warning(f"Lost: {j.note}. Everything it wrote is kept; **Resume** continues from "
-                   + (f"its last checkpoint ({ck.name})." if ck else "the start (no checkpoint was saved)."))
+        st.warning(
+            f"Lost: {j.note}. Everything it wrote is kept; **Resume** continues from "
+            + (f"its last checkpoint ({ck.name})." if ck else "the start (no checkpoint was saved).")
+        )
     elif j.status == "failed":
         st.error(f"Failed: {j.raw.get('error') or 'see the traceback'}")
         tb = j.raw.get("traceback") or runmetrics.tail_text(j.path / rundir.STDERR_FILE, 30)
@@ -125,10 +136,20 @@ def _panel_body(j: registry.Job) -> None:
     head[1].badge(j.status, icon=None, color=jw.STATUS_COLOR.get(j.status, "gray"))
     cfg = j.config()
     slot = f" {j.raw['slot']}" if j.raw.get("slot") is not None and j.active else ""
-    st.caption(" · ".join(str(x) for x in (
-        cfg.get("mode"), "per task" if cfg.get("per_task") else None, cfg.get("dataset"),
-        (cfg.get("model") or {}).get("base_model"), f"{j.kind} slot{slot}" if j.kind else None,
-        f"pid {j.pid}" if j.pid and j.active else None) if x))
+    st.caption(
+        " · ".join(
+            str(x)
+            for x in (
+                cfg.get("mode"),
+                "per task" if cfg.get("per_task") else None,
+                cfg.get("dataset"),
+                (cfg.get("model") or {}).get("base_model"),
+                f"{j.kind} slot{slot}" if j.kind else None,
+                f"pid {j.pid}" if j.pid and j.active else None,
+            )
+            if x
+        )
+    )
     _status_note(j)
     m = jw.metrics_for(j)
     tasks = charts.tasks_of(m)
@@ -138,8 +159,13 @@ def _panel_body(j: registry.Job) -> None:
         log_y = st.toggle("log-scale loss", key="ft_log_y")
     pick = None
     if tasks:
-        choice = ctl[1].selectbox("Chart", [ALL_TASKS, *tasks], key="ft_chart_task", label_visibility="collapsed",
-                                  help="one curve per task (each task trains its own adapter), or one task")
+        choice = ctl[1].selectbox(
+            "Chart",
+            [ALL_TASKS, *tasks],
+            key="ft_chart_task",
+            label_visibility="collapsed",
+            help="one curve per task (each task trains its own adapter), or one task",
+        )
         pick = None if choice == ALL_TASKS else choice
     m, p, fig = jw.panel_data(j, log_y, pick)
     now = time.time()
@@ -147,7 +173,7 @@ def _panel_body(j: registry.Job) -> None:
     frac_text = f"step {p.step} / {p.max_steps}" if p.max_steps else f"step {p.step}"
     steps_per_task = cfg.get("steps") if per_task else None
     if per_task and current and steps_per_task and p.max_steps:
-        k = tasks.index(current) + 1 if current in tasks else len(tasks)
+        k = tasks.index(current) + 1 if current in tasks else len(tasks) + 1
         frac_text += f" · task {k} of {max(1, p.max_steps // int(steps_per_task))}: {current}"
     st.progress(p.fraction, text=frac_text)
     table = charts.task_table(m, steps_per_task, current) if per_task else None
@@ -170,8 +196,14 @@ def _fmt(v: float | None, spec: str = ".4f") -> str:
     return "–" if v is None or (isinstance(v, float) and np.isnan(v)) else format(v, spec)
 
 
-def _metrics_row(j: registry.Job, m: runmetrics.Metrics, p: runmetrics.Progress, table: pd.DataFrame | None,
-                 current: str | None, now: float) -> None:
+def _metrics_row(
+    j: registry.Job,
+    m: runmetrics.Metrics,
+    p: runmetrics.Progress,
+    table: pd.DataFrame | None,
+    current: str | None,
+    now: float,
+) -> None:
     c = st.columns(6)
     c[0].metric("ETA", runmetrics.format_seconds(p.eta_s) if j.active else "–")
     c[1].metric("tokens/s", f"{p.tokens_per_second:,.0f}" if p.tokens_per_second else "–")
@@ -183,26 +215,41 @@ def _metrics_row(j: registry.Job, m: runmetrics.Metrics, p: runmetrics.Progress,
         if current:
             c[2].metric(f"loss · {current}", _fmt(p.loss), help="the latest train loss of the task training now")
         else:
-            c[2].metric("mean train loss", _fmt(means.get("train loss")),
-                        help=f"the final train loss of each task, averaged over the {n} done")
+            c[2].metric(
+                "mean train loss",
+                _fmt(means.get("train loss")),
+                help=f"the final train loss of each task, averaged over the {n} done",
+            )
         change = means.get("change")
-        c[3].metric("mean val loss", _fmt(means.get("val loss after")),
-                    delta=f"{change:+.4f} vs before" if change is not None else None, delta_color="inverse",
-                    help=f"each task's val loss after its TTFT, averaged over the {n} done"
-                         + (" (the change: against the mean val loss before TTFT)" if change is not None else ""))
+        c[3].metric(
+            "mean val loss",
+            _fmt(means.get("val loss after")),
+            delta=f"{change:+.4f} vs before" if change is not None else None,
+            delta_color="inverse",
+            help=f"each task's val loss after its TTFT, averaged over the {n} done"
+            + (" (the change: against the mean val loss before TTFT)" if change is not None else ""),
+        )
     else:
         before = before_all[~np.isnan(before_all)]
         delta = (p.eval_loss - float(before[0])) if before.size and p.eval_loss is not None else None
         c[2].metric("loss", _fmt(p.loss))
-        c[3].metric("eval loss", _fmt(p.eval_loss), delta=f"{delta:+.4f} vs before" if delta is not None else None,
-                    delta_color="inverse")
+        c[3].metric(
+            "eval loss",
+            _fmt(p.eval_loss),
+            delta=f"{delta:+.4f} vs before" if delta is not None else None,
+            delta_color="inverse",
+        )
     secs = charts.run_seconds(m, j.raw, j.status, now)
-    c[4].metric("time", runmetrics.format_seconds(secs),
-                help="training time over all the run's lives (resumed segments summed; time stopped or queued "
-                     "not counted)")
+    c[4].metric(
+        "time",
+        runmetrics.format_seconds(secs),
+        help="training time over all the run's lives (resumed segments summed; time stopped or queued not counted)",
+    )
     gpu = next((k for k in m.columns if k.startswith("gpu_mem")), None)
-    c[5].metric("GPU memory" if gpu else "lr", (f"{runmetrics._last(m.col(gpu)):.2f}" if gpu else
-                                                 f"{p.lr:.2e}" if p.lr is not None else "–"))
+    c[5].metric(
+        "GPU memory" if gpu else "lr",
+        (f"{runmetrics._last(m.col(gpu)):.2f}" if gpu else f"{p.lr:.2e}" if p.lr is not None else "–"),
+    )
 
 
 def task_results(table: pd.DataFrame) -> None:
@@ -216,47 +263,95 @@ def task_results(table: pd.DataFrame) -> None:
     if "train loss" in means:
         parts.append(f"final train loss {means['train loss']:.4f}")
     if "val loss after" in means:
-        parts.append(f"val loss {means['val loss before']:.4f} before TTFT → {means['val loss after']:.4f} after"
-                     if "val loss before" in means else f"val loss after TTFT {means['val loss after']:.4f}")
+        parts.append(
+            f"val loss {means['val loss before']:.4f} before TTFT → {means['val loss after']:.4f} after"
+            if "val loss before" in means
+            else f"val loss after TTFT {means['val loss after']:.4f}"
+        )
     if "seconds" in means:
-        parts.append(f"{runmetrics.format_seconds(means['seconds'])} per task "
-                     f"({runmetrics.format_seconds(means['total seconds'])} in all)")
-    head = (f"**Means over the {means['done']} of {len(table)} tasks done**: " + " · ".join(parts)
-            if means["done"] and parts else f"No task of {len(table)} is done yet.")
+        parts.append(
+            f"{runmetrics.format_seconds(means['seconds'])} per task "
+            f"({runmetrics.format_seconds(means['total seconds'])} in all)"
+        )
+    head = (
+        f"**Means over the {means['done']} of {len(table)} tasks done**: " + " · ".join(parts)
+        if means["done"] and parts
+        else f"No task of {len(table)} is done yet."
+    )
     st.markdown(f"Per-task results (each task trains its own adapter from the base model). {head}")
     shown = table.drop(columns=["seconds"])
-    cols = {c: st.column_config.NumberColumn(c, format="%.4f") for c in ("train loss", "val loss before",
-                                                                         "val loss after") if c in shown}
+    cols = {
+        c: st.column_config.NumberColumn(c, format="%.4f")
+        for c in ("train loss", "val loss before", "val loss after")
+        if c in shown
+    }
     if "change" in shown:
         cols["change"] = st.column_config.NumberColumn("change", format="%+.4f", help="after − before TTFT")
-    cols["state"] = st.column_config.TextColumn("state", help="done (its adapter and final eval are written), "
-                                                "training, or stopped before its end")
-    st.dataframe(shown, hide_index=True, key="ft_task_table", column_config=cols,
-                 height=min(400, 38 + 35 * len(shown)))
+    cols["state"] = st.column_config.TextColumn(
+        "state", help="done (its adapter and final eval are written), training, or stopped before its end"
+    )
+    st.dataframe(shown, hide_index=True, key="ft_task_table", column_config=cols, height=min(400, 38 + 35 * len(shown)))
 
 
 def _actions(j: registry.Job) -> None:
     path = str(j.path)
     train = _is_train(j)
     b = st.columns(5 if train else 4)
-    b[0].button("Stop", on_click=_act, args=("stop", path), disabled=not j.active, key="ft_stop",
-                icon=":material/stop:", width="stretch",
-                help="take it out of the queue (it never starts)" if j.status == "queued" else
-                "SIGTERM: the job saves a checkpoint and ends 'stopped'")
-    b[1].button("Resume", on_click=_act, args=("resume", path), disabled=j.status not in rundir.RESUMABLE,
-                key="ft_resume", icon=":material/play_arrow:", width="stretch",
-                help="continue from the last checkpoint (optimizer and scheduler state too)")
-    b[2].button("Clone config", on_click=_act, args=("clone", path), disabled=not j.config(), key="ft_clone",
-                icon=":material/content_copy:", width="stretch", help="load this run's options into the form")
-    b[3].button("Delete", on_click=_act, args=("ask_delete", path), disabled=j.status in ("running", "stopping"),
-                key="ft_delete", icon=":material/delete:", width="stretch",
-                help="delete the run folder (stop it first)")
+    b[0].button(
+        "Stop",
+        on_click=_act,
+        args=("stop", path),
+        disabled=not j.active,
+        key="ft_stop",
+        icon=":material/stop:",
+        width="stretch",
+        help="take it out of the queue (it never starts)"
+        if j.status == "queued"
+        else "SIGTERM: the job saves a checkpoint and ends 'stopped'",
+    )
+    b[1].button(
+        "Resume",
+        on_click=_act,
+        args=("resume", path),
+        disabled=j.status not in rundir.RESUMABLE,
+        key="ft_resume",
+        icon=":material/play_arrow:",
+        width="stretch",
+        help="continue from the last checkpoint (optimizer and scheduler state too)",
+    )
+    b[2].button(
+        "Clone config",
+        on_click=_act,
+        args=("clone", path),
+        disabled=not j.config(),
+        key="ft_clone",
+        icon=":material/content_copy:",
+        width="stretch",
+        help="load this run's options into the form",
+    )
+    b[3].button(
+        "Delete",
+        on_click=_act,
+        args=("ask_delete", path),
+        disabled=j.status in ("running", "stopping"),
+        key="ft_delete",
+        icon=":material/delete:",
+        width="stretch",
+        help="delete the run folder (stop it first)",
+    )
     if train:
         done = j.status == "finished"
-        b[4].page_link(PREDICT_PAGE, label="Predict", icon=":material/target:", query_params=predict_params(j),
-                       disabled=not done, width="stretch",
-                       help="open the Predictions page's New-prediction form for this run (its dataset and tasks "
-                            "preselected)" if done else "a run can be predicted once it has finished")
+        b[4].page_link(
+            PREDICT_PAGE,
+            label="Predict",
+            icon=":material/target:",
+            query_params=predict_params(j),
+            disabled=not done,
+            width="stretch",
+            help="open the Predictions page's New-prediction form for this run (its dataset and tasks preselected)"
+            if done
+            else "a run can be predicted once it has finished",
+        )
     if st.session_state.get("_ft_confirm_delete") == path:
         st.warning(f"Delete **{j.id}** and everything in it (checkpoints, adapter, metrics)? This cannot be undone.")
         c = st.columns([1, 1, 4])

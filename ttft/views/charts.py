@@ -17,8 +17,20 @@ EVAL_COLOR = "#FF851B"
 LR_COLOR = "#AAAAAA"
 RAW_COLOR = "rgba(0, 116, 217, 0.3)"
 #: one colour per task (cycled)
-TASK_COLORS = ("#0074D9", "#FF4136", "#2ECC40", "#B10DC9", "#FF851B", "#39CCCC", "#85144b", "#3D9970", "#F012BE",
-               "#7FDBFF", "#01FF70", "#AAAAAA")
+TASK_COLORS = (
+    "#0074D9",
+    "#FF4136",
+    "#2ECC40",
+    "#B10DC9",
+    "#FF851B",
+    "#39CCCC",
+    "#85144b",
+    "#3D9970",
+    "#F012BE",
+    "#7FDBFF",
+    "#01FF70",
+    "#AAAAAA",
+)
 #: from this many logged steps on, an exponential moving average is drawn over the (then faint) raw loss
 SMOOTH_FROM = 50
 #: above this many points the traces use WebGL (scattergl): smooth in the browser with 10,000+ steps
@@ -130,9 +142,12 @@ def task_table(m: Metrics, steps_per_task: int | None = None, current: str | Non
         step = int(np.nanmax(ts)) if (~np.isnan(ts)).any() else 0
         secs = seconds(m, mask)
         state = "done" if done_eval.size else ("training" if task == current else "stopped")
-        row = {"task": task, "state": state,
-               "steps": f"{step}/{steps_per_task}" if steps_per_task else str(step),
-               "train loss": _last(loss)}
+        row = {
+            "task": task,
+            "state": state,
+            "steps": f"{step}/{steps_per_task}" if steps_per_task else str(step),
+            "train loss": _last(loss),
+        }
         if has_before:
             row["val loss before"] = before
         row["val loss after"] = after
@@ -141,8 +156,17 @@ def task_table(m: Metrics, steps_per_task: int | None = None, current: str | Non
         row["time"] = format_seconds(secs) if secs is not None else "–"
         row["seconds"] = secs
         rows.append(row)
-    cols = ["task", "state", "steps", "train loss", *(["val loss before"] if has_before else []), "val loss after",
-            *(["change"] if has_before else []), "time", "seconds"]
+    cols = [
+        "task",
+        "state",
+        "steps",
+        "train loss",
+        *(["val loss before"] if has_before else []),
+        "val loss after",
+        *(["change"] if has_before else []),
+        "time",
+        "seconds",
+    ]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -160,8 +184,9 @@ def task_means(table: pd.DataFrame) -> dict:
 # --------------------------------------------------------------------------- the loss figure
 
 
-def loss_figure(m: Metrics, log_y: bool = False, height: int = 360, uirevision: str | None = None,
-                task: str | None = None) -> go.Figure:
+def loss_figure(
+    m: Metrics, log_y: bool = False, height: int = 360, uirevision: str | None = None, task: str | None = None
+) -> go.Figure:
     """Training loss at every logged step over the whole run (no window, no thinning: a 5-step run shows 5
     points), eval loss as markers on the same axis, and the learning rate as a dotted line on a secondary axis.
 
@@ -177,7 +202,9 @@ def loss_figure(m: Metrics, log_y: bool = False, height: int = 360, uirevision: 
         data, n, lr_max = _run_traces(m)
         x_title = "step"
     layout = go.Layout(
-        height=height, margin=dict(l=10, r=10, t=30, b=10), uirevision=uirevision,
+        height=height,
+        margin=dict(l=10, r=10, t=30, b=10),
+        uirevision=uirevision,
         hovermode="closest" if tasks else "x",
         legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0),
         # from 0; with val-loss-before markers at 0, padded so that they are not cut in half by the axis
@@ -185,9 +212,18 @@ def loss_figure(m: Metrics, log_y: bool = False, height: int = 360, uirevision: 
         yaxis=dict(title="loss" + (" (log)" if log_y else ""), type="log" if log_y else "linear"),
         # an explicit range from 0: autorange pads below 0 and shows a negative learning rate tick
         # (ticks of its own, not at the loss axis's grid lines: those map below 0 too)
-        yaxis2=dict(title="learning rate", overlaying="y", side="right", showgrid=False, tickformat=".1e",
-                    range=[0.0, lr_max * 1.05 if lr_max else 1.0], rangemode="nonnegative", zeroline=False,
-                    tickmode="auto", nticks=6),
+        yaxis2=dict(
+            title="learning rate",
+            overlaying="y",
+            side="right",
+            showgrid=False,
+            tickformat=".1e",
+            range=[0.0, lr_max * 1.05 if lr_max else 1.0],
+            rangemode="nonnegative",
+            zeroline=False,
+            tickmode="auto",
+            nticks=6,
+        ),
         plot_bgcolor="white",
     )
     fig = go.Figure(data=data, layout=layout)
@@ -212,26 +248,64 @@ def _run_traces(m: Metrics) -> tuple[list, int, float | None]:
     Scatter = go.Scattergl if n > GL_POINTS else go.Scatter
     mode = "lines+markers" if n <= 200 else "lines"
     smooth = n >= SMOOTH_FROM
-    data = [Scatter(x=step[tr], y=loss[tr], mode=mode, name="train loss",
-                    line=dict(color=RAW_COLOR if smooth else LOSS_COLOR, width=1 if smooth else 1.5),
-                    marker=dict(size=5), hovertemplate="step %{x}<br>loss %{y:.4g}<extra></extra>")]
+    data = [
+        Scatter(
+            x=step[tr],
+            y=loss[tr],
+            mode=mode,
+            name="train loss",
+            line=dict(color=RAW_COLOR if smooth else LOSS_COLOR, width=1 if smooth else 1.5),
+            marker=dict(size=5),
+            hovertemplate="step %{x}<br>loss %{y:.4g}<extra></extra>",
+        )
+    ]
     if smooth:
-        data.append(Scatter(x=step[tr], y=ema(loss[tr], max(5, n // 40)), mode="lines", name="smoothed",
-                            line=dict(color=LOSS_COLOR, width=2), hoverinfo="skip"))
+        data.append(
+            Scatter(
+                x=step[tr],
+                y=ema(loss[tr], max(5, n // 40)),
+                mode="lines",
+                name="smoothed",
+                line=dict(color=LOSS_COLOR, width=2),
+                hoverinfo="skip",
+            )
+        )
     if es.any():
-        data.append(go.Scatter(x=step[es], y=ev[es], mode="lines+markers", name="eval loss",
-                               line=dict(color=EVAL_COLOR, width=1.5, dash="dot"),
-                               marker=dict(size=8, symbol="diamond"),
-                               hovertemplate="step %{x}<br>eval loss %{y:.4g}<extra></extra>"))
+        data.append(
+            go.Scatter(
+                x=step[es],
+                y=ev[es],
+                mode="lines+markers",
+                name="eval loss",
+                line=dict(color=EVAL_COLOR, width=1.5, dash="dot"),
+                marker=dict(size=8, symbol="diamond"),
+                hovertemplate="step %{x}<br>eval loss %{y:.4g}<extra></extra>",
+            )
+        )
     before = m.col(BEFORE)
     if (~np.isnan(before)).any():
-        data.append(go.Scatter(x=[0], y=[_first(before)], mode="markers", name="val loss before",
-                               marker=dict(size=9, symbol="circle-open", color=EVAL_COLOR, line=dict(width=2)),
-                               hovertemplate="before training<br>val loss %{y:.4g}<extra></extra>"))
+        data.append(
+            go.Scatter(
+                x=[0],
+                y=[_first(before)],
+                mode="markers",
+                name="val loss before",
+                marker=dict(size=9, symbol="circle-open", color=EVAL_COLOR, line=dict(width=2)),
+                hovertemplate="before training<br>val loss %{y:.4g}<extra></extra>",
+            )
+        )
     if ls.any():
-        data.append(Scatter(x=step[ls], y=lr[ls], mode="lines", name="learning rate", yaxis="y2",
-                            line=dict(color=LR_COLOR, width=1, dash="dot"),
-                            hovertemplate="step %{x}<br>lr %{y:.3g}<extra></extra>"))
+        data.append(
+            Scatter(
+                x=step[ls],
+                y=lr[ls],
+                mode="lines",
+                name="learning rate",
+                yaxis="y2",
+                line=dict(color=LR_COLOR, width=1, dash="dot"),
+                hovertemplate="step %{x}<br>lr %{y:.3g}<extra></extra>",
+            )
+        )
     return data, n, _lr_max(lr[ls])
 
 
@@ -251,34 +325,93 @@ def _per_task_traces(m: Metrics, tasks: list[str]) -> tuple[list, int, float | N
         smooth = n >= SMOOTH_FROM
         y = ema(loss[tr], max(5, n // 40)) if smooth else loss[tr]
         if smooth:
-            data.append(Scatter(x=x[tr], y=loss[tr], mode="lines", name=task, legendgroup=task, showlegend=False,
-                                opacity=0.25, line=dict(color=color, width=1), hoverinfo="skip"))
-        data.append(Scatter(x=x[tr], y=y, mode="lines+markers" if n <= 200 else "lines", name=task,
-                            legendgroup=task, line=dict(color=color, width=1.5), marker=dict(size=4),
-                            hovertemplate=f"{task}<br>step %{{x}}<br>loss %{{y:.4g}}<extra></extra>"))
+            data.append(
+                Scatter(
+                    x=x[tr],
+                    y=loss[tr],
+                    mode="lines",
+                    name=task,
+                    legendgroup=task,
+                    showlegend=False,
+                    opacity=0.25,
+                    line=dict(color=color, width=1),
+                    hoverinfo="skip",
+                )
+            )
+        data.append(
+            Scatter(
+                x=x[tr],
+                y=y,
+                mode="lines+markers" if n <= 200 else "lines",
+                name=task,
+                legendgroup=task,
+                line=dict(color=color, width=1.5),
+                marker=dict(size=4),
+                hovertemplate=f"{task}<br>step %{{x}}<br>loss %{{y:.4g}}<extra></extra>",
+            )
+        )
         es = ~np.isnan(ev) & ~np.isnan(x)
         if es.any():  # markers only: the evals of different tasks are different models, not a trend
-            data.append(go.Scatter(x=x[es], y=ev[es], mode="markers", name=f"{task} eval loss", legendgroup=task,
-                                   showlegend=False, marker=dict(size=9, symbol="diamond", color=color),
-                                   hovertemplate=f"{task}<br>step %{{x}}<br>eval loss %{{y:.4g}}<extra></extra>"))
+            data.append(
+                go.Scatter(
+                    x=x[es],
+                    y=ev[es],
+                    mode="markers",
+                    name=f"{task} eval loss",
+                    legendgroup=task,
+                    showlegend=False,
+                    marker=dict(size=9, symbol="diamond", color=color),
+                    hovertemplate=f"{task}<br>step %{{x}}<br>eval loss %{{y:.4g}}<extra></extra>",
+                )
+            )
         if (~np.isnan(before)).any():
-            data.append(go.Scatter(x=[0], y=[_first(before)], mode="markers", name=f"{task} val loss before",
-                                   legendgroup=task, showlegend=False,
-                                   marker=dict(size=9, symbol="circle-open", color=color, line=dict(width=2)),
-                                   hovertemplate=f"{task}<br>before TTFT<br>val loss %{{y:.4g}}<extra></extra>"))
+            data.append(
+                go.Scatter(
+                    x=[0],
+                    y=[_first(before)],
+                    mode="markers",
+                    name=f"{task} val loss before",
+                    legendgroup=task,
+                    showlegend=False,
+                    marker=dict(size=9, symbol="circle-open", color=color, line=dict(width=2)),
+                    hovertemplate=f"{task}<br>before TTFT<br>val loss %{{y:.4g}}<extra></extra>",
+                )
+            )
         ls = ~np.isnan(lr) & ~np.isnan(x)
         if ls.any() and lr_max is None:  # every task restarts the same schedule: drawn once
             lr_max = _lr_max(lr[ls])
-            data.append(Scatter(x=x[ls], y=lr[ls], mode="lines", name="learning rate (each task)", yaxis="y2",
-                                line=dict(color=LR_COLOR, width=1, dash="dot"),
-                                hovertemplate="step %{x}<br>lr %{y:.3g}<extra></extra>"))
+            data.append(
+                Scatter(
+                    x=x[ls],
+                    y=lr[ls],
+                    mode="lines",
+                    name="learning rate (each task)",
+                    yaxis="y2",
+                    line=dict(color=LR_COLOR, width=1, dash="dot"),
+                    hovertemplate="step %{x}<br>lr %{y:.3g}<extra></extra>",
+                )
+            )
     # legend keys for the marker kinds (drawn in each task's colour)
     if any(t.name.endswith("eval loss") for t in data):
-        data.append(go.Scatter(x=[None], y=[None], mode="markers", name="eval loss (diamonds)",
-                               marker=dict(size=9, symbol="diamond", color="#666")))
+        data.append(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                name="eval loss (diamonds)",
+                marker=dict(size=9, symbol="diamond", color="#666"),
+            )
+        )
     if any(t.name.endswith("val loss before") for t in data):
-        data.append(go.Scatter(x=[None], y=[None], mode="markers", name="val loss before (circles)",
-                               marker=dict(size=9, symbol="circle-open", color="#666", line=dict(width=2))))
+        data.append(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                name="val loss before (circles)",
+                marker=dict(size=9, symbol="circle-open", color="#666", line=dict(width=2)),
+            )
+        )
     return data, n_total, lr_max
 
 

@@ -16,8 +16,16 @@ from PIL import Image
 
 #: Official ARC palette (fchollet/ARC testing interface), colours 0-9.
 PALETTE_HEX = [
-    "#000000", "#0074D9", "#FF4136", "#2ECC40", "#FFDC00",
-    "#AAAAAA", "#F012BE", "#FF851B", "#7FDBFF", "#870C25",
+    "#000000",
+    "#0074D9",
+    "#FF4136",
+    "#2ECC40",
+    "#FFDC00",
+    "#AAAAAA",
+    "#F012BE",
+    "#FF851B",
+    "#7FDBFF",
+    "#870C25",
 ]
 LINE = 10  # palette index of the cell lines
 TEXT_LIGHT = 11  # cell-number ink on dark cells
@@ -66,7 +74,7 @@ def _glyphs(cell: int) -> np.ndarray | None:
     out = np.zeros((10, cell, cell), dtype=bool)
     gh, gw = g.shape[1:]
     y0, x0 = (cell - gh) // 2, (cell - gw) // 2 + (1 if (cell - gw) % 2 else 0)
-    out[:, y0:y0 + gh, x0:x0 + gw] = g
+    out[:, y0 : y0 + gh, x0 : x0 + gw] = g
     return out
 
 
@@ -95,7 +103,9 @@ def grid_index_image(grid: np.ndarray, cell: int = 16, numbers: bool = False, li
 
 
 def encode_png(index_img: np.ndarray) -> bytes:
-    im = Image.frombuffer("P", (index_img.shape[1], index_img.shape[0]), np.ascontiguousarray(index_img), "raw", "P", 0, 1)
+    im = Image.frombuffer(
+        "P", (index_img.shape[1], index_img.shape[0]), np.ascontiguousarray(index_img), "raw", "P", 0, 1
+    )
     im.putpalette(_PALETTE_BYTES)
     buf = io.BytesIO()
     im.save(buf, format="PNG", compress_level=1)
@@ -114,11 +124,11 @@ def _arrow(height: int, width: int) -> np.ndarray:
     img = np.full((height, width), BACKDROP, dtype=np.uint8)
     mid = height // 2
     x0, x1 = width // 5, width - width // 5
-    img[max(0, mid - 1):mid + 1, x0:x1] = LINE
+    img[max(0, mid - 1) : mid + 1, x0:x1] = LINE
     head = max(1, min((x1 - x0) // 2, height // 2))
     for k in range(head):
         x = x1 - 1 - k
-        img[max(0, mid - k - 1):mid + k + 1, x] = LINE
+        img[max(0, mid - k - 1) : mid + k + 1, x] = LINE
     return img
 
 
@@ -131,7 +141,7 @@ def hstack_images(images: list[np.ndarray], gap: int = 6, arrows: bool = False) 
             parts.append(_arrow(h, max(gap, 12)) if arrows else np.full((h, gap), BACKDROP, dtype=np.uint8))
         pad_top = (h - im.shape[0]) // 2
         col = np.full((h, im.shape[1]), BACKDROP, dtype=np.uint8)
-        col[pad_top:pad_top + im.shape[0]] = im
+        col[pad_top : pad_top + im.shape[0]] = im
         parts.append(col)
     return np.concatenate(parts, axis=1)
 
