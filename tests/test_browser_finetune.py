@@ -126,7 +126,7 @@ def test_idle_page_follows_the_runs_folder_and_links_to_predict(page, tmp_path):
             first / "status.json", {"status": "failed", "error": "RuntimeError: late", "step": 8, "max_steps": 8}
         )
         page.get_by_text("Failed: RuntimeError: late").first.wait_for(timeout=TIMEOUT)
-        assert appeared_s < 15, appeared_s
+        assert appeared_s < 30, f"the new run appeared after {appeared_s:.1f} s (the watcher polls every 5 s)"
         assert page.locator("[data-testid='stException']").count() == 0
         write_json_atomic(first / "status.json", {"status": "finished", "step": 8, "max_steps": 8})
         page.get_by_text("Failed: RuntimeError: late").first.wait_for(state="detached", timeout=TIMEOUT)
