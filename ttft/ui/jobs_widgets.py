@@ -253,8 +253,9 @@ def queue_text(j: registry.Job, root: Path | None = None, cfg: registry.JobConfi
     and how many slots are busy."""
     cfg = cfg or job_config()
     root = registry.queue_root(j.path, j.meta) if root is None else root
-    n = int(j.meta.get("slots") or (jobs.ORCHESTRATOR_SLOTS if j.kind == registry.ORCHESTRATOR else
-                                     cfg.slots(j.kind)))  # the slot count it was queued with
+    n = int(
+        j.meta.get("slots") or (jobs.ORCHESTRATOR_SLOTS if j.kind == registry.ORCHESTRATOR else cfg.slots(j.kind))
+    )  # the slot count it was queued with
     busy = slots_busy(root, j.kind, n) if j.kind else None
     if j.position == 1 and busy is not None and busy < n:
         return f"position 1 for the {j.kind} slot, starting now (a slot is free)"
