@@ -216,6 +216,11 @@ def dataset_picker(container=None) -> tuple[str, data.Dataset] | None:
     c = container or st.sidebar
     qp = query_param("dataset") or nav.current().get("dataset")
     choices = list(data.BUNDLED) + [PATH_CHOICE, UPLOAD_CHOICE]
+    # (re)assign the picker's state on every run: a widget of another page with the same key does not carry its value
+    # over a page switch unless the value is set again before the widget is created (Streamlit's widget cleanup)
+    for k in ("ttft_dataset_choice", "ttft_dataset_path"):
+        if k in st.session_state:
+            st.session_state[k] = st.session_state[k]
     if "ttft_dataset_choice" not in st.session_state or (qp and qp != st.session_state.get("_ttft_dataset_key")):
         if qp in data.BUNDLED:
             st.session_state["ttft_dataset_choice"] = qp
