@@ -16,6 +16,19 @@ Baselines measured in the same run, alternating with the tries:
   would cost).
 
     .venv/bin/python bench/bench_try.py [--task 0c786b71] [--repeats 3] [--views 4] [--threads-compare]
+
+Measured 2026-12-01 on the 2-core development machine, never idle (other engineers' test runs; load averages 2.6-8
+over 2 cores), 0c786b71 (276 tokens), 4 views, budget 94 tokens per view, median of 3:
+
+    load 4.0-5.4: try 13.3 s (28.8 / 13.3 / 9.1); direct predict 14.7 s (CPU 9.9 s); warm generate 5.9 s
+    load 2.6-4.4: try 17.8 s (22.8 / 17.8 / 15.5); direct predict 22.8 s (CPU 12.1 s); imports alone 15.2 s
+                  (CPU 9.5 s); phases: queue 1.0, process start and imports 6.1, model load (transformers import)
+                  + val loss + files 5.7, generation 4.2 s
+    833dafe3 (490 tokens, budget 424 per view), load 3.9-8: try 44.3 s; generation 19.0 s
+
+The job's fresh process spends ~7-9 s of CPU importing torch and transformers before it predicts, so on an idle
+machine a try needs about 10-12 s; only a warm process (torch, transformers and the model already loaded) would
+answer in ~2-3 s (``baseline_warm_generate_s``).
 """
 
 from __future__ import annotations
