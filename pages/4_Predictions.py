@@ -26,7 +26,7 @@ if task_id is not None:
     tv.task_view(ref, task_id, numbers)
     st.stop()
 
-top = st.columns([6, 1, 1], vertical_alignment="bottom")
+top = st.columns([5, 1, 2], vertical_alignment="bottom")
 top[0].title("Predictions")
 with top[1]:
     pw.refresh_button()

@@ -298,3 +298,63 @@ def test_a_running_prediction_shows_live_progress_and_stop(tmp_path, monkeypatch
     assert at.button(key="pred_stop") is not None and not at.button(key="pred_stop").disabled
     assert list(at.dataframe[0].value["task"]) == [TASKS[0]]  # the finished task is there already
     assert "submission.json (partial)" in [b.label for b in at.get("download_button")]
+
+
+def _wait(at, cond, what: str, timeout: float = 300):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        at.run()
+        assert not at.exception, at.exception
+        if cond(at):
+            return at
+        time.sleep(0.5)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def _table(at):
+    return next((d.value for d in at.dataframe if d.key and d.key.startswith("pred_table")), None)
+
+
+@pytest.mark.slow
+def test_predict_a_finished_run_from_the_page_live_then_stop(tmp_path, monkeypatch):
+    """The whole loop: the run panel's link, Launch, the new prediction listed at once, its first tasks while it
+    runs, Stop there, and the stopped prediction keeps the tasks done (metrics and submission for them)."""
+    from ttft.runs import jobs, registry
+    from ttft.runs.predictions import find_predictions
+
+    root = tmp_path / "runs"
+    run = fake_run(root / "20261126-tiny-run", tiny_model_dir(tmp_path / "tiny"))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    small = [t.id for t in load_dataset("arc-agi-1/evaluation") if t.stats().tokens <= 1000]  # 140 tasks
+    at = page(root, monkeypatch, run=str(run), new="1")
+    assert at.text_input(key="pred_l.tasks").value == ", ".join(TASKS)  # the run's tasks, preselected
+    at.text_input(key="pred_l.tasks").input(", ".join(small)).run()  # more, to have time to stop it
+    at.number_input(key="pred_l.views").set_value(2).run()
+    at.number_input(key="pred_l.max_new_tokens").set_value(8).run()
+    at.number_input(key="pred_l.threads").set_value(1).run()
+    at.checkbox(key="pred_l.val_loss").uncheck().run()
+    assert not at.error, [e.value for e in at.error]
+    at.button(key="pred_l_go").click().run()
+    try:
+        assert not at.exception
+        assert at.title[0].value == "Predictions"
+        assert any(s.value.startswith("Launched") for s in at.success)
+        name = at.selectbox(key="pred_name").value
+        assert at.selectbox(key="pred_run").value == run.name and name.endswith("-2v")
+        _wait(at, lambda a: _table(a) is not None and len(_table(a)) >= 1, "the first task on the page")
+        bars = at.get("progress")
+        if bars:  # (unless it ended meanwhile)
+            assert "tasks" in bars[0].proto.text and "views" in bars[0].proto.text
+        at.button(key="pred_stop").click().run()
+        _wait(at, lambda a: any(i.value.startswith("Stopped:") for i in a.info), "the stopped state")
+    finally:
+        for j in registry.list_jobs(root):
+            if j.active:
+                jobs.stop(j, wait=True, timeout=30)
+    ref = next(r for r in find_predictions(root) if r.name == name)
+    kept = ref.tasks()
+    assert ref.state == "stopped" and 1 <= len(kept) < len(ref.config["tasks"])
+    assert ref.metrics()["summary"]["n_tasks"] == len(kept)
+    assert len(json.loads((ref.path / "submission.json").read_text())) == len(ref.config["tasks"])
+    assert len(_table(at)) == len(kept)

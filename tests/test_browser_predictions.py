@@ -1,4 +1,5 @@
-"""Real-browser test of the Predictions page: a cold deep link to a task view over a temporary runs folder."""
+"""Real-browser tests of the Predictions page over a temporary runs folder: a cold deep link to a task view, a row
+click then '← All tasks', and the run panel's link to the New-prediction form."""
 
 import pytest
 from _predfake import TASKS, fake_run, make_prediction, tiny_model_dir
@@ -11,15 +12,20 @@ RUN = "20261125-ttft-demo"
 
 
 @pytest.fixture(scope="module")
-def pred_url(tmp_path_factory):
+def pred_site(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser_pred_runs")
     model = tiny_model_dir(tmp_path_factory.mktemp("browser_pred_tiny"))
     run = fake_run(root / RUN, model)
     with pytest.MonkeyPatch.context() as mp:
         make_prediction(mp, run / "predictions" / "ttft-4v", run=str(run))
     proc, url = start_streamlit(env_extra={"TTFT_RUNS_DIR": str(root)})
-    yield url
+    yield url, run
     stop(proc)
+
+
+@pytest.fixture(scope="module")
+def pred_url(pred_site):
+    return pred_site[0]
 
 
 def test_cold_deep_link_to_a_task_view(page, pred_url):
@@ -42,4 +48,39 @@ def test_cold_deep_link_to_a_task_view(page, pred_url):
     assert page.locator("[data-testid='stException']").count() == 0, page.locator(
         "[data-testid='stException']"
     ).first.inner_text()
+    assert not page.js_errors, page.js_errors
+
+
+def _rows_clickable(page):
+    grid = page.locator("[data-testid='stDataFrame']").first
+    grid.wait_for(state="visible", timeout=TIMEOUT)
+    return grid
+
+
+def test_back_to_the_table_after_clicking_a_row(page, pred_url):
+    """Open a task by clicking its row, then '← All tasks': the table stays (no stale selection reopening it)."""
+    page.goto(f"{pred_url}/Predictions?run={RUN}", timeout=TIMEOUT)
+    grid = _rows_clickable(page)
+    page.wait_for_timeout(1000)
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 14, box["y"] + 35 + 35 * 1 + 17)  # the row marker of the second row
+    page.get_by_role("heading", name=f"Task {TASKS[1]}").wait_for(timeout=TIMEOUT)
+    page.get_by_text("Train pairs").first.wait_for(state="visible", timeout=TIMEOUT)
+    page.get_by_role("button", name="← All tasks").click()
+    page.get_by_role("heading", name="Predictions", exact=True).wait_for(timeout=TIMEOUT)
+    page.wait_for_timeout(3000)  # a stale selection would have reopened the task by now
+    assert page.get_by_role("heading", name=f"Task {TASKS[1]}").count() == 0
+    assert "task=" not in page.url
+    _rows_clickable(page)
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert not page.js_errors, page.js_errors
+
+
+def test_run_panel_link_opens_the_new_prediction_form(page, pred_site):
+    pred_url, run_dir = pred_site
+    page.goto(f"{pred_url}/Predictions?run={run_dir}&new=1", timeout=TIMEOUT)
+    page.get_by_role("heading", name="New prediction").wait_for(timeout=TIMEOUT)
+    page.get_by_text(f"--run {run_dir}").first.wait_for(state="visible", timeout=TIMEOUT)
+    page.get_by_role("button", name="Launch prediction").wait_for(state="visible", timeout=TIMEOUT)
+    assert page.locator("[data-testid='stException']").count() == 0
     assert not page.js_errors, page.js_errors

@@ -207,7 +207,7 @@ def test_oracle_prediction_files_metrics_and_submission(tiny, tmp_path, monkeypa
     # Kaggle's schema: every task, one dict per test input, attempt_1/attempt_2 grids of ints 0-9
     sub = json.loads((out / "submission.json").read_text())
     assert set(sub) == set(TASKS)
-    for tid, rows in sub.items():
+    for rows in sub.values():
         assert isinstance(rows, list) and len(rows) == 1
         for row in rows:
             assert set(row) == {"attempt_1", "attempt_2"}
@@ -376,3 +376,102 @@ def test_diff_image_marks_wrong_and_missing_cells():
     assert {(i, j) for i in range(3) for j in range(4) if marked(i, j)} == {(0, 3), (1, 1), (1, 3), (2, 0), (2, 1),
                                                                               (2, 2)}
     assert not marked(2, 3)  # in neither grid
+
+
+# --------------------------------------------------------------------------- progress per task (issue 12)
+
+
+def test_groups_start_with_one_task_and_double_up_to_the_cap(ds):
+    from ttft.engine.predict import _groups
+
+    tasks = list(ds)[:40]
+    pred = text_predictor(None)
+    sizes = [len(g) for g in _groups(tasks, pred, PredictConfig(base_model="x", dataset="d", views=8))]
+    assert sizes == [1, 2, 4, 8, 16, 9] and sum(sizes) == 40  # cap: 4 batches of 32 views = 16 tasks of 8 views
+    assert [t.id for g in _groups(tasks, pred, PredictConfig(base_model="x", dataset="d", views=8)) for t in g] == [
+        t.id for t in tasks]  # in order
+    per_task = Predictor(None, None, "cpu", Source("per-task", ModelConfig(), EncodingConfig()), [2], 0)
+    assert [len(g) for g in _groups(tasks[:3], per_task, PredictConfig(base_model="x", dataset="d"))] == [1, 1, 1]
+
+
+def _recording_oracle(monkeypatch, out: Path, cfg: PredictConfig, on_call=None):
+    """The oracle generator, recording before each call how many tasks are readable and the status counts."""
+    from _predfake import answers_for, default_policy, oracle
+
+    from ttft.engine import predict
+
+    gen = oracle(answers_for(load_dataset("arc-agi-1/evaluation"), cfg), default_policy)
+    seen = []
+
+    def recording(pred, prompts, *a, **k):
+        st = read_json(out / "status.json") or {}
+        seen.append((len(read_jsonl(out / "tasks.jsonl")), st.get("done"), st.get("views_done"), len(prompts)))
+        if on_call:
+            on_call(len(seen))
+        return gen(pred, prompts, *a, **k)
+
+    monkeypatch.setattr(predict, "generate", recording)
+    return seen
+
+
+def test_each_task_is_written_as_soon_as_its_views_are_done(tiny, tmp_path, monkeypatch):
+    from ttft.engine import predict
+
+    out = tmp_path / "progress"
+    cfg = PredictConfig(base_model=tiny, dataset="arc-agi-1/evaluation", tasks=TASKS, views=4, batch_size=4,
+                        out=str(out), device="cpu")
+    seen = _recording_oracle(monkeypatch, out, cfg)
+    res = predict.run_prediction(cfg)
+    assert res.status == "finished" and res.summary["n_tasks"] == 3
+    # group 1 = the first task (one batch of 4 views); group 2 = the other two (8 views, 2 batches, longest
+    # prompts first): the first task is readable before group 2 starts, the longer task of group 2 before its
+    # second batch
+    assert seen == [(0, 0, 0, 4), (1, 1, 4, 4), (2, 2, 8, 4)]
+    st = read_json(out / "status.json")
+    assert (st["done"], st["total"], st["views_done"], st["views_total"]) == (3, 3, 12, 12)
+
+
+def test_a_stopped_prediction_keeps_the_finished_tasks(tiny, tmp_path, monkeypatch):
+    from ttft.engine import predict
+
+    out = tmp_path / "stopped"
+    cfg = PredictConfig(base_model=tiny, dataset="arc-agi-1/evaluation", tasks=TASKS, views=4, batch_size=4,
+                        out=str(out), device="cpu")
+    # SIGTERM during the second generate call: that batch completes a task of group 2, then the prediction stops
+    _recording_oracle(monkeypatch, out, cfg, on_call=lambda n: n == 2 and os.kill(os.getpid(), signal.SIGTERM))
+    res = predict.run_prediction(cfg)
+    assert res.status == "stopped"
+    done = [r["task"] for r in read_jsonl(out / "tasks.jsonl")]
+    assert len(done) == 2 and done[0] == TASKS[0]
+    metrics = read_json(out / "metrics.json")
+    assert sorted(metrics["per_task"]) == sorted(done) and metrics["summary"]["n_tasks"] == 2
+    assert metrics["status"] == "stopped"
+    sub = json.loads((out / "submission.json").read_text())
+    assert set(sub) == set(TASKS)  # every task, the finished ones with their attempts
+    tasks = {r["task"]: r for r in read_jsonl(out / "tasks.jsonl")}
+    assert sub[TASKS[0]][0]["attempt_1"] == tasks[TASKS[0]]["tests"][0]["attempts"][0]
+    missing = next(t for t in TASKS if t not in done)
+    assert sub[missing] == [{"attempt_1": [[0]], "attempt_2": [[0]]}]
+    st = read_json(out / "status.json")
+    assert st["status"] == "stopped" and st["done"] == 2 and st["views_done"] == 8
+    assert len(read_jsonl(out / "predictions.jsonl")) == 8  # the views of the finished tasks only
+
+
+def test_prediction_jobs_are_listed_before_they_write_their_folder(tmp_path):
+    from ttft.runs.predictions import find_predictions, partial_submission
+    from ttft.runs.rundir import write_json_atomic
+
+    root = tmp_path / "runs"
+    job = root / "20261126-predict-x"
+    job.mkdir(parents=True)
+    out = root / "r1" / "predictions" / "x"
+    write_json_atomic(job / "job.json", {"argv": ["predict", "--base-model", "default", "--out", str(out)],
+                                         "kind": "cpu", "queued_at": 5.0, "config": {"views": 2}})
+    write_json_atomic(job / "status.json", {"status": "failed", "error": "predict: boom", "exit_code": 2})
+    assert find_predictions(root) == []  # not a prediction folder (yet)
+    refs = find_predictions(root, jobs=True)
+    assert len(refs) == 1
+    ref = refs[0]
+    assert ref.pending and ref.job == job and ref.path == out and (ref.run_key, ref.name) == ("r1", "x")
+    assert ref.state == "failed" and ref.error == "predict: boom" and not ref.live and ref.stop_target == job
+    assert ref.tasks() == [] and partial_submission(ref) == {}

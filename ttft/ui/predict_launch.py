@@ -249,7 +249,7 @@ def launch_form(ref: PredictionRef | None = None) -> None:
     if final is not None:
         argv = commands.predict_argv(final)
         st.markdown("**The command** (the job runs exactly this):")
-        st.code(commands.command_line(argv), language="bash")
+        st.code(commands.command_line(argv), language="bash", wrap_lines=True)
         out = Path(final.out)
         if is_prediction_dir(out):
             st.warning(f"{out} already holds a prediction: launching rewrites it.")

@@ -221,6 +221,8 @@ def _dur(s: float | None) -> str:
 def progress_text(ref: PredictionRef, n_done: int | None = None) -> str:
     """Tasks and views done, time so far and an estimate of the time left (plain text)."""
     p = ref.progress(n_done)
+    if ref.pending and ref.state == "running":
+        return "starting: checking the options, loading the dataset and the model"
     parts = [f"{p.done}/{p.total if p.total is not None else '?'} tasks"]
     if p.views_total:
         parts.append(f"{p.views_done or 0}/{p.views_total} views")
