@@ -81,13 +81,18 @@ def wait_try(entry: dict, timeout: float = 300.0) -> tuple[str, dict]:
 def one_try(root: Path, task, views: int, full: bool, threads: int | None = None) -> tuple[float, dict]:
     t0 = time.time()
     if threads is None:
-        entry = tw.launch_try(DATASET, task, MODEL, views=views, full_budget=full, root=root)
+        entry = tw.launch_try(DATASET, task, MODEL, {"views": views, "full_budget": full}, root=root)
     else:  # the page's config with another thread count (to compare)
         out = tw.new_out(task.id, root)
         spec = tw.task_file(task, out, DATASET) or DATASET
         cfg = replace(
             tw.try_config(
-                spec, task.id, views, base_model="default", out=out, max_new_tokens=tw.budget_for(task, MODEL, full)
+                spec,
+                task.id,
+                base_model="default",
+                out=out,
+                max_new_tokens=tw.budget_for(task, MODEL, full),
+                views=views,
             ),
             threads=threads,
         )
@@ -126,7 +131,9 @@ def warm(task, views: int, repeats: int, full: bool) -> tuple[float, float]:
     from ttft.engine.generate import load_predictor
     from ttft.engine.sources import resolve_source, select
 
-    cfg = tw.try_config(DATASET, task.id, views, base_model="default", max_new_tokens=tw.budget_for(task, MODEL, full))
+    cfg = tw.try_config(
+        DATASET, task.id, base_model="default", max_new_tokens=tw.budget_for(task, MODEL, full), views=views
+    )
     torch.set_num_threads(cfg.threads or torch.get_num_threads())
     t0 = time.time()
     src = resolve_source(cfg)
@@ -170,7 +177,7 @@ def main() -> None:
     cfg = tw.try_config(
         spec,
         args.task,
-        args.views,
+        views=args.views,
         base_model="default",
         out=direct_out,
         max_new_tokens=tw.budget_for(task, MODEL, args.full_budget),

@@ -1,18 +1,13 @@
-"""Streamlit parts of the Try page: pick a task and a model (a finished training run or a base model), generate
-for the task's test input with a few views as a small background prediction job, and show the attempts against
-the truth as soon as the job has written them.
+"""Streamlit parts of the Try page: a task, a model (a finished training run or a base model) and a few views;
+the attempts against the truth as soon as a small background prediction job has written them.
 
-A try is an ordinary ``python -m ttft predict`` job (:func:`ttft.engine.commands.launch_prediction`) writing
-``<runs>/tries/predictions/<time>-<task>/`` (so the Predictions page lists the tries as the run ``tries``). The page
-only reads that folder and the job's folder; it refreshes itself (a fragment with ``run_every``) only while one of
-this session's tries is queued or running, so an idle page costs no CPU.
-
-What makes a try quick (measured by ``bench/bench_try.py``): the task is written alone to the try's folder and
-predicted from there (one task parsed instead of a dataset, in the app and in the job); the embedded model runs on
-one CPU thread; a model with the embedded tokenizer gets a task-based generation budget instead of a 30x30 grid per
-view (views that never stop cost ~10x less); torch is imported once in the background when the page opens (the
-validation before queueing needs it). What remains is the job's own process: Python, torch and transformers
-imports (~7 s of CPU), the model load and the generation.
+A try is an ordinary ``python -m ttft predict`` job (:func:`launch_prediction`) writing
+``<runs>/tries/predictions/<time>-<task>/`` (the Predictions page lists the tries as the run ``tries``). The page
+only reads that folder and the job's; it refreshes itself only while one of this session's tries is active. For
+speed (``bench/bench_try.py``): the task alone is written to the try's folder and predicted from there, a small
+model runs on one CPU thread, a model with the embedded tokenizer gets a task-based generation budget, and torch
+is imported in the background when the page opens. What remains is the job's process: ~7 s of CPU importing torch
+and transformers, the model load and the generation.
 """
 
 from __future__ import annotations
@@ -47,16 +42,9 @@ REFRESH_S = 0.5
 MODEL_DIRS = ("adapter", "adapters", "model")
 BASE, RUN = "A base model", "A finished training run"
 HISTORY, SHOWN, MESSAGE = "_try_history", "_try_shown", "_try_msg"
-STATUS_COLOR = {
-    "queued": "gray",
-    "starting": "blue",
-    "running": "blue",
-    "stopping": "orange",
-    "finished": "green",
-    "failed": "red",
-    "stopped": "orange",
-    "lost": "violet",
-}
+STATUS_COLOR = dict(queued="gray", starting="blue", running="blue", stopping="orange", finished="green")
+STATUS_COLOR.update(failed="red", stopped="orange", lost="violet")
+ACTIVE = ("queued", "starting", "running", "stopping")
 
 
 # --------------------------------------------------------------------------- the job (no Streamlit)
@@ -72,18 +60,11 @@ def tries_root(root: Path) -> Path:
 
 
 def new_out(task_id: str, root: Path) -> Path:
-    """A new, empty prediction folder for a try: ``<runs>/tries/predictions/<date>-<time>-<task>[-N]``."""
-    base = tries_root(root)
-    base.mkdir(parents=True, exist_ok=True)
-    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{safe_name(task_id)}"
-    for i in range(1000):
-        p = base / (stem if i == 0 else f"{stem}-{i + 1}")
-        try:
-            p.mkdir()
-            return p
-        except FileExistsError:
-            continue
-    raise OSError(f"cannot create a try folder in {base}")
+    """A new, empty prediction folder for a try: ``<runs>/tries/predictions/<date>-<time>-<task>[-N]`` (named like
+    the jobs' own folders)."""
+    from ttft.runs.jobs import _new_run_path
+
+    return _new_run_path(tries_root(root), task_id)
 
 
 def model_runs(root: Path) -> list[registry.Job]:
@@ -153,22 +134,18 @@ def task_budget(task, fmt: str = "minimal") -> int:
     from ttft.core.tokenizer import fast_encoder
 
     try:
-        ins = [p.input.shape for p in task.train]
-        outs = [p.output.shape for p in task.train if p.output is not None]
-        if len(outs) != len(ins) or not outs:
-            return 0
-        rh = max(o[0] / i[0] for i, o in zip(ins, outs))
-        rw = max(o[1] / i[1] for i, o in zip(ins, outs))
+        outs = [p.output.shape for p in task.train]
+        rh, rw = (max(o[k] / p.input.shape[k] for p, o in zip(task.train, outs)) for k in (0, 1))
         best = 0
         for p in task.test:
-            th, tw_ = p.input.shape
-            h = min(30, math.ceil(BUDGET_MARGIN * max(max(o[0] for o in outs), math.ceil(th * rh), th)))
-            wd = min(30, math.ceil(BUDGET_MARGIN * max(max(o[1] for o in outs), math.ceil(tw_ * rw), tw_)))
+            (th, tw_), m = p.input.shape, BUDGET_MARGIN
+            h = min(30, math.ceil(m * max(max(o[0] for o in outs), math.ceil(th * rh), th)))
+            wd = min(30, math.ceil(m * max(max(o[1] for o in outs), math.ceil(tw_ * rw), tw_)))
             for a, b in ((h, wd), (wd, h)):
                 probe = ((np.arange(a)[:, None] * 7 + np.arange(b)[None, :] * 3) % 10).astype(np.uint8)
                 best = max(best, len(fast_encoder().encode(grid_to_text(probe, fmt))) + 4)
         return best
-    except Exception:  # noqa: BLE001 — an unknown format: the engine's budget
+    except Exception:  # noqa: BLE001 — no train output, an unknown format: the engine's budget
         return 0
 
 
@@ -177,36 +154,14 @@ def run_format(run: str | None) -> str:
     return str(((cfg if isinstance(cfg, dict) else {}).get("encoding") or {}).get("format") or "minimal")
 
 
-def try_config(
-    dataset: str,
-    task: str,
-    views: int = 4,
-    sample: bool = False,
-    temperature: float = 1.0,
-    seed: int = 0,
-    run: str | None = None,
-    base_model: str | None = None,
-    out: str | Path | None = None,
-    max_new_tokens: int = 0,
-) -> PredictConfig:
-    """The prediction a try runs: one task, ``views`` views, the val loss (one forward pass), the default device.
-    A small model (the embedded one: 4.8 M parameters) runs on one CPU thread: a second thread only adds
-    synchronisation, and on a busy machine waits for the other core (4 views of a 276-token task, measured on 2
-    cores while other processes ran: 1.4 s on one thread, 4-25 s on two)."""
-    return PredictConfig(
-        run=run,
-        base_model=base_model,
-        dataset=dataset,
-        tasks=(task,),
-        views=views,
-        sample=sample,
-        temperature=temperature,
-        seed=seed,
-        val_loss=True,
-        max_new_tokens=max_new_tokens,
-        threads=1 if small_model(model_config(run, base_model)) else 0,
-        out=str(out) if out else None,
-    )
+def try_config(dataset: str, task: str, run=None, base_model=None, out=None, max_new_tokens=0, **opts) -> PredictConfig:
+    """The prediction a try runs: one task, ``opts`` (views, sample, temperature, seed), the val loss (one forward
+    pass), the default device. A small model (the embedded one: 4.8 M parameters) runs on one CPU thread: a second
+    thread only adds synchronisation, and on a busy machine waits for the other core (4 views of a 276-token task,
+    measured on 2 cores while other processes ran: 1.4 s on one thread, 4-25 s on two)."""
+    threads = 1 if small_model(model_config(run, base_model)) else 0
+    kw = dict(run=run, base_model=base_model, dataset=dataset, tasks=(task,), max_new_tokens=max_new_tokens)
+    return PredictConfig(**kw, val_loss=True, threads=threads, out=str(out) if out else None, **opts)
 
 
 def task_file(task, out: Path, dataset: str, version: str = "") -> str | None:
@@ -234,54 +189,25 @@ def budget_for(task, model: dict, full_budget: bool = False) -> int:
     return task_budget(task, run_format(model.get("run")))
 
 
-def launch_try(
-    dataset: str,
-    task,
-    model: dict,
-    views: int = 4,
-    sample: bool = False,
-    temperature: float = 1.0,
-    seed: int = 0,
-    full_budget: bool = False,
-    root: Path | None = None,
-    version: str = "",
-) -> dict:
-    """Queue a try of ``task`` (a Task of ``dataset``; validated first, ConfigError naming what is wrong) and return
-    its history entry."""
-    clicked = time.time()
+def launch_try(dataset: str, task, model: dict, opts: dict | None = None, root=None, version: str = "") -> dict:
+    """Queue a try of ``task`` (a Task of ``dataset``; ``opts``: views, sample, temperature, seed, full_budget;
+    validated first, ConfigError naming what is wrong) and return its history entry."""
+    clicked, opts = time.time(), dict(opts or {})
+    full = bool(opts.pop("full_budget", False))
     root = Path(root) if root is not None else runs_folder()
     out = new_out(task.id, root)
     try:
         spec = task_file(task, out, dataset, version) or dataset
-        cfg = try_config(
-            spec,
-            task.id,
-            views,
-            sample,
-            temperature,
-            seed,
-            model.get("run"),
-            model.get("base_model"),
-            out,
-            budget_for(task, model, full_budget),
-        )
+        budget = budget_for(task, model, full)
+        cfg = try_config(spec, task.id, model.get("run"), model.get("base_model"), out, budget, **opts)
         res = launch_prediction(cfg, registry.JobConfig.from_env(runs_dir=str(root)))
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)
         raise
-    return {
-        "out": res["out"],
-        "job": str(root / res["job"]),
-        "task": task.id,
-        "dataset": dataset,
-        "model": model.get("label", model.get("run") or model.get("base_model")),
-        "views": views,
-        "sample": sample,
-        "max_new_tokens": cfg.max_new_tokens,
-        "clicked": clicked,
-        "launched": time.time(),
-        "argv": res["argv"],
-    }
+    label = model.get("label", model.get("run") or model.get("base_model"))
+    entry = {"out": res["out"], "job": str(root / res["job"]), "task": task.id, "dataset": dataset, "model": label}
+    entry.update(views=cfg.views, sample=cfg.sample, max_new_tokens=cfg.max_new_tokens, argv=res["argv"])
+    return {**entry, "clicked": clicked, "launched": time.time()}
 
 
 def try_state(entry: dict) -> tuple[str, dict]:
@@ -307,42 +233,24 @@ def try_state(entry: dict) -> tuple[str, dict]:
     return ("running" if pst.get("status") in ("running", "stopping") else "starting"), {**pst, "job": job.raw}
 
 
+def _span(a, b) -> float | None:
+    return float(a - b) if isinstance(a, (int, float)) and isinstance(b, (int, float)) else None
+
+
 def phases(entry: dict, status: dict, metrics: dict) -> dict[str, float]:
     """Where the time of a finished try went, in seconds: ``total`` (click to the prediction's final status),
     ``launch`` (validating and queueing), ``queue`` (waiting for the slot, the supervisor's start), ``start``
     (the job's process: Python, imports, dataset), ``load`` (model load, val loss, files), ``generate``."""
-    t = {
-        "clicked": entry.get("clicked"),
-        "launched": entry.get("launched"),
-        "job": (status.get("job") or {}).get("started"),
-        "process": status.get("started"),
-        "ended": status.get("ended"),
-        "wall": metrics.get("wall_seconds"),
-        "generate": metrics.get("generate_seconds"),
-        "zero": 0.0,
-    }
-    spans = {
-        "total": ("ended", "clicked"),
-        "launch": ("launched", "clicked"),
-        "queue": ("job", "launched"),
-        "start": ("process", "job"),
-        "load": ("wall", "generate"),
-        "generate": ("generate", "zero"),
-    }
-    return {
-        k: float(t[a] - t[b])
-        for k, (a, b) in spans.items()
-        if isinstance(t[a], (int, float)) and isinstance(t[b], (int, float))
-    }
+    job, started = (status.get("job") or {}).get("started"), status.get("started")
+    wall, gen = metrics.get("wall_seconds"), metrics.get("generate_seconds")
+    ph = {"total": _span(status.get("ended"), entry.get("clicked"))}
+    ph.update(launch=_span(entry.get("launched"), entry.get("clicked")), queue=_span(job, entry.get("launched")))
+    ph.update(start=_span(started, job), load=_span(wall, gen), generate=_span(gen, 0.0))
+    return {k: v for k, v in ph.items() if v is not None}
 
 
-PHASE_LABELS = {
-    "launch": "launch",
-    "queue": "queue",
-    "start": "process start and imports",
-    "load": "model load, val loss and files",
-    "generate": "generation",
-}
+PHASE_LABELS = dict(launch="launch", queue="queue", start="process start and imports")
+PHASE_LABELS.update(load="model load, val loss and files", generate="generation")
 
 
 def phases_text(ph: dict[str, float]) -> str:
@@ -378,13 +286,8 @@ def task_picker(key: str, ds) -> str:
         st.session_state["try_task"] = qp if qp in ds.tasks else ds.ids[0]
     stats = w.dataset_stats(key, ds)
     tokens = dict(zip(stats["id"], stats["tokens"]))
-    tid = st.selectbox(
-        "Task",
-        ds.ids,
-        key="try_task",
-        format_func=lambda i: f"{i} · {tokens.get(i, '?')} tokens",
-        help="a task of the dataset (sidebar); the try generates for its test input(s)",
-    )
+    label = lambda i: f"{i} · {tokens.get(i, '?')} tokens"  # noqa: E731
+    tid = st.selectbox("Task", ds.ids, key="try_task", format_func=label, help="the try generates for its test input")
     w.set_query_params(task=tid)
     nav.remember(task=tid)
     return tid
@@ -401,12 +304,6 @@ def train_pairs(task) -> None:
                 w.grid_image(p.output, cell=8, caption=f"{i + 1} out · {pv.shape_text(p.output)}")
 
 
-def _run_label(j: registry.Job) -> str:
-    cfg = j.config()
-    kind = next((d for d in MODEL_DIRS if (j.run_dir / d).exists()), "")
-    return f"{j.id} · {cfg.get('mode', '')} · {kind}/"
-
-
 def model_picker(root: Path, task: str) -> dict | None:
     """A finished training run (``?run=`` preselects it) or a base model; None when none can be used."""
     runs = model_runs(root)
@@ -415,35 +312,25 @@ def model_picker(root: Path, task: str) -> dict | None:
     if qrun in by_id and st.session_state.get("_try_qrun") != qrun:  # a new arrival with ?run=
         st.session_state["_try_qrun"] = qrun
         st.session_state["try_src"], st.session_state["try_run"] = RUN, qrun
-    src = st.radio(
-        "Model",
-        [BASE, RUN],
-        horizontal=True,
-        key="try_src",
-        help=f"a finished training run of {root} with adapter/, adapters/<task>/ or model/, or a base model",
-    )
+    what = f"a finished training run of {root} (adapter/, adapters/<task>/ or model/), or a base model"
+    src = st.radio("Model", [BASE, RUN], horizontal=True, key="try_src", help=what)
     if src == RUN:
         if not runs:
-            st.info(
-                f"No finished training run with a model in `{root}` yet: train one on the Fine-tune page, or "
-                "try a base model."
-            )
+            st.info(f"No finished training run with a model in `{root}` yet: train one on the Fine-tune page.")
             return None
         if st.session_state.get("try_run") not in by_id:
             st.session_state["try_run"] = runs[0].id
-        rid = st.selectbox("Run", list(by_id), key="try_run", format_func=lambda i: _run_label(by_id[i]))
+        rid = st.selectbox(
+            "Run", list(by_id), key="try_run", format_func=lambda i: f"{i} · {by_id[i].config().get('mode', '')}"
+        )
         w.set_query_params(run=rid)
         j = by_id[rid]
         if (j.run_dir / "adapters").is_dir() and not (j.run_dir / "adapters" / safe_name(task)).is_dir():
             st.caption(f"This per-task run has no adapter for {task}: the try uses its base model.")
         return {"run": str(j.run_dir), "label": rid}
     w.set_query_params(run=None)
-    base = st.text_input(
-        "Base model",
-        "default",
-        key="try_base",
-        help="'default' (the embedded model, offline), a model folder, or a hub id (downloaded because you name it)",
-    ).strip()
+    what = "'default' (the embedded model, offline), a model folder, or a hub id (downloaded because you name it)"
+    base = st.text_input("Base model", "default", key="try_base", help=what).strip()
     try:
         check_model_ready(base or "")
     except ConfigError as e:
@@ -459,45 +346,30 @@ def try_options(task, model: dict | None) -> dict:
     """Views, greedy or sampled decoding (temperature), the seed of the views' colours and sampling, and the
     generation budget."""
     c = st.columns([1, 1, 1, 1, 2], vertical_alignment="bottom")
-    views = c[0].number_input(
-        "Views",
-        1,
-        64,
-        4,
-        key="try_views",
-        help="augmented views of the test input (view 0 is the task itself); the two most "
-        "voted grids are attempt 1 and 2",
-    )
+    what = "augmented views of the test input (view 0: the task itself); the two most voted grids are the attempts"
+    views = c[0].number_input("Views", 1, 64, 4, key="try_views", help=what)
     decoding = c[1].radio("Decoding", ["greedy", "sample"], horizontal=True, key="try_decoding")
     temperature = c[2].number_input(
         "Temperature", 0.05, 5.0, 1.0, 0.05, key="try_temperature", disabled=decoding != "sample", help="with sample"
     )
     seed = c[3].number_input("Seed", 0, 2**31 - 1, 0, key="try_seed", help="colour maps of the views and sampling")
     budget = budget_for(task, model) if model else 0
-    full = c[4].toggle(
-        "Full budget (30×30)",
-        key="try_full_budget",
-        disabled=not budget,
-        help=f"each view may generate up to a 30x30 grid (~930 tokens) instead of the task-based "
-        f"budget ({budget or 'n/a'} tokens: the largest output the train pairs suggest, "
-        f"+{round(100 * (BUDGET_MARGIN - 1))}% per side): slower when views do not stop, but "
-        "never cuts off a larger answer"
+    what = (
+        f"each view may generate a 30x30 grid (~930 tokens) instead of {budget} tokens (the largest output the train "
+        f"pairs suggest, +{round(100 * (BUDGET_MARGIN - 1))}% per side): slower when views do not stop, but never "
+        "cuts off a larger answer"
         if budget
-        else "the model's own budget (a 30x30 grid)",
+        else "this model gets the engine's budget (a 30x30 grid)"
     )
-    return {
-        "views": int(views),
-        "sample": decoding == "sample",
-        "temperature": float(temperature),
-        "seed": int(seed),
-        "full_budget": bool(full),
-    }
+    full = c[4].toggle("Full budget (30×30)", key="try_full_budget", disabled=not budget, help=what)
+    opts = {"views": int(views), "sample": decoding == "sample", "temperature": float(temperature)}
+    return {**opts, "seed": int(seed), "full_budget": bool(full)}
 
 
 def launch(dataset: str, ds, task_id: str, model: dict, opts: dict, root: Path) -> None:
     """The Try button: queue the job, put it first in this session's tries and show it."""
     try:
-        entry = launch_try(dataset, ds[task_id], model, root=root, version=ds.version, **opts)
+        entry = launch_try(dataset, ds[task_id], model, opts, root=root, version=ds.version)
     except (ConfigError, OSError) as e:
         st.session_state[MESSAGE] = f"Not launched: {e}"
         return
@@ -628,15 +500,11 @@ def _panel_body(entry: dict, status: str, info: dict, numbers: bool) -> None:
     budget = f", ≤ {entry['max_new_tokens']} tokens" if entry.get("max_new_tokens") else ""
     head[0].markdown(f"#### Task {entry['task']} · {entry['model']} · {entry['views']} views, {sampled}{budget}")
     head[1].badge(status, color=STATUS_COLOR.get(status, "gray"))
-    if status in ("queued", "starting", "running", "stopping"):
+    if status in ACTIVE:
         waited = time.time() - entry["clicked"]
-        what = {
-            "queued": f"queued (position {info.get('position') or '?'} for the {info.get('kind') or 'cpu'} "
-            "slot: it starts when the jobs before it end)",
-            "starting": "starting (Python and imports)",
-            "running": "loading the model and generating",
-            "stopping": "stopping",
-        }[status]
+        pos = f"queued (position {info.get('position') or '?'} for the {info.get('kind') or 'cpu'} slot)"
+        what = dict(queued=pos, starting="starting (Python and imports)", running="loading the model and generating")
+        what = what.get(status, status)
         c = st.columns([6, 1], vertical_alignment="center")
         c[0].info(f"{what} · {waited:.1f} s since the click")
         c[1].button("Stop", key=f"try_stop_{entry['out']}", on_click=_stop, args=(entry["job"],))
@@ -657,11 +525,9 @@ def _panel_body(entry: dict, status: str, info: dict, numbers: bool) -> None:
         if status == "stopped" and (Path(entry["out"]) / "tasks.jsonl").exists():
             _result(entry, ref, numbers)
     if ref.config.get("kind") == "predict":  # the Predictions page lists it (as the run "tries")
+        params = {"run": ref.run_key, "pred": ref.name, "task": entry["task"]}
         st.page_link(
-            "pages/4_Predictions.py",
-            label="Open in Predictions",
-            icon=":material/target:",
-            query_params={"run": ref.run_key, "pred": ref.name, "task": entry["task"]},
+            "pages/4_Predictions.py", label="Open in Predictions", icon=":material/target:", query_params=params
         )
 
 
@@ -673,7 +539,7 @@ def result_panel(numbers: bool = False) -> None:
         st.info("Press **Try**: the attempts, the truth and the time from the click appear here.")
         return
     states = {e["out"]: try_state(e) for e in hs}
-    active = any(s in ("queued", "starting", "running", "stopping") for s, _ in states.values())
+    active = any(s in ACTIVE for s, _ in states.values())
     signature = tuple((k, s) for k, (s, _) in states.items())
 
     @st.fragment(run_every=REFRESH_S if active else None)
@@ -709,9 +575,5 @@ def history_list() -> None:
             ph = phases(e, info, m)
             solved = "solved" if s.get("solved") else ("not solved" if s.get("n_scored") else "truth hidden")
             c[3].caption(f"{solved} · {ph.get('total', 0):.1f} s")
-        c[4].button(
-            "Show",
-            key=f"try_show_{e['out']}",
-            disabled=e["out"] == (_shown() or {}).get("out"),
-            on_click=lambda o=e["out"]: st.session_state.__setitem__(SHOWN, o),
-        )
+        show = lambda o=e["out"]: st.session_state.__setitem__(SHOWN, o)  # noqa: E731
+        c[4].button("Show", key=f"try_show_{e['out']}", disabled=e["out"] == (_shown() or {}).get("out"), on_click=show)
