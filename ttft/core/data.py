@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ttft.core.jsonfile import JsonError, Unreadable, parse_json_bytes
+from ttft.core.jsonfile import JsonError, Unreadable, json_files_in, parse_json_bytes, read_json_file
 from ttft.core.names import name_problem, task_id_problem  # noqa: F401 - name_problem: part of this module's API
 
 MAX_SIDE = 30
@@ -307,15 +307,9 @@ def load_bundled(name: str) -> Dataset:
 
 def _read_json(path: Path, max_bytes: int = MAX_FILE_BYTES) -> Any:
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise TaskError(
-                f"file is {size / 1e6:.1f} MB, larger than the {max_bytes / 1024 / 1024:.0f} MB limit", file=str(path)
-            )
-        data = path.read_bytes()
-    except OSError as e:
-        raise TaskError(f"cannot read it ({e.strerror or type(e).__name__})", file=str(path)) from None
-    return _parse_json_bytes(data, str(path))
+        return read_json_file(path, max_bytes)
+    except JsonError as e:
+        raise TaskError(str(e), file=str(path)) from None
 
 
 def _parse_json_bytes(data: bytes, file: str) -> Any:
@@ -468,38 +462,15 @@ def dataset_from_json(obj: Any, name: str, *, file: str, solutions: Path | None 
     return ds
 
 
-def _folder_entries(path: Path) -> tuple[list[Path], list[TaskError]]:
-    """The ``*.json`` files of a folder, and one message for each entry that is not a readable file (a broken
-    symbolic link, a folder)."""
-    try:
-        names = sorted(e.name for e in os.scandir(path) if e.name.endswith(".json"))
-    except OSError as e:
-        raise DatasetError(f"folder {path}: cannot list it ({e.strerror or type(e).__name__})") from None
-    files, errors = [], []
-    for n in names:
-        f = path / n
-        if f.is_symlink() and not f.exists():
-            errors.append(
-                TaskError(
-                    f"broken symbolic link (its target {os.path.realpath(f)} does not exist); skipped", file=str(f)
-                )
-            )
-        elif f.is_dir():
-            errors.append(
-                TaskError("a folder, not a task file (the folder is not read recursively); skipped", file=str(f))
-            )
-        elif not f.is_file():
-            errors.append(TaskError("not a regular file; skipped", file=str(f)))
-        else:
-            files.append(f)
-    return files, errors
-
-
 def load_folder(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> Dataset:
     """Load every ``*.json`` task file of a folder (not recursive). Bad files are reported and skipped."""
     path = Path(path)
     tasks: dict[str, Task] = {}
-    files, errors = _folder_entries(path)
+    try:
+        files, problems = json_files_in(path)
+    except OSError as e:
+        raise DatasetError(f"folder {path}: cannot list it ({e.strerror or type(e).__name__})") from None
+    errors = [TaskError(why, file=str(f)) for f, why in problems]
     if not files and not errors:
         raise DatasetError(f"folder {path} holds no *.json task files")
     # a Kaggle solutions file is read with its challenges file, not as tasks of its own

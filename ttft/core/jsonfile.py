@@ -1,11 +1,14 @@
-"""JSON files read without losing what is good in them: a syntax error names its line and column; a value nested
-too deeply to parse or an integer too long to convert stays in place as an :class:`Unreadable` value, so that the
-loaders reject only the task (pair, field) that holds it and load the rest of the file."""
+"""JSON files read without losing what is good in them: a file that cannot be read, or a syntax error, is one
+message (with the line and column); a value nested too deeply to parse or an integer too long to convert stays in
+place as an :class:`Unreadable` value, so that the loaders reject only the task (pair, field) that holds it and load
+the rest of the file; a folder's entries that are not files (a broken link, a folder) are named."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+from pathlib import Path
 from typing import Any
 
 
@@ -31,6 +34,37 @@ MAX_INT_DIGITS = 4000
 def _parse_int(text: str) -> Any:
     digits = len(text.lstrip("-"))
     return int(text) if digits <= MAX_INT_DIGITS else Unreadable(f"an integer with {digits} digits")
+
+
+def read_json_file(path: Path, max_bytes: int) -> Any:
+    """A JSON file's content (:func:`parse_json_bytes`); JsonError when it is larger than ``max_bytes``, cannot be
+    read (permissions, a folder) or is not JSON."""
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise JsonError(f"file is {size / 1e6:.1f} MB, larger than the {max_bytes / 1024 / 1024:.0f} MB limit")
+        data = path.read_bytes()
+    except OSError as e:
+        raise JsonError(f"cannot read it ({e.strerror or type(e).__name__})") from None
+    return parse_json_bytes(data)
+
+
+def json_files_in(folder: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The ``*.json`` files of a folder (sorted), and (entry, why it is skipped) for each ``*.json`` entry that is
+    not a readable file: a broken symbolic link, a folder. OSError when the folder cannot be listed."""
+    files: list[Path] = []
+    skipped: list[tuple[Path, str]] = []
+    for name in sorted(e.name for e in os.scandir(folder) if e.name.endswith(".json")):
+        f = folder / name
+        if f.is_symlink() and not f.exists():
+            skipped.append((f, f"broken symbolic link (its target {os.path.realpath(f)} does not exist); skipped"))
+        elif f.is_dir():
+            skipped.append((f, "a folder, not a task file (the folder is not read recursively); skipped"))
+        elif not f.is_file():
+            skipped.append((f, "not a regular file; skipped"))
+        else:
+            files.append(f)
+    return files, skipped
 
 
 def parse_json_bytes(data: bytes) -> Any:

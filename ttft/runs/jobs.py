@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ttft.runs.integrity import JOB_FIELDS, fields_problem
 from ttft.runs.process import (
     JOB_DIR_ENV,
     _descendants,
@@ -43,7 +44,6 @@ from ttft.runs.process import (
     try_acquire_slot,
 )
 from ttft.runs.registry import (
-    JOB_FIELDS,
     ORCHESTRATOR,
     Job,
     JobConfig,
@@ -53,7 +53,6 @@ from ttft.runs.registry import (
     _link,
     _unique,
     derive_status,
-    fields_problem,
     get_job,
     job_dirs,
     queue_root,

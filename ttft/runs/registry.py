@@ -6,7 +6,6 @@ import contextlib
 import math
 import os
 import shlex
-import stat as stat_mod
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,15 @@ import numpy as np
 
 from ttft.core.names import name_problem
 from ttft.options import ConfigError, Options, option
+from ttft.runs.integrity import (
+    JOB_FIELDS,
+    OTHER_FILES,
+    STATUS_FIELDS,
+    TEXT_FILES,
+    file_problem,
+    read_checked,
+    text_problem,
+)
 from ttft.runs.metrics import Metrics, Progress, _last
 from ttft.runs.process import process_alive, reap_children
 from ttft.runs.rundir import (
@@ -27,7 +35,6 @@ from ttft.runs.rundir import (
     disk_free,
     is_ttft_run,
     read_json,
-    read_json_checked,
     runs_root,
 )
 
@@ -337,115 +344,6 @@ def derive_status(raw: dict, meta: dict, now: float | None = None) -> tuple[str,
     return "lost", f"unknown status {s!r}"
 
 
-#: the fields of status.json the registry and the app read, and their JSON types (null is allowed for each)
-_NUM = (int, float)
-STATUS_FIELDS: dict[str, tuple[type, ...]] = {
-    "status": (str,),
-    "pid": (int,),
-    "pid_start": _NUM,
-    "supervisor_pid": (int,),
-    "supervisor_start": _NUM,
-    "step": _NUM,
-    "max_steps": _NUM,
-    "queued_at": _NUM,
-    "started": _NUM,
-    "ended": _NUM,
-    "updated": _NUM,
-    "stop_requested": _NUM,
-    "final_loss": _NUM,
-    "val_loss": _NUM,
-    "exit_code": (int,),
-    "error": (str,),
-    "traceback": (str,),
-    "note": (str,),
-    "exit_signal": (str,),
-    "kind": (str,),
-    "slot": (str,),
-    "run_dir": (str,),
-    "job": (str,),
-    "task": (str,),
-    "counts": (dict,),
-    "done": _NUM,
-    "total": _NUM,
-}
-#: the fields of job.json the queue and the registry read
-JOB_FIELDS: dict[str, tuple[type, ...]] = {
-    "argv": (list,),
-    "kind": (str,),
-    "slots": (int,),
-    "stop_timeout_s": _NUM,
-    "poll_s": _NUM,
-    "cwd": (str,),
-    "python": (str,),
-    "root": (str,),
-    "created": _NUM,
-    "queued_at": _NUM,
-    "launches": (int,),
-    "config": (dict,),
-    "module": (str,),
-    "stage": (bool,),
-    "run_dir": (str,),
-    "owner": (dict,),
-}
-#: more files of a run whose damage makes a run that is not active ``corrupt``
-_OTHER_FILES = ("config.json", "manifest.json", "result.json")
-_TEXT_FILES = ("metrics.jsonl", "log.txt")
-
-
-def fields_problem(d: dict, schema: dict[str, tuple[type, ...]], fname: str) -> str | None:
-    """Why the values of a status.json / job.json object do not have the types the registry reads, or None."""
-    for k, types in schema.items():
-        v = d.get(k)
-        if v is None:
-            continue
-        ok = isinstance(v, types) and not (isinstance(v, bool) and bool not in types)
-        if ok and isinstance(v, float) and not math.isfinite(v):
-            ok = False
-        if ok and k in ("step", "max_steps", "pid", "supervisor_pid") and v < 0:
-            ok = False
-        if ok and isinstance(v, list):
-            ok = all(isinstance(a, str) for a in v)
-        if not ok:
-            shown = repr(v) if len(repr(v)) <= 40 else repr(v)[:37] + "..."
-            want = "a number" if types == _NUM else f"a JSON {'integer' if types == (int,) else types[0].__name__}"
-            return f"{fname}: '{k}' is {shown}, not {want}"
-    return None
-
-
-_FILE_PROBLEMS: dict[tuple[str, int, int], str | None] = {}
-
-
-def _file_problem(path: str) -> str | None:
-    """What is wrong with a run's JSON file (None when it is missing or fine); cached by (path, mtime, size)."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    key = (path, st.st_mtime_ns, st.st_size)
-    if key not in _FILE_PROBLEMS:
-        if len(_FILE_PROBLEMS) > 4096:
-            _FILE_PROBLEMS.clear()
-        _FILE_PROBLEMS[key] = read_json_checked(Path(path))[1]
-    return _FILE_PROBLEMS[key]
-
-
-def _text_problem(path: str) -> str | None:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return None
-    except OSError as e:
-        return f"{os.path.basename(path)} cannot be read ({e.strerror})"
-    return None if stat_mod.S_ISREG(st.st_mode) else f"{os.path.basename(path)} is not a regular file"
-
-
-def _read_checked(path: Path, schema: dict[str, tuple[type, ...]]) -> tuple[dict, str | None]:
-    d, why = read_json_checked(path)
-    if why is None and d is not None:
-        why = fields_problem(d, schema, path.name)
-    return (d if why is None and d is not None else {}), why
-
-
 def read_job(path: Path | str) -> Job:
     """One run folder as a Job. Never raises: a status.json or job.json that cannot be read (binary, not JSON, a
     JSON list, a folder, a field of the wrong type...) makes the run ``corrupt`` with the reason in its note; a
@@ -459,8 +357,8 @@ def read_job(path: Path | str) -> Job:
             target = "?"
         gone = f"a link to {target}, which is gone"
         return Job(path=path, status="corrupt", note=gone, problem=gone)
-    raw, why_status = _read_checked(path / "status.json", STATUS_FIELDS)
-    meta, why_meta = _read_checked(path / JOB_FILE, JOB_FIELDS)
+    raw, why_status = read_checked(path / "status.json", STATUS_FIELDS)
+    meta, why_meta = read_checked(path / JOB_FILE, JOB_FIELDS)
     if why := (why_status or why_meta):
         return Job(path=path, status="corrupt", raw={}, meta=meta, note=why, problem=why)
     status, note = derive_status(raw, meta)
@@ -470,11 +368,11 @@ def read_job(path: Path | str) -> Job:
             "not record why (see log.txt, stderr.txt)"
         )
     link = _link(path, raw, meta)
-    linked, why_linked = _read_checked(link / "status.json", STATUS_FIELDS) if link else ({}, None)
+    linked, why_linked = read_checked(link / "status.json", STATUS_FIELDS) if link else ({}, None)
     sp = os.fspath(path)
     other = (
-        next((w for f in _OTHER_FILES if (w := _file_problem(os.path.join(sp, f)))), None)
-        or next((w for f in _TEXT_FILES if (w := _text_problem(os.path.join(sp, f)))), None)
+        next((w for f in OTHER_FILES if (w := file_problem(os.path.join(sp, f)))), None)
+        or next((w for f in TEXT_FILES if (w := text_problem(os.path.join(sp, f)))), None)
         or (f"the linked run {link}: {why_linked}" if why_linked else None)
     )
     if other and status not in ACTIVE:

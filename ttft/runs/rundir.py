@@ -14,7 +14,7 @@ Layout of ``<runs root>/<run id>/`` (documented in docs/run-directory.md):
 Writers use :func:`write_json_atomic`; readers never lock and tolerate a
 half-written last line in ``metrics.jsonl``. Readers never raise on a damaged file
 (unreadable, not UTF-8, not JSON, a JSON list, nested too deeply, a folder where a
-file should be): :func:`read_json_checked` says what is wrong, the registry shows
+file should be): :func:`ttft.runs.integrity.read_json_checked` says what is wrong, the registry shows
 such a run as ``corrupt``. Nothing here imports streamlit.
 """
 
@@ -25,16 +25,15 @@ import errno
 import json
 import os
 import re
-import struct
 import tempfile
 import time
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ttft.core.names import name_problem
+from ttft.runs.integrity import checkpoint_problem, read_json_checked
 
 #: ``corrupt``: the registry could not read the run's status.json or job.json (the reason is in the job's note)
 STATUSES = ("queued", "running", "stopping", "stopped", "finished", "failed", "lost", "corrupt")
@@ -105,33 +104,6 @@ def _json_default(o: Any) -> Any:
     except ImportError:  # pragma: no cover
         pass
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
-def read_json_checked(path: Path) -> tuple[Any, str | None]:
-    """(the JSON object in ``path``, None) or (None, what is wrong: unreadable, not UTF-8, not JSON, not an object,
-    nested too deeply, ...). A missing file is (None, None)."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None, None
-    except IsADirectoryError:
-        return None, f"{path.name} is a folder, not a file"
-    except OSError as e:
-        return None, f"{path.name} cannot be read ({e.strerror or type(e).__name__})"
-    try:
-        obj = json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        return None, f"{path.name} is not UTF-8 text (binary or damaged)"
-    except json.JSONDecodeError as e:
-        return None, f"{path.name} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})"
-    except RecursionError:
-        return None, f"{path.name} is nested too deeply to read"
-    except ValueError as e:  # an integer too long to convert
-        return None, f"{path.name} cannot be read ({str(e).split(':')[0]})"
-    if not isinstance(obj, dict):
-        return None, f"{path.name} holds a JSON {type(obj).__name__}, not an object"
-    return obj, None
 
 
 def read_json(path: Path, default: Any = None) -> Any:
@@ -348,72 +320,6 @@ class RunDir:
                 return cp, skipped
             skipped.append((cp, why))
         return None, skipped
-
-
-def checkpoint_problem(cp: Path) -> str | None:
-    """Why a Trainer checkpoint folder cannot be resumed from (a truncated or unreadable file), or None. Cheap: the
-    safetensors headers and sizes, the torch files' zip directories and trainer_state.json are checked, no tensor
-    is loaded."""
-    cp = Path(cp)
-    state, why = read_json_checked(cp / "trainer_state.json")
-    if why or state is None:
-        return why or "trainer_state.json is missing"
-    if not isinstance(state.get("global_step"), int):
-        return "trainer_state.json has no global_step"
-    try:
-        files = sorted(cp.iterdir())
-    except OSError as e:
-        return f"cannot list it ({e.strerror})"
-    weights = [f for f in files if f.suffix in (".safetensors", ".bin") and "model" in f.name]
-    if not weights:
-        return "it holds no model or adapter weights (*.safetensors)"
-    for f in files:
-        if f.suffix == ".safetensors":
-            why = _safetensors_problem(f)
-        elif f.suffix in (".pt", ".pth", ".bin"):
-            why = None if _is_zip(f) else f"{f.name} is truncated or damaged (not a whole torch file)"
-        else:
-            continue
-        if why:
-            return why
-    return None
-
-
-def _is_zip(f: Path) -> bool:
-    try:
-        return zipfile.is_zipfile(f)
-    except OSError:
-        return False
-
-
-def _safetensors_problem(f: Path) -> str | None:
-    """A safetensors file is an 8-byte header length, a JSON header, then the tensors' bytes: the file must be as
-    long as the header says."""
-    try:
-        size = f.stat().st_size
-        with open(f, "rb") as fh:
-            head = fh.read(8)
-            if len(head) < 8:
-                return f"{f.name} is truncated ({size} bytes)"
-            (n,) = struct.unpack("<Q", head)
-            if n > size - 8:
-                return f"{f.name} is truncated ({size:,} bytes; its header alone needs {n + 8:,})"
-            header = json.loads(fh.read(n))
-    except (OSError, ValueError, RecursionError) as e:
-        return f"{f.name} cannot be read ({type(e).__name__})"
-    if not isinstance(header, dict):
-        return f"{f.name} has a damaged header"
-    end = 0
-    for k, v in header.items():
-        if k == "__metadata__":
-            continue
-        offs = v.get("data_offsets") if isinstance(v, dict) else None
-        if not (isinstance(offs, list) and len(offs) == 2 and all(isinstance(o, int) for o in offs)):
-            return f"{f.name} has a damaged header"
-        end = max(end, offs[1])
-    if size < 8 + n + end:
-        return f"{f.name} is truncated ({size:,} of {8 + n + end:,} bytes)"
-    return None
 
 
 def _mtime(p: Path) -> float:
