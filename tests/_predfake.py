@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ttft.core.augment import apply_task
-from ttft.core.encoding import grid_to_text
+from ttft.core.gridtext import grid_to_text
 from ttft.engine.generate import Generated
 from ttft.engine.predict_config import PredictConfig
 from ttft.engine.views import view_specs

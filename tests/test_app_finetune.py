@@ -367,7 +367,7 @@ def test_per_task_table_without_the_val_loss_before_and_while_training(runs):
         {
             "status": "running",
             "pid": os.getpid(),
-            "pid_start": process.process_start_time(os.getpid()),
+            "pid_start": rundir.process_start_time(os.getpid()),
             "step": 7,
             "max_steps": 8,
             "task": PT_TASKS[1],
@@ -401,7 +401,7 @@ def test_status_labels_are_honest_and_plain_text(runs):
             "pid": os.getpid(),
             "step": 2,
             "max_steps": 4,
-            "pid_start": process.process_start_time(os.getpid()),
+            "pid_start": rundir.process_start_time(os.getpid()),
         },
     )
     at = page(run="20250101-000002-live")

@@ -24,8 +24,12 @@ def runs_dir(tmp_path_factory) -> Path:
     model = tiny_model_dir(tmp_path_factory.mktemp("pred_tiny"))
     run = fake_run(root / RUN, model)
     with pytest.MonkeyPatch.context() as mp:
-        make_prediction(mp, root / "baselines" / "predictions" / "base-4v", base_model=model,
-                        policy=lambda tid, view: "garbage" if tid == TASKS[2] else "wrong")
+        make_prediction(
+            mp,
+            root / "baselines" / "predictions" / "base-4v",
+            base_model=model,
+            policy=lambda tid, view: "garbage" if tid == TASKS[2] else "wrong",
+        )
         make_prediction(mp, run / "predictions" / "ttft-4v", run=str(run))
     return root
 
@@ -251,8 +255,16 @@ def _job(root: Path, name: str, out: Path, status: dict, argv_extra=()) -> Path:
     d = root / name
     d.mkdir(parents=True)
     argv = ["predict", "--run", str(root / RUN), *argv_extra, "--out", str(out), "--json"]
-    write_json_atomic(d / "job.json", {"argv": argv, "kind": "cpu", "created": 2000.0, "queued_at": 2000.0,
-                                       "config": {"run": str(root / RUN), "views": 4, "out": str(out)}})
+    write_json_atomic(
+        d / "job.json",
+        {
+            "argv": argv,
+            "kind": "cpu",
+            "created": 2000.0,
+            "queued_at": 2000.0,
+            "config": {"run": str(root / RUN), "views": 4, "out": str(out)},
+        },
+    )
     write_json_atomic(d / "status.json", status)
     return d
 
@@ -263,8 +275,12 @@ def test_a_failed_prediction_job_shows_its_error(tmp_path, monkeypatch):
     model = tiny_model_dir(tmp_path / "tiny")
     fake_run(root / RUN, model)
     out = root / RUN / "predictions" / "broken"
-    job = _job(root, "20261126-predict-broken", out, {"status": "failed", "exit_code": 2, "ended": 2001.0,
-                                                       "error": "predict: tasks: unknown task id 'nope1234'"})
+    job = _job(
+        root,
+        "20261126-predict-broken",
+        out,
+        {"status": "failed", "exit_code": 2, "ended": 2001.0, "error": "predict: tasks: unknown task id 'nope1234'"},
+    )
     (job / "stderr.txt").write_text("predict: tasks: unknown task id 'nope1234'\n")
     at = page(root, monkeypatch, run=RUN, pred="broken")
     assert not at.exception
@@ -287,8 +303,16 @@ def test_a_running_prediction_shows_live_progress_and_stop(tmp_path, monkeypatch
     (out / "tasks.jsonl").write_text(lines[0] + "\n")
     st = json.loads((out / "status.json").read_text())
     now = time.time()
-    st.update(status="running", pid=os.getpid(), pid_start=process_start_time(os.getpid()), started=now - 30,
-              done=1, total=3, views_done=4, views_total=12)
+    st.update(
+        status="running",
+        pid=os.getpid(),
+        pid_start=process_start_time(os.getpid()),
+        started=now - 30,
+        done=1,
+        total=3,
+        views_done=4,
+        views_total=12,
+    )
     st.pop("ended", None)
     write_json_atomic(out / "status.json", st)
     at = page(root, monkeypatch, run=RUN, pred="live")

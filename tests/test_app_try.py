@@ -10,6 +10,7 @@ import pytest
 from _predfake import TASKS, fake_run, make_prediction
 from streamlit.testing.v1 import AppTest
 
+from ttft.runs import rundir
 from ttft.runs.rundir import write_json_atomic
 from ttft.ui import try_widgets as tw
 
@@ -57,6 +58,18 @@ def test_opens_on_the_task_of_its_query_parameters(runs_dir):
     assert not at.button(key="try_go").disabled
     assert any("Press **Try**" in i.value for i in at.info)
     assert "Train pairs" in texts(at)
+
+
+def test_the_embedded_model_runs_on_one_thread_with_a_task_based_budget():
+    from ttft.core.data import load_dataset
+
+    task = load_dataset(DATASET)[TASKS[1]]  # 3x4 inputs -> 6x8 outputs: a 8x10 grid with the margin, + 4
+    embedded = {"base_model": "default"}
+    assert tw.budget_for(task, embedded) == 10 * 9 + 4 and tw.budget_for(task, embedded, full_budget=True) == 0
+    cfg = tw.try_config(DATASET, task.id, base_model="default", views=4, max_new_tokens=94)
+    assert (cfg.threads, cfg.views, cfg.tasks, cfg.val_loss, cfg.device) == (1, 4, (task.id,), True, "auto")
+    hub = {"base_model": "Qwen/Qwen2.5-0.5B-Instruct"}  # not on this machine: torch's threads, the engine's budget
+    assert tw.budget_for(task, hub) == 0 and tw.try_config(DATASET, task.id, base_model=hub["base_model"]).threads == 0
 
 
 def test_the_tasks_page_links_here_with_its_dataset_and_task(runs_dir):
@@ -119,11 +132,11 @@ def test_try_launches_a_job_and_shows_its_attempts_against_the_truth(runs_dir):
     assert "**Test input** · " in t and "**Truth** · " in t and "**Attempt 1** · " in t and "**Attempt 2** · " in t
     assert "Every view** (2)" in t
     assert ":green-badge[finished]" in t
-    n_train = len(tw.read_json(out / "input" / f"{TASKS[0]}.json")["train"])
+    n_train = len(rundir.read_json(out / "input" / f"{TASKS[0]}.json")["train"])
     assert len(at.get("image")) >= 2 * n_train + 2  # the train pairs, the test input and the truth (+ what came out)
-    cfg = tw.read_json(out / "config.json")
+    cfg = rundir.read_json(out / "config.json")
     assert cfg["tasks"] == [TASKS[0]] and cfg["views"] == 2 and cfg["run"] == str(runs_dir / RUN)
-    assert tw.read_json(out / "try.json")["dataset"] == DATASET
+    assert rundir.read_json(out / "try.json")["dataset"] == DATASET
     assert (out / "tasks.jsonl").exists() and (out / "submission.json").exists()
     links = [p for p in at.get("page_link")]
     assert any("Open in Predictions" in str(p.proto) for p in links)
@@ -132,7 +145,7 @@ def test_try_launches_a_job_and_shows_its_attempts_against_the_truth(runs_dir):
 def _fake_try(runs_dir: Path, monkeypatch, name: str, policy) -> dict:
     out = tw.tries_root(runs_dir) / name
     make_prediction(monkeypatch, out, base_model="default", views=4, policy=policy, tasks=(TASKS[1],))
-    st = tw.read_json(out / "status.json")
+    st = rundir.read_json(out / "status.json")
     return {
         "out": str(out),
         "job": str(runs_dir / f"job-{name}"),
@@ -158,7 +171,7 @@ def test_finished_tries_show_right_and_wrong_attempts_with_diffs_and_the_history
     assert image_captions(at).count("wrong or missing cells crossed") == 2  # the diff of each wrong attempt
     assert "unanswered: row 1 '?? not a grid' is not digits 0-9" in t  # view 0: its raw text instead of a grid
     assert any("?? not a grid" in c.value for c in at.code)
-    st = tw.read_json(Path(wrong["out"]) / "status.json")
+    st = rundir.read_json(Path(wrong["out"]) / "status.json")
     assert f"Result {st['ended'] - wrong['clicked']:.1f} s after the click" in t  # from the click to the end
     assert "This session's tries (2)" in t and "not solved · " in t and "\nsolved · " in t
     at.button(key=f"try_show_{right['out']}").click().run()

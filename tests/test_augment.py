@@ -28,19 +28,15 @@ from ttft.core.augment import (
     inverse_name,
     invert_colors,
     invert_grid,
-    leave_one_out,
-    leave_out_parent,
-    leave_out_tasks,
-    leave_two_out,
     parse_color_map,
     random_color_map,
     random_spec,
     random_views,
-    seed_leave_two_out,
     try_apply_task,
 )
 from ttft.core.compose import InverseError, Mirror, Pad, Tile, Upscale, parse_step, step_from_json
 from ttft.core.data import Pair, Task
+from ttft.core.leaveout import leave_one_out, leave_out_parent, leave_out_tasks, leave_two_out, seed_leave_two_out
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = settings(max_examples=150, deadline=None)

@@ -22,7 +22,7 @@ TASK = "00576224"
 
 
 def _fill(page, label: str, value: str) -> None:
-    box = page.get_by_label(label, exact=True).first
+    box = page.get_by_label(label, exact=True).filter(visible=True).first
     box.wait_for(timeout=TIMEOUT)
     page.wait_for_function("el => !el.disabled", arg=box.element_handle(), timeout=TIMEOUT)
     box.fill(value)
@@ -60,7 +60,7 @@ def test_task_to_finetune_to_predict_to_inspect(page, tmp_path, tiny_model):
         page.get_by_role("link", name="Fine-tune on this task").click()
         page.get_by_text(f"Task {TASK} is preselected").first.wait_for(timeout=TIMEOUT)
         page.get_by_role("tab", name="Model & LoRA").click()
-        page.get_by_text("local folder", exact=True).first.click()
+        page.get_by_text("local folder", exact=True).filter(visible=True).first.click()
         _fill(page, "model folder", tiny_model)
         page.get_by_role("tab", name="Optimisation").click()
         _fill(page, "steps", "3")

@@ -4,7 +4,7 @@ budget its views get (issue 14: the old estimate from train outputs cut off 19 o
 import pytest
 
 from ttft.core.data import BUNDLED, load_dataset
-from ttft.core.encoding import FORMATS, grid_to_text
+from ttft.core.gridtext import FORMATS, grid_to_text
 from ttft.core.tokenizer import fast_encoder
 from ttft.engine.views import output_token_estimate
 

@@ -17,19 +17,16 @@ from tokenizers.processors import TemplateProcessing
 from ttft.core.augment import AugmentOptions, random_spec, try_apply_task
 from ttft.core.data import Pair, Task, load_dataset
 from ttft.core.encoding import (
-    FORMATS,
     IGNORE_INDEX,
     EncodingConfig,
     OneTokenPerCellError,
-    cell_offsets,
     check_one_token_per_cell,
     count_tokens,
     encode_task,
-    grid_to_text,
     parse_output,
-    text_to_grid,
     tokenize_task,
 )
+from ttft.core.gridtext import FORMATS, cell_offsets, grid_to_text, text_to_grid
 from ttft.core.tokenizer import (
     ASSET_DIR,
     VOCAB,

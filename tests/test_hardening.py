@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from ttft.core import data
+from ttft.core import data, names
 from ttft.core.data import TaskError, load_dataset
 from ttft.runs import jobs, metrics, registry, rundir
 from ttft.runs.rundir import write_json_atomic
@@ -212,13 +212,13 @@ def test_the_tasks_page_shows_messages_not_tracebacks(tmp_path):
 
 def test_name_checks_refuse_what_would_leave_the_root():
     for bad in ("", " ", ".", "..", "a/b", "../x", "/abs", "a\\b", "tab\there", "nul\x00"):
-        assert data.name_problem(bad) is not None, repr(bad)
+        assert names.name_problem(bad) is not None, repr(bad)
         with pytest.raises(ValueError):
             rundir.child("/root", bad)
-    assert data.name_problem("00576224") is None and rundir.child("/r", "a.b-c") == Path("/r/a.b-c")
+    assert names.name_problem("00576224") is None and rundir.child("/r", "a.b-c") == Path("/r/a.b-c")
     for s in ("", ".", "..", "...", "../..", "/", "a/../b"):
         safe = rundir.safe_name(s)
-        assert data.name_problem(safe) is None and (Path("/r") / safe).parent == Path("/r"), (s, safe)
+        assert names.name_problem(safe) is None and (Path("/r") / safe).parent == Path("/r"), (s, safe)
 
 
 # =========================================================================== one corrupted run hides no other run

@@ -16,8 +16,9 @@ import pytest
 from conftest import CLI_ENV, ROOT, free_port, run_group, stop
 
 from ttft.runs import jobs, registry
+from ttft.runs.integrity import checkpoint_problem
 from ttft.runs.metrics import SUPERSEDED_FILE
-from ttft.runs.rundir import RunDir, checkpoint_problem, read_jsonl
+from ttft.runs.rundir import RunDir, read_jsonl
 
 
 def wait_for(pred, timeout: float = 120, what: str = "condition", every: float = 0.1):

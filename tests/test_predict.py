@@ -17,16 +17,17 @@ from conftest import ROOT, run_group
 
 from ttft.core.augment import DIHEDRAL, AugmentSpec, apply_grid
 from ttft.core.data import load_dataset
-from ttft.core.encoding import EncodingConfig, grid_to_text
+from ttft.core.encoding import EncodingConfig
+from ttft.core.gridtext import grid_to_text
 from ttft.core.voting import vote
 from ttft.engine.commands import predict_argv
 from ttft.engine.generate import Generated, Predictor
 from ttft.engine.models import ModelConfig
-from ttft.engine.predict import ViewItem, build_items, finish_item, run_items, submission
+from ttft.engine.predict import ViewItem, build_items, finish_item, run_items
 from ttft.engine.predict_config import PredictConfig, PredictError
 from ttft.engine.sources import Source
 from ttft.engine.views import view_specs
-from ttft.runs.predictions import find_predictions
+from ttft.runs.predictions import find_predictions, submission
 from ttft.runs.rundir import read_json, read_jsonl
 
 
@@ -118,10 +119,16 @@ def test_unparseable_output_is_unanswered(tok):
 def test_config_validation_names_bad_values():
     ok = dict(base_model="default", dataset="arc-agi-1/evaluation")
     PredictConfig(**ok).validate()
-    for kw, name in [({"views": 0}, "views"), ({"colors": "rainbow"}, "colors"), ({"transforms": ("spin",)},
-                     "transforms"), ({"batch_size": -1}, "batch_size"), ({"temperature": 0.0}, "temperature"),
-                     ({"colors": "none", "views": 9}, "views"), ({"dtype": "int8"}, "dtype"),
-                     ({"name": "a/b"}, "name")]:
+    for kw, name in [
+        ({"views": 0}, "views"),
+        ({"colors": "rainbow"}, "colors"),
+        ({"transforms": ("spin",)}, "transforms"),
+        ({"batch_size": -1}, "batch_size"),
+        ({"temperature": 0.0}, "temperature"),
+        ({"colors": "none", "views": 9}, "views"),
+        ({"dtype": "int8"}, "dtype"),
+        ({"name": "a/b"}, "name"),
+    ]:
         with pytest.raises(PredictError, match=name):
             PredictConfig(**{**ok, **kw}).validate()
     with pytest.raises(PredictError, match="either a run"):
@@ -134,8 +141,16 @@ def test_predict_argv_round_trips_through_the_cli_parser():
     from ttft.cli.main import _register_extras, build_parser
     from ttft.cli.predict import config_from_args
 
-    cfg = PredictConfig(run="/r", tasks=("a", "b"), views=3, colors="none", sample=True, val_loss=False,
-                        transforms=("identity", "rot90"), out="/o")
+    cfg = PredictConfig(
+        run="/r",
+        tasks=("a", "b"),
+        views=3,
+        colors="none",
+        sample=True,
+        val_loss=False,
+        transforms=("identity", "rot90"),
+        out="/o",
+    )
     argv = predict_argv(cfg)
     assert argv[0] == "predict" and argv[-1] == "--json"
     _register_extras()
@@ -219,18 +234,18 @@ def test_oracle_prediction_files_metrics_and_submission(tiny, tmp_path, monkeypa
 
 
 def test_submission_lists_every_task_even_unanswered():
-    sub = submission(["a", "b"], {"a": {"tests": [{"test_index": 0, "attempts": [[[1]], None]}]}},
-                     {"a": 2, "b": 1})
-    assert sub == {"a": [{"attempt_1": [[1]], "attempt_2": [[0]]}, {"attempt_1": [[0]], "attempt_2": [[0]]}],
-                   "b": [{"attempt_1": [[0]], "attempt_2": [[0]]}]}
+    sub = submission(["a", "b"], {"a": {"tests": [{"test_index": 0, "attempts": [[[1]], None]}]}}, {"a": 2, "b": 1})
+    assert sub == {
+        "a": [{"attempt_1": [[1]], "attempt_2": [[0]]}, {"attempt_1": [[0]], "attempt_2": [[0]]}],
+        "b": [{"attempt_1": [[0]], "attempt_2": [[0]]}],
+    }
 
 
 def test_find_predictions_groups_by_run(tiny, tmp_path, monkeypatch):
     root = tmp_path / "runs"
     run = fake_run(root / "r1", tiny)
     make_prediction(monkeypatch, run / "predictions" / "p1", run=str(run), views=2)
-    make_prediction(monkeypatch, root / "experiments" / "e" / "rows" / "n-1" / "predictions", base_model=tiny,
-                    views=2)
+    make_prediction(monkeypatch, root / "experiments" / "e" / "rows" / "n-1" / "predictions", base_model=tiny, views=2)
     refs = find_predictions(root)
     assert {(r.run_key, r.name) for r in refs} == {("r1", "p1"), ("experiments/e/rows/n-1", "predictions")}
     r1 = next(r for r in refs if r.run_key == "r1")
@@ -243,12 +258,36 @@ def test_find_predictions_groups_by_run(tiny, tmp_path, monkeypatch):
 
 def test_cli_end_to_end_on_a_tiny_model(tiny, tmp_path):
     out = tmp_path / "cli"
-    r = cli("predict", "--base-model", tiny, "--dataset", "arc-agi-1/evaluation", "--tasks", "00576224,0c786b71",
-            "--views", "2", "--out", str(out), "--threads", "1", "--json")
+    r = cli(
+        "predict",
+        "--base-model",
+        tiny,
+        "--dataset",
+        "arc-agi-1/evaluation",
+        "--tasks",
+        "00576224,0c786b71",
+        "--views",
+        "2",
+        "--out",
+        str(out),
+        "--threads",
+        "1",
+        "--json",
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads(r.stdout.strip().splitlines()[-1])
-    for k in ("n_tasks", "accuracy", "pass_at_2", "vote_1", "correct_pixels", "correct_size", "unanswered",
-              "val_loss", "predictions_per_second", "out_dir"):
+    for k in (
+        "n_tasks",
+        "accuracy",
+        "pass_at_2",
+        "vote_1",
+        "correct_pixels",
+        "correct_size",
+        "unanswered",
+        "val_loss",
+        "predictions_per_second",
+        "out_dir",
+    ):
         assert k in res, k
     assert res["n_tasks"] == 2 and res["out_dir"] == str(out) and res["predictions_per_second"] > 0
     assert 0 <= res["unanswered"] <= 1 and res["val_loss"] > 0
@@ -265,8 +304,18 @@ def _main(capsys, *argv):
 
 
 def test_cli_bad_input_exits_2_with_one_line(tiny, tmp_path, capsys):
-    rc, err = _main(capsys, "predict", "--base-model", tiny, "--dataset", "arc-agi-1/evaluation", "--tasks",
-                    "nope1234", "--out", str(tmp_path / "x"))
+    rc, err = _main(
+        capsys,
+        "predict",
+        "--base-model",
+        tiny,
+        "--dataset",
+        "arc-agi-1/evaluation",
+        "--tasks",
+        "nope1234",
+        "--out",
+        str(tmp_path / "x"),
+    )
     assert rc == 2 and len(err) == 1 and "nope1234" in err[0]
     rc, err = _main(capsys, "predict", "--run", str(tmp_path / "missing"))
     assert rc == 2 and len(err) == 1 and "missing" in err[0] and "no such folder" in err[0]
@@ -291,10 +340,20 @@ def test_per_task_run_matches_adapters_and_training_val_loss(tiny, tmp_path):
     from ttft.engine.train_config import TrainConfig
 
     ids = ("00576224", "0c786b71")
-    cfg = TrainConfig(mode="ttft", dataset="arc-agi-1/evaluation", tasks=ids, per_task=True, steps=2, lr=1e-2,
-                      device="cpu", threads=1, save_steps=1000, model=ModelConfig(base_model=tiny, lora_r=2,
-                                                                                   lora_alpha=4),
-                      encoding=EncodingConfig(max_seq_len=2048), augment=AugmentOptions(shuffle=False))
+    cfg = TrainConfig(
+        mode="ttft",
+        dataset="arc-agi-1/evaluation",
+        tasks=ids,
+        per_task=True,
+        steps=2,
+        lr=1e-2,
+        device="cpu",
+        threads=1,
+        save_steps=1000,
+        model=ModelConfig(base_model=tiny, lora_r=2, lora_alpha=4),
+        encoding=EncodingConfig(max_seq_len=2048),
+        augment=AugmentOptions(shuffle=False),
+    )
     run = tmp_path / "pt"
     train(cfg, run_dir=str(run), log=lambda *a: None)
     r = cli("predict", "--run", str(run), "--views", "2", "--threads", "1", "--json")
@@ -310,11 +369,36 @@ def test_per_task_run_matches_adapters_and_training_val_loss(tiny, tmp_path):
 
 def test_sigterm_stops_cleanly(tiny, tmp_path):
     out = tmp_path / "stop"
-    p = subprocess.Popen([sys.executable, "-m", "ttft", "predict", "--base-model", tiny, "--dataset",
-                          "arc-agi-1/evaluation", "--max-task-tokens", "3000", "--views", "2", "--batch-size", "1",
-                          "--no-val-loss", "--threads", "1", "--out", str(out), "--json"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=ENV,
-                         start_new_session=True)
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ttft",
+            "predict",
+            "--base-model",
+            tiny,
+            "--dataset",
+            "arc-agi-1/evaluation",
+            "--max-task-tokens",
+            "3000",
+            "--views",
+            "2",
+            "--batch-size",
+            "1",
+            "--no-val-loss",
+            "--threads",
+            "1",
+            "--out",
+            str(out),
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=ENV,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 240
         while time.time() < deadline and not read_jsonl(out / "tasks.jsonl"):
@@ -343,12 +427,20 @@ def test_launch_prediction_in_the_background(tiny, tmp_path, monkeypatch):
     monkeypatch.setenv("TTFT_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     out = tmp_path / "bg"
-    info = launch_prediction(PredictConfig(base_model=tiny, dataset="arc-agi-1/evaluation", tasks=("00576224",),
-                                           views=2, device="cpu", threads=1, out=str(out)))
+    info = launch_prediction(
+        PredictConfig(
+            base_model=tiny,
+            dataset="arc-agi-1/evaluation",
+            tasks=("00576224",),
+            views=2,
+            device="cpu",
+            threads=1,
+            out=str(out),
+        )
+    )
     assert info["out"] == str(out) and "--out" in info["argv"]
     deadline = time.time() + 240
-    while time.time() < deadline and (read_json(out / "status.json") or {}).get("status") not in (
-            "finished", "failed"):
+    while time.time() < deadline and (read_json(out / "status.json") or {}).get("status") not in ("finished", "failed"):
         time.sleep(0.3)
     assert read_json(out / "status.json")["status"] == "finished"
     assert read_json(out / "metrics.json")["summary"]["n_tasks"] == 1
@@ -370,11 +462,17 @@ def test_diff_image_marks_wrong_and_missing_cells():
     assert im.shape == (3 * cell + 1, 4 * cell + 1)  # the union of both shapes
 
     def marked(i, j):
-        box = im[i * cell + 1:(i + 1) * cell, j * cell + 1:(j + 1) * cell]
+        box = im[i * cell + 1 : (i + 1) * cell, j * cell + 1 : (j + 1) * cell]
         return bool(np.isin(box, [viz.TEXT_LIGHT, viz.TEXT_DARK]).any())
 
-    assert {(i, j) for i in range(3) for j in range(4) if marked(i, j)} == {(0, 3), (1, 1), (1, 3), (2, 0), (2, 1),
-                                                                              (2, 2)}
+    assert {(i, j) for i in range(3) for j in range(4) if marked(i, j)} == {
+        (0, 3),
+        (1, 1),
+        (1, 3),
+        (2, 0),
+        (2, 1),
+        (2, 2),
+    }
     assert not marked(2, 3)  # in neither grid
 
 
@@ -389,7 +487,8 @@ def test_groups_start_with_one_task_and_double_up_to_the_cap(ds):
     sizes = [len(g) for g in _groups(tasks, pred, PredictConfig(base_model="x", dataset="d", views=8))]
     assert sizes == [1, 2, 4, 8, 16, 9] and sum(sizes) == 40  # cap: 4 batches of 32 views = 16 tasks of 8 views
     assert [t.id for g in _groups(tasks, pred, PredictConfig(base_model="x", dataset="d", views=8)) for t in g] == [
-        t.id for t in tasks]  # in order
+        t.id for t in tasks
+    ]  # in order
     per_task = Predictor(None, None, "cpu", Source("per-task", ModelConfig(), EncodingConfig()), [2], 0)
     assert [len(g) for g in _groups(tasks[:3], per_task, PredictConfig(base_model="x", dataset="d"))] == [1, 1, 1]
 
@@ -418,8 +517,9 @@ def test_each_task_is_written_as_soon_as_its_views_are_done(tiny, tmp_path, monk
     from ttft.engine import predict
 
     out = tmp_path / "progress"
-    cfg = PredictConfig(base_model=tiny, dataset="arc-agi-1/evaluation", tasks=TASKS, views=4, batch_size=4,
-                        out=str(out), device="cpu")
+    cfg = PredictConfig(
+        base_model=tiny, dataset="arc-agi-1/evaluation", tasks=TASKS, views=4, batch_size=4, out=str(out), device="cpu"
+    )
     seen = _recording_oracle(monkeypatch, out, cfg)
     res = predict.run_prediction(cfg)
     assert res.status == "finished" and res.summary["n_tasks"] == 3
@@ -435,8 +535,9 @@ def test_a_stopped_prediction_keeps_the_finished_tasks(tiny, tmp_path, monkeypat
     from ttft.engine import predict
 
     out = tmp_path / "stopped"
-    cfg = PredictConfig(base_model=tiny, dataset="arc-agi-1/evaluation", tasks=TASKS, views=4, batch_size=4,
-                        out=str(out), device="cpu")
+    cfg = PredictConfig(
+        base_model=tiny, dataset="arc-agi-1/evaluation", tasks=TASKS, views=4, batch_size=4, out=str(out), device="cpu"
+    )
     # SIGTERM during the second generate call: that batch completes a task of group 2, then the prediction stops
     _recording_oracle(monkeypatch, out, cfg, on_call=lambda n: n == 2 and os.kill(os.getpid(), signal.SIGTERM))
     res = predict.run_prediction(cfg)
@@ -465,8 +566,15 @@ def test_prediction_jobs_are_listed_before_they_write_their_folder(tmp_path):
     job = root / "20261126-predict-x"
     job.mkdir(parents=True)
     out = root / "r1" / "predictions" / "x"
-    write_json_atomic(job / "job.json", {"argv": ["predict", "--base-model", "default", "--out", str(out)],
-                                         "kind": "cpu", "queued_at": 5.0, "config": {"views": 2}})
+    write_json_atomic(
+        job / "job.json",
+        {
+            "argv": ["predict", "--base-model", "default", "--out", str(out)],
+            "kind": "cpu",
+            "queued_at": 5.0,
+            "config": {"views": 2},
+        },
+    )
     write_json_atomic(job / "status.json", {"status": "failed", "error": "predict: boom", "exit_code": 2})
     assert find_predictions(root) == []  # not a prediction folder (yet)
     refs = find_predictions(root, jobs=True)

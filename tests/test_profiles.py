@@ -15,9 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from ttft.core.augment import DIHEDRAL, AugmentSpec, apply_task, compose, invert_grid, leave_out_parent
+from ttft.core.augment import DIHEDRAL, AugmentSpec, apply_task, compose, invert_grid
 from ttft.core.data import Pair, Task, load_dataset
-from ttft.core.encoding import IGNORE_INDEX, EncodingConfig, encode_task, grid_to_text, parse_output, tokenize_task
+from ttft.core.encoding import IGNORE_INDEX, EncodingConfig, encode_task, parse_output, tokenize_task
+from ttft.core.gridtext import grid_to_text
+from ttft.core.leaveout import leave_out_parent
 from ttft.core.profiles import (
     MARC_AUGMENTERS,
     PROFILE_NAMES,

@@ -254,7 +254,7 @@ def test_run_dir_holding_a_different_run_is_refused(tiny_model, tmp_path):
 def test_sample_stream_is_deterministic_and_never_uses_test_outputs():
     import numpy as np
 
-    from ttft.core.augment import leave_one_out
+    from ttft.core.leaveout import leave_one_out
     from ttft.engine.samples import SampleStream
     from ttft.engine.train_config import TrainConfig
 
@@ -301,7 +301,8 @@ def test_embedded_model_and_tokenizer_load_offline_from_the_package():
 def test_leave_two_out_and_keep_original_colors_streams():
     import numpy as np
 
-    from ttft.core.augment import AugmentOptions, leave_two_out
+    from ttft.core.augment import AugmentOptions
+    from ttft.core.leaveout import leave_two_out
     from ttft.core.tokenizer import VOCAB
     from ttft.engine.samples import SampleStream
     from ttft.engine.train_config import TrainConfig

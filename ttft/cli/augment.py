@@ -20,7 +20,7 @@ from ttft.core.augment import (
 )
 from ttft.core.compose import STEP_KINDS
 from ttft.core.data import BUNDLED, Task
-from ttft.core.encoding import grid_to_text
+from ttft.core.gridtext import grid_to_text
 
 
 def _options(args: argparse.Namespace) -> AugmentOptions:

@@ -33,7 +33,8 @@ import numpy as np
 from ttft.core.augment import DIHEDRAL, IDENTITY_COLORS, AugmentSpec, random_color_map
 from ttft.core.compose import Mirror, Tile, Upscale
 from ttft.core.data import Pair, Task
-from ttft.core.encoding import EncodedText, EncodingConfig, Seg, Span, _require_offsets, _spans, grid_to_text
+from ttft.core.encoding import EncodedText, EncodingConfig, Seg, Span, _require_offsets, _spans
+from ttft.core.gridtext import grid_to_text
 from ttft.core.tokenizer import is_embedded, tokenizer_name
 from ttft.options import ConfigError
 
@@ -288,7 +289,7 @@ def prompt_layout(task: Task, cfg: EncodingConfig, test_index: int = 0, answer: 
                 ((_grid(test.output, fmt), "test_output", True),),
             )
         if fmt == "arc24":  # arc24's generation prompt opens the grid's fence: the model writes " shape: ..."
-            from ttft.core.encoding import ARC24_FENCE
+            from ttft.core.gridtext import ARC24_FENCE
 
             reply.append((ARC24_FENCE, "marker", False))
         return ChatLayout(((ARC24_SYSTEM_PROMPT, "marker", False),), tuple(user), tuple(reply))

@@ -298,16 +298,18 @@ def check_experiment_ready(acfg: AblationConfig) -> None:
 
 def train_argv(tcfg: TrainConfig) -> list[str] | None:
     """``train …`` flags that give exactly this TrainConfig (options at their default are left out; mode, dataset,
-    base model, steps and lr always shown), or None when an option has no flag (then use ``train --config FILE``)."""
+    base model, steps and lr always shown), or None when an option has no flag (then use ``train --config FILE``).
+    The flags are checked to parse back to the same config with the parser of the config's own class."""
     flags = argv_of(tcfg, always=ALWAYS["train"])
     if flags is None:
         return None
-    argv = ["train", *flags]
+    p = _Parser(prog="python -m ttft train", exit_on_error=False, add_help=False)
+    add_train_arguments(p, type(tcfg))
     try:
-        back = parse_command(argv, ready=False).config
-    except ConfigError:
+        back = apply_args(type(tcfg), p.parse_args(flags))
+    except (ConfigError, argparse.ArgumentError):
         return None
-    return argv if back is not None and back.to_json() == tcfg.to_json() else None
+    return ["train", *flags] if back.to_json() == tcfg.to_json() else None
 
 
 def predict_argv(cfg: PredictConfig) -> list[str]:

@@ -7,7 +7,8 @@ from typing import ClassVar
 
 from ttft.core.augment import DIHEDRAL
 from ttft.core.data import parse_task_list
-from ttft.core.encoding import FORMATS, PROMPTS, VAL_COVERS, EncodingConfig
+from ttft.core.encoding import PROMPTS, VAL_COVERS, EncodingConfig
+from ttft.core.gridtext import FORMATS
 from ttft.core.profiles import PROFILE_NAMES, check_profile
 from ttft.engine.train_config import check_device, check_task_ids
 from ttft.options import ConfigError, Options, option

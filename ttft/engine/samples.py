@@ -11,16 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from ttft.core.augment import (
-    IDENTITY_COLORS,
-    AugmentSkipped,
-    leave_out_parent,
-    leave_out_tasks,
-    random_spec,
-    try_apply_task,
-)
+from ttft.core.augment import IDENTITY_COLORS, AugmentSkipped, random_spec, try_apply_task
 from ttft.core.data import Task
 from ttft.core.encoding import IGNORE_INDEX, EncodingConfig, tokenize_task, val_encoding
+from ttft.core.leaveout import leave_out_parent, leave_out_tasks
 from ttft.core.profiles import check_encodable, marc_spec
 from ttft.engine.train_config import TrainConfig
 

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ttft.core.augment import AugmentOptions
-from ttft.core.data import parse_task_list, task_id_problem
+from ttft.core.data import parse_task_list
 from ttft.core.encoding import VAL_COVERS, EncodingConfig
+from ttft.core.names import task_id_problem
 from ttft.core.profiles import PROFILE_NAMES, check_profile
 from ttft.engine.models import ModelConfig, ModelError, choose_device
 from ttft.options import ConfigError, Options, option

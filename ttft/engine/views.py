@@ -9,7 +9,7 @@ import numpy as np
 from ttft.core import profiles
 from ttft.core.augment import AugmentSpec
 from ttft.core.data import MAX_SIDE, Task
-from ttft.core.encoding import grid_to_text
+from ttft.core.gridtext import grid_to_text
 from ttft.engine.predict_config import PredictConfig
 
 #: generated tokens past the estimated output size (end-of-sequence, end-of-turn texts)

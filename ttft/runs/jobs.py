@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ttft.runs.integrity import JOB_FIELDS, fields_problem
+from ttft.runs.integrity import JOB_FIELDS, fields_problem, read_json_checked
 from ttft.runs.process import (
     JOB_DIR_ENV,
     _descendants,
@@ -70,7 +70,6 @@ from ttft.runs.rundir import (
     _tail,
     process_start_time,
     read_json,
-    read_json_checked,
     safe_name,
     write_json_atomic,
 )

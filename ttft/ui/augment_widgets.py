@@ -15,7 +15,6 @@ from ttft.core.augment import COLOR_MODES, DIHEDRAL, AugmentOptions, AugmentResu
 from ttft.core.compose import STEP_KINDS, TARGETS
 from ttft.core.data import Dataset, Pair, Task
 from ttft.core.encoding import (
-    FORMATS,
     LOSS_ON,
     PROMPTS,
     EncodingConfig,
@@ -23,6 +22,7 @@ from ttft.core.encoding import (
     check_one_token_per_cell,
     tokenize_task,
 )
+from ttft.core.gridtext import FORMATS
 from ttft.core.profiles import PREVIEW_TOKENIZERS, PROFILE_NAMES, check_encodable, preview_tokenizer, profile_values
 from ttft.core.tokenizer import EMBEDDED, load_tokenizer
 from ttft.ui import navigation as nav

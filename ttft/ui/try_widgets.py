@@ -28,6 +28,7 @@ from ttft.runs import jobs, registry
 from ttft.runs.metrics import tail_text
 from ttft.runs.predictions import PredictionRef, read_prediction
 from ttft.runs.rundir import STDERR_FILE, TERMINAL, read_json, safe_name, write_json_atomic
+from ttft.runs.rundir import SUPERVISOR_FILE as SUPERVISOR
 from ttft.ui import navigation as nav
 from ttft.ui import predict_widgets as pw
 from ttft.ui import widgets as w
@@ -130,7 +131,7 @@ def task_budget(task, fmt: str = "minimal") -> int:
 
     import numpy as np
 
-    from ttft.core.encoding import grid_to_text
+    from ttft.core.gridtext import grid_to_text
     from ttft.core.tokenizer import fast_encoder
 
     try:
@@ -226,7 +227,7 @@ def try_state(entry: dict) -> tuple[str, dict]:
         return "lost", {"error": job_err}
     if job.status in TERMINAL or job.status == "lost":
         err = job.raw.get("error") or job.note or f"the job ended ({job.status}) without a prediction"
-        tb = job.raw.get("traceback") or tail_text(job.path / STDERR_FILE, 30)
+        tb = job.raw.get("traceback") or tail_text(job.path / STDERR_FILE, 30) or tail_text(job.path / SUPERVISOR, 30)
         return ("lost" if job.status == "lost" else "failed"), {"error": err, "traceback": tb, "job": job.raw}
     if job.status == "queued":
         return "queued", {"position": job.position, "kind": job.kind, "job": job.raw}

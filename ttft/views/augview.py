@@ -26,15 +26,13 @@ from ttft.core.augment import (
     AugmentSkipped,
     AugmentSpec,
     invert_grid,
-    leave_one_out,
-    leave_two_out,
     random_spec,
-    seed_leave_two_out,
     try_apply_task,
 )
 from ttft.core.compose import STEP_KINDS, InverseError
 from ttft.core.data import Pair, Task
 from ttft.core.encoding import EncodedText, EncodingConfig, tokenize_task
+from ttft.core.leaveout import leave_one_out, leave_two_out, seed_leave_two_out
 
 __all__ = [
     "LEAVE_OUT",
