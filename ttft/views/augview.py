@@ -32,7 +32,7 @@ from ttft.core.augment import (
 from ttft.core.compose import STEP_KINDS, InverseError
 from ttft.core.data import Pair, Task
 from ttft.core.encoding import EncodedText, EncodingConfig, tokenize_task
-from ttft.core.leaveout import leave_one_out, leave_two_out, seed_leave_two_out
+from ttft.core.leaveout import leave_one_out, leave_two_out
 
 __all__ = [
     "LEAVE_OUT",
@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 #: the leave-out kinds: name -> builder ("n-2" alone: ttft's n-2 only; the seed trained on n-1 ∪ n-2)
-LEAVE_OUT: dict[str, Any] = {"n-1": leave_one_out, "n-2": leave_two_out, "n-1 ∪ n-2 (seed)": seed_leave_two_out}
+LEAVE_OUT: dict[str, Any] = {"n-1": leave_one_out, "n-2": leave_two_out}
 
 
 # --------------------------------------------------------------------------- options
