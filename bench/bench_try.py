@@ -17,18 +17,19 @@ Baselines measured in the same run, alternating with the tries:
 
     .venv/bin/python bench/bench_try.py [--task 0c786b71] [--repeats 3] [--views 4] [--threads-compare]
 
-Measured 2026-12-01 on the 2-core development machine, never idle (other engineers' test runs; load averages 2.6-8
-over 2 cores), 0c786b71 (276 tokens), 4 views, budget 94 tokens per view, median of 3:
+Measured 2026-12-01 on the 2-core development machine, never idle (other engineers' test runs), 0c786b71 (276
+tokens), 4 views, budget 94 tokens per view, median of 3 (each try in brackets):
 
-    load 4.0-5.4: try 13.3 s (28.8 / 13.3 / 9.1); direct predict 14.7 s (CPU 9.9 s); warm generate 5.9 s
-    load 2.6-4.4: try 17.8 s (22.8 / 17.8 / 15.5); direct predict 22.8 s (CPU 12.1 s); imports alone 15.2 s
-                  (CPU 9.5 s); phases: queue 1.0, process start and imports 6.1, model load (transformers import)
-                  + val loss + files 5.7, generation 4.2 s
+    load 2.5-3.8: try 10.9 s (10.8 / 10.9 / 15.9): launch 0.04, queue 0.5, process start and imports 4.7, model
+                  load (transformers' import) + val loss + files 3.7, generation 2.4 s; direct predict 15.5 s
+                  (CPU 13.2 s); a process importing torch + transformers only 10.1 s (CPU 9.2 s); warm 3.7 s
+    load 4.0-5.6: try 10.8 s (10.9 / 10.8 / 10.1): launch 0.05, queue 0.6, start 4.2, load 3.5, generation 2.1 s
+    load 2.6-4.4: try 17.8 s (22.8 / 17.8 / 15.5)
     833dafe3 (490 tokens, budget 424 per view), load 3.9-8: try 44.3 s; generation 19.0 s
 
-The job's fresh process spends ~7-9 s of CPU importing torch and transformers before it predicts, so on an idle
-machine a try needs about 10-12 s; only a warm process (torch, transformers and the model already loaded) would
-answer in ~2-3 s (``baseline_warm_generate_s``).
+Before the page's changes (the whole dataset parsed twice, torch's default 2 threads, the engine's 30x30 budget
+of 934 tokens per view), the same try took 80 s at load ~2. About 8 s of the remaining ~11 s is the job's fresh
+process importing torch and transformers; a warm process (imports and model loaded) answers in ~3 s.
 """
 
 from __future__ import annotations
