@@ -27,9 +27,10 @@ tokens), 4 views, budget 94 tokens per view, median of 3 (each try in brackets):
     load 2.6-4.4: try 17.8 s (22.8 / 17.8 / 15.5)
     833dafe3 (490 tokens, budget 424 per view), load 3.9-8: try 44.3 s; generation 19.0 s
 
-Before the page's changes (the whole dataset parsed twice, torch's default 2 threads, the engine's 30x30 budget
-of 934 tokens per view), the same try took 80 s at load ~2. About 8 s of the remaining ~11 s is the job's fresh
-process importing torch and transformers; a warm process (imports and model loaded) answers in ~3 s.
+Without the page's choices, same machine: torch's default 2 threads, 80 s (load 1.5-5, one try); the engine's
+30x30 budget (934 tokens per view, 3 of the 4 views never stop), 44 s (27 / 44 / 58, load 4-5). About 8 s of the
+remaining ~11 s is the job's fresh process importing torch and transformers; a warm process (imports and model
+loaded) answers in ~3 s.
 """
 
 from __future__ import annotations
