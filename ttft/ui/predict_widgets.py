@@ -153,8 +153,12 @@ def picker(refs: list[PredictionRef]) -> PredictionRef | None:
         qrun = _key_of(qrun, runs)
     if qrun is not None and qrun not in runs:
         st.error(f"No predictions of run {qrun!r} in {runs_root()}.")
-        st.page_link("pages/4_Predictions.py", label="Predict this run", icon=":material/add:",
-                     query_params={"run": qrun, "new": "1"})
+        st.page_link(
+            "pages/4_Predictions.py",
+            label="Predict this run",
+            icon=":material/add:",
+            query_params={"run": qrun, "new": "1"},
+        )
         qrun = qpred = None
     if qrun is None and qtask and "pred_run" not in st.session_state:
         hit = next(
