@@ -287,7 +287,13 @@ def new_prediction_page(refs: list[PredictionRef], ref: PredictionRef | None) ->
             "← Predictions",
             key="pred_l_back",
             on_click=w.set_query_params,
-            kwargs={"new": None, "task": None, "dataset": None},
+            kwargs={
+                "new": None,
+                "task": None,
+                "dataset": None,
+                "run": None,
+                "pred": None,
+            },  # the picker keeps its choice
         )
     else:
         st.title("Predictions")

@@ -182,9 +182,17 @@ def task_view(ref: PredictionRef, task_id: str, numbers: bool = False) -> None:
     top = st.columns([6, 1, 1, 1], vertical_alignment="bottom")
     top[0].title(f"Task {task_id}")
     top[1].button("← All tasks", on_click=pw.open_task, args=(None,), key="to_table")
-    top[2].button("◀ Prev", on_click=pw.open_task, args=(ids[k - 1] if k else None,), disabled=k == 0, key="prev")
+    top[2].button(
+        "Prev",
+        icon=":material/chevron_left:",
+        on_click=pw.open_task,
+        args=(ids[k - 1] if k else None,),
+        disabled=k == 0,
+        key="prev",
+    )
     top[3].button(
-        "Next ▶",
+        "Next",
+        icon=":material/chevron_right:",
         on_click=pw.open_task,
         args=(ids[k + 1] if k + 1 < len(ids) else None,),
         disabled=k + 1 >= len(ids),
