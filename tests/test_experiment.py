@@ -30,6 +30,11 @@ def test_row_configs_follow_the_seed_experiment():
     assert keep.keep_original_colors == 0.5 and n2.leave_out == 2
     assert {n1.seed, geo.seed, col.seed} == {0} and n1.steps == geo.steps == col.steps
     assert ROWS["baseline"] is None
+    # the seed's form: one shared adapter over the tasks, each task drawn with equal weight
+    shared = train_config_for("n-1", AblationConfig(tasks=("00576224",), max_task_tokens=None, per_task=False), ["a"])
+    assert not shared.per_task and shared.task_weighting == "task" and shared.steps == cfg.steps
+    with pytest.raises(ValueError, match="per_task"):
+        AblationConfig(per_task="false").validate()
     with pytest.raises(ValueError, match="unknown row"):
         AblationConfig(rows=("bogus",)).validate()
 

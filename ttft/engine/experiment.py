@@ -60,7 +60,8 @@ def train_config_for(row: str, cfg: AblationConfig, ids: list[str]):
         mode="ttft",
         dataset=cfg.dataset,
         tasks=tuple(ids),
-        per_task=True,
+        per_task=cfg.per_task,
+        task_weighting="task",
         steps=cfg.steps,
         lr=cfg.lr,
         seed=cfg.seed,
@@ -151,8 +152,8 @@ def _train_stage(row: str, cfg: AblationConfig, ids: list[str], rdir: Path, stag
             kind,
             module="torch.distributed.run",
         )
-        if job is None:
-            return None
+        if job is None or not cfg.per_task:  # a shared adapter trained data-parallel has no shards to merge
+            return None if job is None else _seconds(job.raw)
         merged = stages.run(row, "merge", ["merge-shards", str(run.path), "--json"], run.path, "cpu")
         return None if merged is None else _seconds(job.raw) + _seconds(merged.raw)
     job = stages.run(row, "train", [*args, "--json"], run.path, kind)
@@ -210,7 +211,9 @@ def _run_row(row: str, cfg: AblationConfig, ids: list[str], out: Path, stages: _
         "train_seconds": train_s,
         "predict_seconds": _seconds(job.raw),
         "wall_seconds": time.time() - t0,
-        "ttft_seconds_per_task_per_100_steps": (train_s / len(ids) * 100 / cfg.steps) if train_s else None,
+        "ttft_seconds_per_task_per_100_steps": (
+            (train_s / len(ids) * 100 / cfg.steps) if train_s and cfg.per_task else None
+        ),
         "n_tasks": pred.get("n_tasks"),
         "predictions": str(pdir),
         "run_dir": str(rdir / "run") if ROWS[row] is not None else None,

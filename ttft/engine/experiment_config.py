@@ -64,6 +64,12 @@ class AblationConfig(Options):
     limit: int | None = option(None, "use only the first N selected tasks (sorted by id)", lo=1, group="Tasks")
     rows: tuple[str, ...] = option(tuple(ROWS), "which rows to run", choices=tuple(ROWS), min_len=1, group="Rows")
     base_model: str = option("default", "the model every row starts from", group="Training", widget="model")
+    per_task: bool = option(
+        True,
+        "per-task TTFT: one adapter per task; false: one shared adapter over all the selected tasks (the seed's "
+        "form), a sample's task drawn with equal weight, 'steps' then counts the shared run's steps",
+        group="Training",
+    )
     steps: int = option(
         30,
         "TTFT optimizer steps per task (30: the 172-task default finishes in about 1.5 h on 2 "
