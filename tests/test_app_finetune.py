@@ -474,3 +474,110 @@ def test_launch_message_and_stopping_a_queued_job_say_what_happens(runs, model_d
         jw.queue_text(second, runs, registry.JobConfig(runs_dir=str(runs)))
         == "position 2 for the cpu slot, 0 of 1 slot(s) busy"
     )
+
+
+# --------------------------------------------------------------------------- corrupt, damaged metrics, resumes
+
+
+def status_of(at: AppTest) -> dict:
+    df = at.dataframe[0].value
+    return {r: (s, n) for r, s, n in zip(df["run"], df["status"], df["note"])}
+
+
+def test_a_corrupt_run_is_listed_and_shown_as_corrupt_with_the_reason(runs):
+    fake_run(runs, "20250101-000001-good", {"status": "finished", "step": 4, "max_steps": 4})
+    bad = fake_run(runs, "20250101-000002-bad", {"status": "finished", "step": 4, "max_steps": 4})
+    (bad / "status.json").write_bytes(b"\x00\x01\xff binary")
+    at = page(run="20250101-000002-bad")
+    assert not at.exception, at.exception
+    rows = status_of(at)
+    assert rows["20250101-000001-good"] == ("finished", "")
+    status, note = rows["20250101-000002-bad"]
+    assert status == "corrupt" and "status.json is not UTF-8" in note, note
+    # the list colours the status cell (a background per status; corrupt is yellow)
+    styles = at.dataframe[0].proto.arrow_data.styler.styles
+    assert "rgba(250, 202, 43" in styles and "rgba(33, 195, 84" in styles, styles
+    assert any(md.value == ":yellow-badge[corrupt]" for md in at.markdown)
+    err = next(e.value for e in at.error if e.value.startswith("Corrupt: "))
+    assert "status.json is not UTF-8" in err and "Delete" in err, err
+    assert at.button(key="ft_resume").disabled and not at.button(key="ft_delete").disabled
+    texts = [status, note, err, *(md.value for md in at.markdown)]
+    assert all(no_emoji(t) for t in texts), [t for t in texts if not no_emoji(t)]
+
+
+def test_a_metrics_file_read_in_part_or_not_at_all_is_said_in_the_panel(runs):
+    part = fake_run(runs, "20250101-000001-part", {"status": "finished", "step": 3, "max_steps": 3})
+    (part / "metrics.jsonl").write_text(
+        '{"step": 1, "loss": 2.0}\nnot json\n{"step": 2, "loss": 1.5}\n[1, 2]\n\n{"step": 3, "loss": 1.0}\n'
+    )
+    gone = fake_run(runs, "20250101-000002-folder", {"status": "finished", "step": 3, "max_steps": 3})
+    (gone / "metrics.jsonl").mkdir()
+    at = page(run="20250101-000001-part")
+    assert not at.exception, at.exception
+    warn = [w.value for w in at.warning]
+    assert "Metrics: 2 damaged line(s) of metrics.jsonl left out; the chart and the losses show the rest." in warn
+    assert chart_spec(at)["data"][0]["y"] == [2.0, 1.5, 1.0]
+    at.selectbox(key="ft_run").set_value("20250101-000002-folder").run()
+    assert not at.exception, at.exception
+    assert any(w.value.startswith("Metrics: metrics.jsonl cannot be read") for w in at.warning), [
+        w.value for w in at.warning
+    ]
+    assert status_of(at)["20250101-000002-folder"][0] == "corrupt"
+
+
+def _checkpoint(run: Path, step: int, whole: bool) -> None:
+    import zipfile
+
+    cp = run / "checkpoints" / f"checkpoint-{step}"
+    cp.mkdir(parents=True)
+    (cp / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    if whole:
+        with zipfile.ZipFile(cp / "adapter_model.bin", "w") as z:
+            z.writestr("data.pkl", b"x")
+    else:
+        (cp / "adapter_model.safetensors").write_bytes(b"\x10\x00")  # truncated
+
+
+def test_a_run_queued_again_and_a_resumed_run_say_what_their_resume_does(runs):
+    again = fake_run(
+        runs,
+        "20250101-000001-again",
+        {"status": "queued", "step": 6, "max_steps": 10, "queued_at": time.time(), "kind": "cpu"},
+    )
+    write_json_atomic(again / "job.json", {"kind": "cpu", "launches": 2, "queued_at": time.time()})
+    _checkpoint(again, 4, whole=True)
+    _checkpoint(again, 6, whole=False)
+    resumed = {
+        "from": "checkpoint-4",
+        "task": None,
+        "skipped": ["checkpoint-6: adapter_model.safetensors is truncated"],
+        "superseded_lines": 2,
+    }
+    fake_run(
+        runs,
+        "20250101-000002-resumed",
+        {"status": "finished", "step": 10, "max_steps": 10, "resume": resumed},
+    )
+    fake_run(
+        runs,
+        "20250101-000003-restarted",
+        {"status": "finished", "step": 10, "max_steps": 10, "resume": {"from": None, "skipped": "not a list"}},
+    )
+    at = page(run="20250101-000001-again")
+    assert not at.exception, at.exception
+    rows = status_of(at)
+    status, note = rows["20250101-000001-again"]
+    assert status == "queued" and note.startswith("queued again: it resumes from checkpoint-4 (skipping checkpoint-6:")
+    info = next(i.value for i in at.info if i.value.startswith("Queued again"))
+    assert info.startswith("Queued again (it resumes from checkpoint-4 (skipping checkpoint-6: "), info
+    assert "position 1 for the cpu slot" in info
+    assert rows["20250101-000002-resumed"] == (
+        "finished",
+        "resumed from checkpoint-4; skipped checkpoint-6: adapter_model.safetensors is truncated; 2 metrics line(s) "
+        "after it moved to metrics-superseded.jsonl",
+    )
+    assert rows["20250101-000003-restarted"][1] == (
+        "no intact checkpoint was left: trained the run again from its first step"
+    )
+    at.selectbox(key="ft_run").set_value("20250101-000002-resumed").run()
+    assert any(c.value.startswith("Last resume: resumed from checkpoint-4; skipped checkpoint-6") for c in at.caption)

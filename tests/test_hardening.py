@@ -554,6 +554,50 @@ def test_downsample_is_per_task():
         assert ts[0] == 1 and ts[-1] == 3000 and np.all(np.diff(ts) > 0)
 
 
+def test_the_loss_figure_is_bounded_per_trace_and_keeps_one_curve_per_task():
+    from ttft.views import charts
+
+    n = 3000
+    tasks = [t for t in ("a", "b", "c") for _ in range(n)]
+    ts = np.tile(np.arange(1, n + 1, dtype=float), 3)
+    loss = np.tile(np.linspace(3, 1, n), 3)
+    loss[n + 1234] = 8.0  # a spike in task b
+    m = metrics.Metrics(
+        columns={
+            "step": np.arange(1, 3 * n + 1, dtype=float),
+            "task_step": ts,
+            "loss": loss,
+            "lr": np.full(3 * n, 1e-4),
+        },
+        tasks=tasks,
+        n=3 * n,
+    )
+    fig = charts.loss_figure(m, max_points=900)
+    curves = {t.name: t for t in fig.data if t.name in "abc" and t.showlegend is not False}
+    assert set(curves) == {"a", "b", "c"}
+    for name, tr in curves.items():
+        assert len(tr.x) <= 310 and tr.x[0] == 1 and tr.x[-1] == n, (name, len(tr.x))
+    raw_b = next(t for t in fig.data if t.name == "b" and t.showlegend is False)
+    assert max(raw_b.y) == 8.0, "the spike survives the downsampling"
+    assert all(len(t.x) <= 310 for t in fig.data if t.x is not None)
+    one = charts.loss_figure(m, max_points=900, task="b")  # one task: the whole budget is its own
+    assert 310 < len(one.data[0].x) <= 900 and max(one.data[0].y) == 8.0
+
+
+def test_metrics_readers_are_bounded_and_reused(tmp_path):
+    files = []
+    for i in range(metrics.MAX_READERS + 5):
+        f = tmp_path / f"m{i}.jsonl"
+        f.write_text(json.dumps({"step": 1, "loss": float(i)}) + "\n")
+        files.append(f)
+    first = metrics.read_metrics(files[0])
+    assert metrics.read_metrics(files[0]) is first, "an unchanged file: the same metrics, nothing copied"
+    for f in files:
+        metrics.read_metrics(f)
+    assert len(metrics._READERS) <= metrics.MAX_READERS
+    assert str(files[-1].absolute()) in metrics._READERS and str(files[1].absolute()) not in metrics._READERS
+
+
 def test_read_metrics_of_100000_lines_is_fast_and_incremental(tmp_path):
     f = tmp_path / "metrics.jsonl"
     with open(f, "w") as fh:

@@ -435,10 +435,16 @@ def test_loss_chart_shows_every_step_eval_loss_and_lr():
     assert list(by_name["eval loss"].y) == [0.5]
     assert by_name["learning rate"].yaxis == "y2" and fig.layout.yaxis2.overlaying == "y"
     assert fig.layout.yaxis.type == "linear" and charts.loss_figure(m, log_y=True).layout.yaxis.type == "log"
-    big = runmetrics.Metrics(columns={"step": np.arange(1, 10_001.0), "loss": np.linspace(3, 1, 10_000)}, n=10_000)
+    loss = np.linspace(3, 1, 10_000)
+    loss[6789] = 7.0  # a spike, kept by the downsampling
+    big = runmetrics.Metrics(columns={"step": np.arange(1, 10_001.0), "loss": loss}, n=10_000)
     fig = charts.loss_figure(big)
-    assert len(fig.data[0].x) == 10_000, "the whole run, not the last N points"
-    assert "smoothed" in {t.name for t in fig.data}
+    by_name = {t.name: t for t in fig.data}
+    raw = by_name["train loss"]
+    assert raw.x[0] == 1 and raw.x[-1] == 10_000, "the whole run, not the last N points"
+    assert len(raw.x) <= runmetrics.MAX_POINTS and max(raw.y) == 7.0, "a bounded figure that keeps the spike"
+    assert len(by_name["smoothed"].x) == len(raw.x)
+    assert len(charts.loss_figure(big, max_points=10_000).data[0].x) == 10_000
     assert charts.loss_figure(runmetrics.Metrics()).layout.annotations[0].text == "no step logged yet"
 
 

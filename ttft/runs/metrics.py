@@ -11,6 +11,7 @@ import json
 import math
 import os
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,7 @@ class Metrics:
     tasks: list = field(default_factory=list)
     n: int = 0
     problem: str = ""  # why the file could not be read ('' when it could, or is missing)
+    skipped: int = 0  # damaged lines left out (not JSON, not an object, nested too deeply)
 
     def col(self, name: str) -> np.ndarray:
         c = self.columns.get(name)
@@ -40,8 +42,19 @@ class Metrics:
         rows = np.asarray(rows, dtype=int)
         tasks = [self.tasks[i] for i in rows] if self.tasks else []
         return Metrics(
-            columns={k: c[rows] for k, c in self.columns.items()}, tasks=tasks, n=len(rows), problem=self.problem
+            columns={k: c[rows] for k, c in self.columns.items()},
+            tasks=tasks,
+            n=len(rows),
+            problem=self.problem,
+            skipped=self.skipped,
         )
+
+    @property
+    def note(self) -> str:
+        """What of the file is missing from these metrics, in one line ('' when nothing)."""
+        if self.problem:
+            return self.problem
+        return f"{self.skipped} damaged line(s) of metrics.jsonl left out" if self.skipped else ""
 
     def downsample_rows(self, max_points: int = MAX_POINTS, key: str = "loss") -> np.ndarray:
         """Indices of at most about ``max_points`` rows that draw the same chart: all rows when there are fewer;
@@ -111,15 +124,18 @@ def _load(line: str) -> dict | None:
     return r if isinstance(r, dict) else None
 
 
-def _parse_lines(blob: bytes) -> list[dict]:
+def _parse_lines(blob: bytes) -> tuple[list[dict], int]:
+    """The objects of these whole lines, and how many non-blank lines were damaged (left out)."""
     text = blob.decode("utf-8", "replace")
     try:
         rows = json.loads("[" + text.rstrip("\n").replace("\n", ",") + "]")
         if all(isinstance(r, dict) for r in rows):
-            return rows
+            return rows, 0
     except (ValueError, RecursionError):
         pass
-    return [r for line in text.splitlines() if (r := _load(line)) is not None]
+    lines = [line for line in text.splitlines() if line.strip()]
+    rows = [r for line in lines if (r := _load(line)) is not None]
+    return rows, len(lines) - len(rows)
 
 
 def _number(v: object) -> float:
@@ -191,7 +207,7 @@ class MetricsReader:
                     end = blob.rfind(b"\n") + 1
                     if end:
                         self.offset += end
-                        self._append(_parse_lines(blob[:end]))
+                        self._append(*_parse_lines(blob[:end]))
             except FileNotFoundError:
                 self._reset()
             except OSError as e:  # a folder where the file should be, an unreadable file
@@ -199,8 +215,10 @@ class MetricsReader:
                 self.m = Metrics(problem=f"{self.path.name} cannot be read ({e.strerror or type(e).__name__})")
             return self.m
 
-    def _append(self, rows: list[dict]) -> None:
+    def _append(self, rows: list[dict], skipped: int = 0) -> None:
         if not rows:
+            if skipped:
+                self.m = Metrics(self.m.columns, self.m.tasks, self.m.n, skipped=self.m.skipped + skipped)
             return
         new, tasks = _columns(rows)
         old, n_old, n_new = self.m.columns, self.m.n, len(rows)
@@ -209,7 +227,7 @@ class MetricsReader:
             a = old.get(k, np.full(n_old, np.nan)) if n_old else np.empty(0)
             cols[k] = np.concatenate([a, new.get(k, np.full(n_new, np.nan))])
         t = (self.m.tasks or [None] * n_old) + (tasks or [None] * n_new) if (tasks or self.m.tasks) else []
-        self.m = Metrics(columns=cols, tasks=t, n=n_old + n_new)
+        self.m = Metrics(columns=cols, tasks=t, n=n_old + n_new, skipped=self.m.skipped + skipped)
 
 
 #: where the lines a resumed run logs again are moved (beside metrics.jsonl)
@@ -249,21 +267,25 @@ def drop_steps_after(path: Path | str, step: float) -> int:
     return len(drop)
 
 
-_READERS: dict[str, MetricsReader] = {}
-
-
+#: how many metrics files the process keeps a reader (and their columns) for; the least recently read goes first
+MAX_READERS = 32
+_READERS: OrderedDict[str, MetricsReader] = OrderedDict()
 _READERS_LOCK = threading.Lock()
 
 
 def read_metrics(path: Path | str) -> Metrics:
-    """The metrics of a run's metrics.jsonl (incremental: a refresh parses only new lines)."""
+    """The metrics of a run's metrics.jsonl from the process's reader of that file (incremental: a refresh parses
+    only new lines, and returns the same object while the file is unchanged). At most :data:`MAX_READERS` readers
+    are kept, so memory is bounded by the runs being looked at, not by how often or how long."""
     key = str(Path(path).absolute())
     with _READERS_LOCK:
         r = _READERS.get(key)
         if r is None:
-            if len(_READERS) > 64:
-                _READERS.clear()
             r = _READERS[key] = MetricsReader(key)
+            while len(_READERS) > MAX_READERS:
+                _READERS.popitem(last=False)
+        else:
+            _READERS.move_to_end(key)
     return r.read()
 
 

@@ -182,6 +182,17 @@ STATUS_COLOR = {
     "finished": "green",
     "failed": "red",
     "lost": "violet",
+    "corrupt": "yellow",
+}
+#: the same colours as cell backgrounds of the runs list's status column (light: the text stays black)
+STATUS_CSS = {
+    "gray": "rgba(128, 132, 149, 0.15)",
+    "blue": "rgba(28, 131, 225, 0.15)",
+    "orange": "rgba(255, 135, 0, 0.18)",
+    "green": "rgba(33, 195, 84, 0.18)",
+    "red": "rgba(255, 75, 75, 0.2)",
+    "violet": "rgba(128, 61, 245, 0.15)",
+    "yellow": "rgba(250, 202, 43, 0.35)",
 }
 #: how often (seconds) the page looks for changes: the live list while a job is active, the cheap watcher else
 LIVE_S = 2.0
@@ -263,6 +274,64 @@ def queue_text(j: registry.Job, root: Path | None = None, cfg: registry.JobConfi
     return f"position {j.position or '?'} for the {j.kind or '?'} slot{held}"
 
 
+def queued_again(j: registry.Job) -> bool:
+    """A queued run that ran before (``jobs resume`` / Resume queued it again): it continues, not starts over."""
+    launches = j.meta.get("launches")
+    return j.status == "queued" and isinstance(launches, int) and launches > 1
+
+
+def resume_plan(j: registry.Job) -> str:
+    """What a run queued again will do when it starts (from the checkpoints on disk now)."""
+    cfg = j.config()
+    if cfg.get("experiment"):
+        return "it runs its experiment again (the rows done are skipped)"
+    if "mode" not in cfg or cfg.get("kind") == "predict":
+        return "it runs its command again"
+    ck, skipped = j.run.intact_checkpoint()
+    skip = f" (skipping {', '.join(f'{c.name}: {why}' for c, why in skipped[:2])})" if skipped else ""
+    if ck is not None:
+        return f"it resumes from {ck.name}{skip}"
+    if cfg.get("per_task"):
+        return f"it resumes its unfinished tasks (the tasks done are kept){skip}"
+    return f"no intact checkpoint: it trains again from its first step{skip}"
+
+
+def resumed_text(rec: object) -> str:
+    """What the last resume did, from status.json's ``resume`` record ('' when there is none)."""
+    if not isinstance(rec, dict):
+        return ""
+    task = rec.get("task")
+    what = f" task {task}" if isinstance(task, str) and task else ""
+    frm = rec.get("from")
+    parts = [
+        f"resumed{what} from {frm}"
+        if isinstance(frm, str) and frm
+        else f"no intact checkpoint{what} was left: trained{what or ' the run'} again from its first step"
+    ]
+    skipped = rec.get("skipped")
+    if isinstance(skipped, list) and skipped:
+        parts.append("skipped " + "; ".join(str(x) for x in skipped[:3]))
+    lines = rec.get("superseded_lines")
+    if isinstance(lines, int) and not isinstance(lines, bool) and lines > 0:
+        parts.append(f"{lines} metrics line(s) after it moved to {runmetrics.SUPERSEDED_FILE}")
+    return "; ".join(parts)
+
+
+def run_note(j: registry.Job) -> str:
+    """The runs list's one-line note of a run: why it is corrupt, lost or failed, what a run queued again will
+    do, what its last resume did."""
+    if j.status == "corrupt":
+        return j.note or j.problem
+    if queued_again(j):
+        return f"queued again: {resume_plan(j)}"
+    if j.status == "failed":
+        return str(j.raw.get("error") or j.note or "")
+    if j.status in ("lost", "stopped") and j.note:
+        return j.note
+    done = resumed_text(j.raw.get("resume"))
+    return "; ".join(x for x in (done, j.note) if x)
+
+
 def launch_message(j: registry.Job, root: Path, cfg: registry.JobConfig) -> str:
     if j.status != "queued":
         return f"Launched {j.id} ({j.status})."
@@ -318,9 +387,15 @@ def runs_table(js: list[registry.Job]) -> pd.DataFrame:
                 "dataset": cfg.get("dataset"),
                 "slot": j.kind,
                 "created": pd.Timestamp.fromtimestamp(j.created) if j.created else None,
+                "note": run_note(j),
             }
         )
     return pd.DataFrame(rows)
+
+
+def _status_css(status: object) -> str:
+    css = STATUS_CSS.get(STATUS_COLOR.get(str(status), "gray"), "")
+    return f"background-color: {css}" if css else ""
 
 
 def _table(root: Path, js: list[registry.Job]) -> None:
@@ -332,12 +407,17 @@ def _table(root: Path, js: list[registry.Job]) -> None:
         return
     df = runs_table(js)
     st.dataframe(
-        df,
+        df.style.map(_status_css, subset=["status"]),
         hide_index=True,
         key="ft_runs_table",
         column_config={
             "status": st.column_config.TextColumn(
-                "status", help="queued, running, stopping, stopped, finished, failed, or lost (its process is gone)"
+                "status",
+                help="queued, running, stopping, stopped, finished, failed, lost (its process is gone), or corrupt "
+                "(a file of it cannot be read: the note says which and why)",
+            ),
+            "note": st.column_config.TextColumn(
+                "note", help="why it is corrupt, lost or failed; what a run queued again will do; its last resume"
             ),
             "queue": st.column_config.TextColumn("queue", help="position in the queue (queued runs)"),
             "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
@@ -413,22 +493,18 @@ def run_picker(js: list[registry.Job]) -> registry.Job | None:
 # --------------------------------------------------------------------------- what the panel of one run reads
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
-def _metrics_cached(path: str, mtime_ns: int, size: int) -> runmetrics.Metrics:
-    return runmetrics.read_metrics(path)
-
-
 def metrics_for(job: registry.Job) -> runmetrics.Metrics:
-    """A run's metrics, cached by (path, mtime, size); a grown file is parsed incrementally (new lines only)."""
+    """A run's metrics from the process-wide incremental reader of its metrics.jsonl
+    (:func:`ttft.runs.metrics.read_metrics`: one reader per file, a bounded number of them, each parsing only the
+    lines appended since its last read). Nothing is copied per refresh: the same arrays are returned while the
+    file is unchanged, so a live run's server memory stays flat (``st.cache_data`` pickled a copy of every
+    version of a growing file)."""
     f = job.run_dir / "metrics.jsonl" if not (job.path / "metrics.jsonl").exists() else job.path / "metrics.jsonl"
-    try:
-        s = f.stat()
-    except FileNotFoundError:
-        return runmetrics.Metrics()
-    return _metrics_cached(str(f), s.st_mtime_ns, s.st_size)
+    return runmetrics.read_metrics(f)
 
 
 def panel_data(job: registry.Job, log_y: bool = False, task: str | None = None):
-    """What one refresh of the live panel computes: (metrics, progress, loss figure)."""
+    """What one refresh of the live panel computes: (metrics, progress, loss figure). The figure is bounded
+    (a few thousand points per trace: :func:`ttft.views.charts.loss_figure` downsamples long runs)."""
     m = metrics_for(job)
     return m, registry.progress(job, m), charts.loss_figure(m, log_y=log_y, uirevision=job.id, task=task)

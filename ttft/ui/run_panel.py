@@ -101,10 +101,16 @@ def run_panel(job: registry.Job) -> None:
 
 
 def _status_note(j: registry.Job) -> None:
-    if j.status == "queued":
+    if j.status == "corrupt":
+        st.error(
+            f"Corrupt: {j.note or j.problem}. What can be read of it is shown; it cannot be resumed or predicted: "
+            "repair the file, or **Delete** the run."
+        )
+    elif j.status == "queued":
         text = jw.queue_text(j)
+        again = f"Queued again ({jw.resume_plan(j)})" if jw.queued_again(j) else "Queued"
         st.info(
-            f"Queued: {text}."
+            f"{again}: {text}."
             + ("" if "starting now" in text else " It starts when the jobs before it end — also with the app closed.")
         )
     elif j.status == "stopping":
@@ -128,6 +134,8 @@ def _status_note(j: registry.Job) -> None:
         st.code("\n".join(str(tb).rstrip().splitlines()[-25:]), language="text")
     elif j.status == "stopped" and j.raw.get("note"):
         st.caption(f"Stopped: {j.raw['note']}")
+    if j.status != "queued" and (done := jw.resumed_text(j.raw.get("resume"))):
+        st.caption(f"Last resume: {done}.")
 
 
 def _panel_body(j: registry.Job) -> None:
@@ -152,6 +160,9 @@ def _panel_body(j: registry.Job) -> None:
     )
     _status_note(j)
     m = jw.metrics_for(j)
+    if m.note:
+        rest = "nothing of it is charted" if m.problem else "the chart and the losses show the rest"
+        st.warning(f"Metrics: {m.note}; {rest}.", icon=":material/warning:")
     tasks = charts.tasks_of(m)
     per_task = bool(cfg.get("per_task")) or bool(tasks)
     ctl = st.columns([1, 2]) if tasks else [st.container()]

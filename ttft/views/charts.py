@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from ttft.runs.metrics import Metrics, format_seconds
+from ttft.runs.metrics import MAX_POINTS, Metrics, format_seconds
 
 LOSS_COLOR = "#0074D9"
 EVAL_COLOR = "#FF851B"
@@ -185,10 +185,18 @@ def task_means(table: pd.DataFrame) -> dict:
 
 
 def loss_figure(
-    m: Metrics, log_y: bool = False, height: int = 360, uirevision: str | None = None, task: str | None = None
+    m: Metrics,
+    log_y: bool = False,
+    height: int = 360,
+    uirevision: str | None = None,
+    task: str | None = None,
+    max_points: int = MAX_POINTS,
 ) -> go.Figure:
-    """Training loss at every logged step over the whole run (no window, no thinning: a 5-step run shows 5
-    points), eval loss as markers on the same axis, and the learning rate as a dotted line on a secondary axis.
+    """Training loss over the whole run (no window: a 5-step run shows 5 points), eval loss as markers on the same
+    axis, and the learning rate as a dotted line on a secondary axis. A run of more than ``max_points`` logged
+    lines is drawn from :meth:`Metrics.downsample_rows` (the minimum and maximum of each stretch of steps kept, so
+    spikes stay visible; per task for a per-task run): a figure stays a few thousand points per trace however long
+    the run, and the smoothed line is computed over every step before it is thinned the same way.
 
     A per-task run is drawn as one curve per task over the task's own steps (``task``: only that one), its eval
     losses as unconnected markers in the task's colour, the val loss before TTFT (when logged) as an open
@@ -196,10 +204,12 @@ def loss_figure(
     run."""
     tasks = tasks_of(m)
     if tasks:
-        data, n, lr_max = _per_task_traces(m, [task] if task in tasks else tasks)
+        if task in tasks:  # one task's curve gets the whole budget
+            m = m.take(np.flatnonzero(_task_mask(m, task)))
+        data, n, lr_max = _per_task_traces(m, [task] if task in tasks else tasks, _kept(m, max_points))
         x_title = "step of the task"
     else:
-        data, n, lr_max = _run_traces(m)
+        data, n, lr_max = _run_traces(m, _kept(m, max_points))
         x_title = "step"
     layout = go.Layout(
         height=height,
@@ -234,20 +244,29 @@ def loss_figure(
     return fig
 
 
+def _kept(m: Metrics, max_points: int) -> np.ndarray:
+    """Which rows the figure draws (a boolean mask): all of a short run, :meth:`Metrics.downsample_rows` else."""
+    keep = np.zeros(m.n, dtype=bool)
+    keep[m.downsample_rows(max_points)] = True
+    return keep
+
+
 def _lr_max(lr: np.ndarray) -> float | None:
     ok = lr[~np.isnan(lr)]
     return float(ok.max()) if ok.size and ok.max() > 0 else None
 
 
-def _run_traces(m: Metrics) -> tuple[list, int, float | None]:
+def _run_traces(m: Metrics, keep: np.ndarray) -> tuple[list, int, float | None]:
     step, loss, ev, lr = m.col("step"), m.col("loss"), m.col("eval_loss"), m.col("lr")
     tr = ~np.isnan(loss) & ~np.isnan(step)
-    es = ~np.isnan(ev) & ~np.isnan(step)
-    ls = ~np.isnan(lr) & ~np.isnan(step)
     n = int(tr.sum())
-    Scatter = go.Scattergl if n > GL_POINTS else go.Scatter
-    mode = "lines+markers" if n <= 200 else "lines"
     smooth = n >= SMOOTH_FROM
+    sm = ema(loss[tr], max(5, n // 40))[keep[tr]] if smooth else None  # over every step, then thinned
+    es = ~np.isnan(ev) & ~np.isnan(step) & keep
+    ls = ~np.isnan(lr) & ~np.isnan(step) & keep
+    tr &= keep
+    Scatter = go.Scattergl if int(tr.sum()) > GL_POINTS else go.Scatter
+    mode = "lines+markers" if n <= 200 else "lines"
     data = [
         Scatter(
             x=step[tr],
@@ -263,7 +282,7 @@ def _run_traces(m: Metrics) -> tuple[list, int, float | None]:
         data.append(
             Scatter(
                 x=step[tr],
-                y=ema(loss[tr], max(5, n // 40)),
+                y=sm,
                 mode="lines",
                 name="smoothed",
                 line=dict(color=LOSS_COLOR, width=2),
@@ -309,21 +328,24 @@ def _run_traces(m: Metrics) -> tuple[list, int, float | None]:
     return data, n, _lr_max(lr[ls])
 
 
-def _per_task_traces(m: Metrics, tasks: list[str]) -> tuple[list, int, float | None]:
+def _per_task_traces(m: Metrics, tasks: list[str], keep: np.ndarray) -> tuple[list, int, float | None]:
     loss_all, ev_all, lr_all, before_all = m.col("loss"), m.col("eval_loss"), m.col("lr"), m.col(BEFORE)
     masks = {t: _task_mask(m, t) for t in tasks}
     n_total = int(sum((~np.isnan(loss_all[mk])).sum() for mk in masks.values()))
-    Scatter = go.Scattergl if n_total > GL_POINTS else go.Scatter
+    drawn = int((~np.isnan(loss_all) & keep).sum())
+    Scatter = go.Scattergl if drawn > GL_POINTS else go.Scatter
     data: list = []
     lr_max = None
     for i, task in enumerate(tasks):
         mk = masks[task]
         color = TASK_COLORS[i % len(TASK_COLORS)]
         x, loss, ev, lr, before = _task_x(m, mk), loss_all[mk], ev_all[mk], lr_all[mk], before_all[mk]
+        kt = keep[mk]
         tr = ~np.isnan(loss) & ~np.isnan(x)
         n = int(tr.sum())
         smooth = n >= SMOOTH_FROM
-        y = ema(loss[tr], max(5, n // 40)) if smooth else loss[tr]
+        y = ema(loss[tr], max(5, n // 40))[kt[tr]] if smooth else loss[tr][kt[tr]]  # over every step, then thinned
+        tr &= kt
         if smooth:
             data.append(
                 Scatter(
@@ -350,7 +372,7 @@ def _per_task_traces(m: Metrics, tasks: list[str]) -> tuple[list, int, float | N
                 hovertemplate=f"{task}<br>step %{{x}}<br>loss %{{y:.4g}}<extra></extra>",
             )
         )
-        es = ~np.isnan(ev) & ~np.isnan(x)
+        es = ~np.isnan(ev) & ~np.isnan(x) & kt
         if es.any():  # markers only: the evals of different tasks are different models, not a trend
             data.append(
                 go.Scatter(
@@ -377,7 +399,7 @@ def _per_task_traces(m: Metrics, tasks: list[str]) -> tuple[list, int, float | N
                     hovertemplate=f"{task}<br>before TTFT<br>val loss %{{y:.4g}}<extra></extra>",
                 )
             )
-        ls = ~np.isnan(lr) & ~np.isnan(x)
+        ls = ~np.isnan(lr) & ~np.isnan(x) & kt
         if ls.any() and lr_max is None:  # every task restarts the same schedule: drawn once
             lr_max = _lr_max(lr[ls])
             data.append(
