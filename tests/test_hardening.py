@@ -485,6 +485,54 @@ def test_a_run_dir_outside_the_runs_folder_is_listed_and_waits_in_its_queue(runs
         os.close(held[0])
 
 
+@pytest.mark.parametrize(
+    "argv, flag, under",
+    [
+        (["train", "--tasks", "00576224", "--steps", "1", "--run-dir", "{f}"], "--run-dir", False),
+        (["train", "--tasks", "00576224", "--steps", "1", "--run-dir", "{f}/sub"], "--run-dir", True),
+        (["experiment", "seed-ablation", "--out", "{f}"], "--out", False),
+        (["predict", "--out", "{f}/x"], "--out", True),
+    ],
+)
+def test_jobs_launch_refuses_a_folder_option_that_is_a_file_before_writing(tmp_path, argv, flag, under):
+    from ttft.engine import commands
+
+    runs = registry.JobConfig(runs_dir=str(tmp_path / "runs"))
+    f = tmp_path / "a-file"
+    f.write_text("x")
+    argv = [a.format(f=f) for a in argv]
+    with pytest.raises(registry.JobError) as ei:
+        commands.launch_command(argv, runs)
+    msg = str(ei.value)
+    one_line(msg)
+    value = next(a for a in argv if a.startswith(str(f)))
+    assert f"{flag} {value}: " in msg and msg.endswith("not a folder"), msg
+    assert (f"is inside {f}, which is a file" in msg) if under else ("is a file" in msg), msg
+    assert f.read_text() == "x"
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir()), "nothing written"
+    # the app's launchers queue through the same check
+    cmd = commands.Command(argv[0], argv, out=str(f) if flag == "--out" else None)
+    cmd.run_dir = str(f) if flag == "--run-dir" else None
+    with pytest.raises(registry.JobError, match=f"{flag} {f}: is a file, not a folder"):
+        commands._queue(cmd, runs, None, "cpu")
+
+
+def test_jobs_launch_with_a_file_as_run_dir_is_one_line_on_the_command_line(tmp_path):
+    f = tmp_path / "a-file"
+    f.write_text("x")
+    env = {**os.environ, "TTFT_RUNS_DIR": str(tmp_path / "runs"), "HF_HUB_OFFLINE": "1"}
+    r = subprocess.run(
+        [sys.executable, "-m", "ttft", "jobs", "launch", "--", "train", "--steps", "1", "--run-dir", str(f)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"error: bad train command: --run-dir {f}: is a file, not a folder", r.stderr
+    assert f.read_text() == "x"
+
+
 def test_train_run_dir_pointing_at_a_file_is_one_line(tmp_path, tiny_model):
     f = tmp_path / "a-file"
     f.write_text("x")
@@ -762,6 +810,23 @@ def test_an_unreachable_hub_id_fails_in_seconds_without_blind_advice(monkeypatch
     assert ("HF_HUB_OFFLINE is set" in msg) if offline else ("cannot reach 127.0.0.1:9" in msg), msg
     with pytest.raises(ModelError, match="neither a local model folder nor a hub id"):
         check_hub_model(ModelConfig(base_model="not a/valid/id"))
+
+
+def test_validating_a_train_config_imports_no_torch():
+    code = (
+        "import sys\n"
+        "from ttft.engine.train_config import TrainConfig\n"
+        "TrainConfig.from_json({'device': 'cpu', 'steps': 3}).validate()\n"
+        "TrainConfig(device='auto').validate()\n"
+        "try:\n"
+        "    TrainConfig(device='gpu').validate()\n"
+        "except Exception as e:\n"
+        "    print(e)\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["device: device must be auto, cpu, cuda, cuda:N or mps, got 'gpu'", "[]"], r.stdout
 
 
 # =========================================================================== the Host header (DNS rebinding)

@@ -164,6 +164,20 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         raise ConfigError(f"{argv[0]}: {err.getvalue().strip().splitlines()[-1:] or 'bad command'}") from None
 
 
+def check_folder_option(flag: str, value: str | None) -> None:
+    """Refuse a folder option (``--run-dir``, ``--out``) that names an existing file, or a path under one, in one
+    line naming the option and the path, before anything is written."""
+    if not value:
+        return
+    path = Path(value).expanduser().absolute()
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                where = "is a file" if p == path else f"is inside {p}, which is a file"
+                raise ConfigError(f"{flag} {value}: {where}, not a folder")
+            return
+
+
 def parse_command(argv: Sequence[str], ready: bool = True) -> Command:
     """Parse and validate a launchable command line (without ``python -m ttft``). With ``ready``, also what would
     make the job fail at once: the dataset, the task ids, the model source, whether any sample fits. Raises
@@ -174,6 +188,8 @@ def parse_command(argv: Sequence[str], ready: bool = True) -> Command:
     if argv[0] not in LAUNCHABLE:
         raise ConfigError(f"{argv[0]!r} is not a command a job runs (launchable: {', '.join(LAUNCHABLE)})")
     args = _parse(argv)
+    check_folder_option("--run-dir", getattr(args, "run_dir", None))
+    check_folder_option("--out", getattr(args, "out", None))
     if args.command == "train":
         base, resume = None, None
         if args.resume is not None:
@@ -373,6 +389,11 @@ def _check_other_command(argv: list[str]) -> None:
 
 
 def _queue(cmd: Command, jc: JobConfig, name: str | None, kind: str | None) -> Job:
+    try:
+        check_folder_option("--run-dir", cmd.run_dir)
+        check_folder_option("--out", cmd.out)
+    except ConfigError as e:
+        raise JobError(str(e)) from None
     kind = kind or cmd.kind
     argv = list(cmd.argv)
     config = cmd.config.to_json() if cmd.config is not None else None

@@ -156,11 +156,12 @@ def device_problem(requested: str) -> str | None:
 
 
 def choose_device(requested: str = "auto") -> str:
-    """'cuda', 'mps' or 'cpu' ('auto' picks the best available)."""
-    import torch
-
+    """'cuda', 'mps' or 'cpu' ('auto' picks the best available). A misspelt device is refused before torch is
+    imported."""
     if requested not in ("auto", "cpu", "cuda", "mps") and not requested.startswith("cuda:"):
         raise ModelError(f"device must be auto, cpu, cuda, cuda:N or mps, got {requested!r}")
+    import torch
+
     if requested == "auto":
         if torch.cuda.is_available():
             return "cuda"

@@ -11,7 +11,7 @@ from ttft.core.data import parse_task_list
 from ttft.core.encoding import VAL_COVERS, EncodingConfig
 from ttft.core.names import task_id_problem
 from ttft.core.profiles import PROFILE_NAMES, check_profile
-from ttft.engine.models import ModelConfig, ModelError, choose_device
+from ttft.engine.models import ModelConfig, device_problem
 from ttft.options import ConfigError, Options, option
 
 MODES = ("finetune", "ttft")
@@ -41,10 +41,10 @@ def check_task_ids(cfg: Options, name: str = "tasks") -> None:
 
 
 def check_device(device: str) -> None:
-    try:
-        choose_device(device)
-    except ModelError as e:
-        raise ConfigError(f"device: {e}") from None
+    """Refuse a device this machine does not have, naming the option; 'auto' and 'cpu' import nothing (validating
+    a config, the Fine-tune form on every rerun, costs no torch import: :func:`device_problem`)."""
+    if why := device_problem(device):
+        raise ConfigError(f"device: {why}")
 
 
 @dataclass
