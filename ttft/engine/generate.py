@@ -53,6 +53,14 @@ class Predictor:
             return int(len(fast_encoder().encode(text)))
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
+    def automaton(self):
+        """The grid automaton of this model's tokenizer and the source's encoding (cached;
+        :mod:`ttft.engine.constrain`)."""
+        from ttft.engine.constrain import automaton_for
+
+        vocab = int(getattr(self.model.config, "vocab_size", 0) or len(self.tokenizer))
+        return automaton_for(self.tokenizer, self.source.encoding, self.stop_ids, vocab)
+
     @property
     def context(self) -> int:
         return int(getattr(self.model.config, "max_position_embeddings", 0) or 8192)
@@ -124,8 +132,9 @@ class Generated:
 
 
 class _LogProbRecorder:
-    """A logits processor that records the model's log-probability (of the raw logits, before any sampling warper)
-    of every generated token, keeping one (batch, vocab) tensor at a time."""
+    """A logits processor that records the log-probability of every generated token in the distribution decoded
+    from: the model's logits after the processors before it (the grid constraint when constraining) and before any
+    sampling warper (temperature, top-p); it keeps one (batch, vocab) tensor at a time."""
 
     def __init__(self) -> None:
         self.prev = None
@@ -242,10 +251,13 @@ def generate(
     temperature: float = 1.0,
     top_p: float = 1.0,
     seed: int = 0,
+    constrain: bool = False,
 ) -> list[Generated]:
     """One ``model.generate`` call for a batch of prompts (token id arrays): left padding with an attention mask
     (generate derives the position ids from it), a KV cache, stop at a stop token. Row i keeps at most
-    ``max_new[i]`` tokens, so its output does not depend on the batch it is in."""
+    ``max_new[i]`` tokens, so its output does not depend on the batch it is in. ``constrain``: every row can only
+    write a grid in the source's format (:class:`ttft.engine.constrain.GridConstraint`), and the recorded
+    log-probs are of the masked distribution."""
     import torch
     from transformers import GenerationConfig, LogitsProcessorList
 
@@ -273,6 +285,11 @@ def generate(
         ),
     )
     rec = _LogProbRecorder()
+    procs: list = [rec]
+    if constrain:
+        from ttft.engine.constrain import GridConstraint
+
+        procs.insert(0, GridConstraint(pred.automaton(), n))
     if sample:
         torch.manual_seed(seed)
     kw = {}
@@ -282,7 +299,7 @@ def generate(
             _prefill(pred.model, cache, prompts, L)
         kw["cache"] = cache
     out = pred.model.generate(
-        input_ids=ids, attention_mask=mask, generation_config=gc, logits_processor=LogitsProcessorList([rec]), **kw
+        input_ids=ids, attention_mask=mask, generation_config=gc, logits_processor=LogitsProcessorList(procs), **kw
     )
     seqs = out if isinstance(out, torch.Tensor) else out.sequences
     gen = seqs[:, L:]

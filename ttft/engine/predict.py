@@ -140,10 +140,11 @@ def run_items(
             pred,
             [it.prompt for it in batch],
             [it.max_new for it in batch],
-            cfg.sample,
+            cfg.decoding == "sample",
             cfg.temperature,
             cfg.top_p,
             seed=cfg.seed + k,
+            constrain=cfg.constrain,
         )
         for it, o in zip(batch, outs):
             it.out = o

@@ -17,6 +17,10 @@ from ttft.runs.rundir import safe_name
 COLOR_CHOICES = ("keep-bg", "all", "none")
 
 
+#: decoding strategies per view
+DECODES = ("greedy", "sample", "dfs")
+
+
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
@@ -103,7 +107,29 @@ class PredictConfig(Options):
         False, "also reorder the train pairs of views after the first (every view without identity_view)", group="Views"
     )
     seed: int = option(0, "seed of the colour maps, orders and sampling", lo=0, hi=2**32 - 1, group="Views")
-    sample: bool = option(False, "sample instead of greedy decoding", group="Decoding")
+    constrain: bool = option(
+        True,
+        "grid-constrained decoding: every generated token must continue a valid grid in the run's text format "
+        "(palette digits, rows as wide as the first, at most 30x30, the shape header and row numbers of formats "
+        "that have them), then the end of sequence; log-probs are of the masked distribution",
+        group="Decoding",
+    )
+    decode: str = option(
+        "greedy",
+        "how each view decodes: greedy, sample (one sample, see temperature and top_p), dfs (every output whose "
+        "whole-sequence probability is at least min_prob, by a depth-first search over the token tree)",
+        choices=DECODES,
+        group="Decoding",
+    )
+    min_prob: float = option(
+        0.1,
+        "with decode dfs: the least whole-sequence probability of an output kept",
+        lo=0.0,
+        lo_open=True,
+        hi=1.0,
+        group="Decoding",
+    )
+    sample: bool = option(False, "sample instead of greedy decoding (the same as decode sample)", group="Decoding")
     temperature: float = option(
         1.0, "sampling temperature (with sample)", lo=0.0, lo_open=True, hi=100.0, group="Decoding"
     )
@@ -179,6 +205,11 @@ class PredictConfig(Options):
     )
     out: str | None = option(None, "write the prediction folder here instead", group="Output")
 
+    @property
+    def decoding(self) -> str:
+        """The decoding strategy: ``decode``, or sample where the older ``sample`` flag is on."""
+        return "sample" if self.sample and self.decode == "greedy" else self.decode
+
     def bare_encoding(self) -> EncodingConfig:
         """The encoding of a bare base model: ``format`` and ``prompt`` (a chat prompt with the chat template on and
         the loss on its reference system's tokens: arc24 the reply, marc the outputs), max_seq_len 8192."""
@@ -203,7 +234,9 @@ class PredictConfig(Options):
             raise self.bad("dataset", "is needed with a base model")
         check_task_ids(self)
         distinct = len({"identity", *self.transforms})
-        if self.colors == "none" and not self.shuffle and not self.sample and self.views > distinct:
+        if self.sample and self.decode not in ("greedy", "sample"):
+            raise self.bad("sample", f"cannot be on with decode {self.decode!r}")
+        if self.colors == "none" and not self.shuffle and self.decoding != "sample" and self.views > distinct:
             raise self.bad(
                 "views",
                 f"must be at most {distinct} with colors 'none' and no shuffle (more views would repeat a view)",
