@@ -363,6 +363,109 @@ def test_a_corrupt_run_can_be_deleted_and_is_not_resumed(tmp_path):
     assert [j.id for j in registry.list_jobs(root)] == ["ok"]
 
 
+# =========================================================================== one bad prediction hides no other
+
+GOOD_TASK = {"task": "00576224", "metrics": {"pass_at_2": 1.0, "solved": True, "accuracy": 1.0}, "tests": []}
+
+
+def fake_prediction(folder: Path, **config) -> Path:
+    folder.mkdir(parents=True)
+    cfg = {"kind": "predict", "dataset": "arc-agi-1/evaluation", "tasks": ["00576224"], "views": 1}
+    write_json_atomic(folder / "config.json", {**cfg, **config})
+    write_json_atomic(folder / "status.json", {"status": "finished", "done": 1, "total": 1})
+    (folder / "tasks.jsonl").write_text(json.dumps(GOOD_TASK) + "\n")
+    return folder
+
+
+PREDICTION_DAMAGE = {
+    # name: (file, content (None: a folder), state, what the problem says)
+    "config_binary": ("config.json", b"\x00\xff\xfe binary", "corrupt", "config.json is not UTF-8 text"),
+    "config_not_json": ("config.json", b'{"kind": "predict",', "corrupt", "config.json is not valid JSON (line 1"),
+    "config_a_list": ("config.json", b'["predict"]', "corrupt", "config.json holds a JSON list, not an object"),
+    "config_deep": ("config.json", DEEP.encode(), "corrupt", "config.json is nested too deeply"),
+    "config_a_folder": ("config.json", None, "corrupt", "config.json is a folder, not a file"),
+    "status_a_list": ("status.json", b"[1]", "corrupt", "status.json holds a JSON list, not an object"),
+    "tasks_without_ids": (
+        "tasks.jsonl",
+        (json.dumps(GOOD_TASK) + "\n" + '{"metrics": {"solved": true}}\n{"task": "0c786b71"}\n[1]\n').encode(),
+        "finished",
+        "",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PREDICTION_DAMAGE))
+def test_a_damaged_prediction_is_listed_with_the_reason_and_hides_no_other(tmp_path, case):
+    from ttft.runs import predictions
+
+    fname, content, state, why = PREDICTION_DAMAGE[case]
+    root = tmp_path / "runs"
+    fake_prediction(root / "run-a" / "predictions" / "good", source={"kind": "adapter", "run": str(root / "run-a")})
+    bad = fake_prediction(root / "run-b" / "predictions" / "bad")
+    (bad / fname).unlink()
+    if content is None:
+        (bad / fname).mkdir()
+    else:
+        (bad / fname).write_bytes(content)
+    refs = {r.name: r for r in predictions.find_predictions(root)}
+    assert set(refs) == {"good", "bad"}, "the damaged one is listed, and the good one still is"
+    good, b = refs["good"], refs["bad"]
+    assert good.state == "finished" and good.summary()["solved"] == 1 and not good.problem
+    assert good.source_run == root / "run-a"
+    assert b.state == state, (b.state, b.problem)
+    if why:
+        assert b.problem.startswith(why), b.problem
+        one_line(b.problem)
+    else:
+        assert not b.problem
+    # everything the Predictions page reads of it works
+    summary = b.summary()
+    if case == "tasks_without_ids":
+        assert (
+            summary["n_tasks"] == 1 and summary["skipped_lines"] == 3 and [t["task"] for t in b.tasks()] == ["00576224"]
+        )
+    b.progress(), b.metrics(), b.views(), b.source_run, b.label, b.mtime
+    predictions.partial_submission(b)
+
+
+@pytest.mark.parametrize("source", ["a text", ["a", "list"], 3, None])
+def test_a_prediction_whose_source_is_not_an_object_still_reads(tmp_path, source):
+    from ttft.runs import predictions
+
+    d = fake_prediction(tmp_path / "runs" / "r" / "predictions" / "p", source=source, run=str(tmp_path / "r"))
+    (ref,) = predictions.find_predictions(tmp_path / "runs")
+    assert ref.state == "finished" and ref.source == {}
+    assert ref.source_run == tmp_path / "r", "the config's own run when the source says nothing usable"
+    write_json_atomic(d / "config.json", {"kind": "predict", "source": {"run": 7}})
+    assert predictions.read_prediction(d).source_run is None
+
+
+def test_the_predictions_page_shows_a_corrupt_prediction_and_the_others(tmp_path, monkeypatch):
+    root = tmp_path / "runs"
+    fake_prediction(root / "run-a" / "predictions" / "good", source="not an object")
+    bad = fake_prediction(root / "run-b" / "predictions" / "bad")
+    (bad / "config.json").write_bytes(b"\x00\xff binary")
+    lines = fake_prediction(root / "run-c" / "predictions" / "lines")
+    with open(lines / "tasks.jsonl", "a") as f:
+        f.write('{"metrics": {}}\n{"task": "0c786b71"}\n')
+    monkeypatch.setenv("TTFT_RUNS_DIR", str(root))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.switch_page("pages/4_Predictions.py")
+    at.query_params.update(run="run-b", pred="bad")
+    at.run()
+    assert not at.exception, at.exception
+    assert any(e.value.startswith("This prediction is corrupt: config.json is not UTF-8 text") for e in at.error), [
+        e.value for e in at.error
+    ]
+    for run, pred in (("run-a", "good"), ("run-c", "lines")):
+        at.query_params.update(run=run, pred=pred)
+        at.run()
+        assert not at.exception, (run, at.exception)
+        assert not at.error, [e.value for e in at.error]
+        assert {m.label: m.value for m in at.metric}["solved"] == "1"
+    assert any("2 line(s) of tasks.jsonl without a task id or metrics are left out" in c.value for c in at.caption)
+
+
 # =========================================================================== paths stay inside the runs folder
 
 

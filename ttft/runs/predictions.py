@@ -3,6 +3,8 @@ theirs yet), read them, and what they have done so far."""
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -10,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ttft.core import metrics as M
+from ttft.runs.integrity import read_json_checked
 from ttft.runs.process import process_alive
 from ttft.runs.rundir import ACTIVE, JOB_FILE, read_json, read_jsonl, runs_root
 
@@ -48,7 +51,10 @@ class PredictionRef:
 
     ``job`` is the job folder of a prediction launched as a background job; a *pending* prediction (``pending``)
     is a job whose folder is not written yet (queued, starting, or failed before it wrote anything): its config is
-    the one it was launched with and its status the job's."""
+    the one it was launched with and its status the job's.
+
+    A folder whose config.json or status.json cannot be read (not JSON, not an object, unreadable...) is listed all
+    the same, as ``corrupt`` with the reason in ``problem`` (its config and status then read as {})."""
 
     path: Path
     run_key: str
@@ -57,6 +63,7 @@ class PredictionRef:
     status: dict
     job: Path | None = None
     pending: bool = False
+    problem: str = ""
 
     @property
     def label(self) -> str:
@@ -64,7 +71,11 @@ class PredictionRef:
 
     @property
     def state(self) -> str:
+        if self.problem:
+            return "corrupt"
         s = self.status.get("status", "unknown")
+        if not isinstance(s, str):
+            return "unknown"
         if s in ("running", "stopping") and not process_alive(self.status.get("pid"), self.status.get("pid_start")):
             if self.pending and process_alive(self.status.get("supervisor_pid"), self.status.get("supervisor_start")):
                 return s  # the supervisor records how it ended
@@ -87,9 +98,16 @@ class PredictionRef:
         return self.job or self.path
 
     @property
+    def source(self) -> dict:
+        """The config's ``source`` (what was predicted with: kind, run, model), {} when it is missing or not an
+        object."""
+        src = self.config.get("source")
+        return src if isinstance(src, dict) else {}
+
+    @property
     def source_run(self) -> Path | None:
-        r = (self.config.get("source") or {}).get("run") or self.config.get("run")
-        return Path(r) if r else None
+        r = self.source.get("run") or self.config.get("run")
+        return Path(r) if isinstance(r, str) and r else None
 
     @property
     def mtime(self) -> float:
@@ -103,14 +121,46 @@ class PredictionRef:
         return read_json(self.path / "metrics.json", {}) or {}
 
     def summary(self) -> dict:
-        """metrics.json's summary, or (while running, or when it never wrote one) the mean over the tasks done."""
+        """metrics.json's summary, or (while running, or when it never wrote one) the mean over the tasks done; the
+        tasks.jsonl lines left out (no ``task`` or no ``metrics``) are counted in ``skipped_lines``."""
         m = self.metrics().get("summary")
-        if m:
+        if isinstance(m, dict) and m:
             return m
-        return M.summarize({r["task"]: r["metrics"] for r in self.tasks()})
+        rows, skipped = self.task_lines()
+        out = M.summarize({r["task"]: r["metrics"] for r in rows})
+        if skipped:
+            out["skipped_lines"] = skipped
+        return out
+
+    def task_lines(self) -> tuple[list[dict], int]:
+        """(the task lines of tasks.jsonl, how many lines were left out): a line is a task when it has a ``task``
+        id and a ``metrics`` object (a damaged or foreign line is skipped, never an error downstream)."""
+        good, lines = [], 0
+        try:
+            with open(self.path / "tasks.jsonl", encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    if not line.endswith("\n"):
+                        break  # a line being written
+                    if not line.strip():
+                        continue
+                    lines += 1
+                    try:
+                        r = json.loads(line)
+                    except (ValueError, RecursionError):
+                        continue
+                    if (
+                        isinstance(r, dict)
+                        and isinstance(r.get("task"), str)
+                        and r["task"]
+                        and isinstance(r.get("metrics"), dict)
+                    ):
+                        good.append(r)
+        except OSError:
+            pass
+        return good, lines - len(good)
 
     def tasks(self) -> list[dict]:
-        return read_jsonl(self.path / "tasks.jsonl")
+        return self.task_lines()[0]
 
     def views(self) -> list[dict]:
         return read_jsonl(self.path / "predictions.jsonl")
@@ -182,15 +232,23 @@ def is_prediction_dir(p: Path) -> bool:
     return isinstance(cfg, dict) and cfg.get("kind") == "predict"
 
 
+def _damaged_prediction_dir(p: Path) -> bool:
+    """A folder where predictions are kept whose config.json is there but cannot be read as an object: listed as a
+    ``corrupt`` prediction (never hidden, never an error)."""
+    return os.path.lexists(p / "config.json") and read_json_checked(p / "config.json")[1] is not None
+
+
 def read_prediction(path: Path | str, root: Path | None = None) -> PredictionRef:
-    """A prediction folder, with its run key relative to ``root`` (default: the runs folder)."""
+    """A prediction folder, with its run key relative to ``root`` (default: the runs folder). Never raises: a
+    config.json or status.json that cannot be read makes it ``corrupt`` with the reason."""
     path = Path(path)
     root = Path(root) if root is not None else runs_root()
-    status = read_json(path / "status.json", {}) or {}
-    job = Path(status["job"]) if status.get("job") else None
-    return PredictionRef(
-        path, run_key_of(path, root), path.name, read_json(path / "config.json", {}) or {}, status, job
-    )
+    config, why_config = read_json_checked(path / "config.json")
+    status, why_status = read_json_checked(path / "status.json")
+    problem = why_config or why_status or ""
+    status = status or {}
+    job = Path(status["job"]) if isinstance(status.get("job"), str) and status["job"] else None
+    return PredictionRef(path, run_key_of(path, root), path.name, config or {}, status, job, problem=problem)
 
 
 def _argv_value(argv: Sequence[str], flag: str) -> str | None:
@@ -244,7 +302,7 @@ def find_predictions(root: Path | str | None = None, jobs: bool = False) -> list
     seen: dict[Path, PredictionRef] = {}
     for pat in FIND_PATTERNS:
         for p in root.glob(pat):
-            if p.is_dir() and p not in seen and is_prediction_dir(p):
+            if p.is_dir() and p not in seen and (is_prediction_dir(p) or _damaged_prediction_dir(p)):
                 seen[p] = read_prediction(p, root)
     if jobs:
         for ref in prediction_jobs(root):

@@ -54,11 +54,7 @@ def before_after(ref: PredictionRef, refs: list[PredictionRef]) -> None:
         st.info("This prediction has no tasks yet.")
         return
     base = next(
-        (
-            r
-            for r in refs
-            if r.run_key.startswith(BASELINES_DIR) or (r.config.get("source") or {}).get("kind") == "base"
-        ),
+        (r for r in refs if r.run_key.startswith(BASELINES_DIR) or r.source.get("kind") == "base"),
         None,
     )
     c = st.columns(2)

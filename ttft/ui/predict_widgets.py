@@ -55,6 +55,7 @@ STATE_TEXT = {
     "finished": "finished",
     "failed": "failed",
     "lost": "lost",
+    "corrupt": "corrupt",
 }
 
 
@@ -198,7 +199,7 @@ def picker(refs: list[PredictionRef]) -> PredictionRef | None:
 
 def caption(ref: PredictionRef) -> str:
     c = ref.config
-    src = c.get("source") or {}
+    src = ref.source
     kinds = {"adapter": "adapter", "per-task": "per-task adapters", "full": "full fine-tune"}
     if src.get("kind") == "base" or (not src and c.get("base_model")):
         what = f"base model {src.get('model', {}).get('base_model') or c.get('base_model')}"
@@ -318,6 +319,11 @@ def status(ref: PredictionRef, n_done: int | None = None) -> None:
         )
     elif s == "finished":
         st.caption(f"Finished · {text}")
+    elif s == "corrupt":
+        st.error(
+            f"This prediction is corrupt: {ref.problem}. What can be read of it is shown; repair the file or "
+            f"delete the folder {ref.path}."
+        )
 
 
 def other_live(refs: list[PredictionRef], ref: PredictionRef) -> None:
@@ -383,14 +389,12 @@ def refresh_button() -> None:
 
 def summary_of(ref: PredictionRef) -> dict:
     """metrics.json's summary, or (while it runs, or when it ended without one) the mean over the tasks done."""
-    from ttft.core import metrics as M
-
-    return ref.metrics().get("summary") or M.summarize({r["task"]: r["metrics"] for r in tasks_of(ref)})
+    return ref.summary()
 
 
 def summary(ref: PredictionRef) -> None:
     m = ref.metrics()
-    s = m.get("summary") or summary_of(ref)
+    s = summary_of(ref)
 
     def pct(k):
         return "—" if s.get(k) is None else f"{100 * s[k]:.1f}%"
@@ -408,6 +412,8 @@ def summary(ref: PredictionRef) -> None:
         "—" if s.get("val_loss") is None else f"{s['val_loss']:.4f}",
         help="mean loss on the test-output tokens",
     )
+    if s.get("skipped_lines"):
+        st.caption(f"{s['skipped_lines']} line(s) of tasks.jsonl without a task id or metrics are left out.")
     if m.get("predictions_per_second"):
         st.caption(
             f"{m.get('n_predictions')} view predictions at {m['predictions_per_second']:.1f}/s · "
