@@ -581,3 +581,28 @@ def test_a_run_queued_again_and_a_resumed_run_say_what_their_resume_does(runs):
     )
     at.selectbox(key="ft_run").set_value("20250101-000002-resumed").run()
     assert any(c.value.startswith("Last resume: resumed from checkpoint-4; skipped checkpoint-6") for c in at.caption)
+
+
+def test_the_form_builds_a_weighted_mix_with_a_pool_folder(runs, model_dir, tmp_path):
+    import json
+
+    pools = tmp_path / "re_arc"
+    pools.mkdir()
+    pairs = [{"input": [[i % 10, 1]], "output": [[1, i % 10]]} for i in range(8)]
+    (pools / "p1.json").write_text(json.dumps(pairs))
+    at = page()
+    at = fill(at, model_dir)
+    at.text_input(key="ft.tasks").set_value("")
+    at.selectbox(key="ft.mode").set_value("finetune")
+    at.selectbox(key="ft.dataset_src").set_value("arc-agi-1/training")
+    at.text_input(key="ft.more_datasets").set_value(str(pools))
+    at.text_input(key="ft.dataset_weights").set_value("1, 3").run()
+    assert not at.error, [e.value for e in at.error]
+    cmd = command(at)
+    assert f"--dataset arc-agi-1/training --dataset {pools} --dataset-weights 1.0,3.0" in cmd, cmd
+    cfg, _, _ = commands.parse_train_argv(cmd.split()[3:])
+    assert cfg.more_datasets == (str(pools),) and cfg.dataset_weights == (1.0, 3.0)
+    at.text_input(key="ft.dataset_weights").set_value("1, many").run()
+    assert any("dataset_weights: not a list of numbers" in e.value for e in at.error)
+    at.text_input(key="ft.dataset_weights").set_value("1").run()
+    assert any("dataset_weights: needs one weight per dataset" in e.value for e in at.error)

@@ -151,7 +151,8 @@ def test_upload_bytes():
 
 BAD_CASES = {
     "invalid_json": ('{"train": [', ["invalid JSON", "line 1"]),
-    "top_level_list": ([1, 2], ["top level must be a JSON object", "a list"]),
+    "top_level_number": (7, ["top level must be a JSON object", "a list of pairs (a pool)"]),
+    "top_level_list": ([1, 2], ["a pool needs at least 2 good pairs", "pair 0", "pair must be an object"]),
     "missing_train": ({"test": GOOD["test"]}, ["missing 'train'", "field 'train'"]),
     "missing_test": ({"train": GOOD["train"]}, ["missing 'test'", "field 'test'"]),
     "train_empty": ({"train": [], "test": GOOD["test"]}, ["'train' is empty"]),
@@ -197,7 +198,7 @@ def test_bad_task_file_gives_one_located_message(tmp_path, case):
         load_dataset(p)
     msg = str(ei.value)
     assert str(p) in msg, msg
-    if case not in ("invalid_json", "top_level_list"):
+    if case not in ("invalid_json", "top_level_number"):
         assert f"task {case}" in msg, msg
     for fragment in expected:
         assert fragment in msg, (fragment, msg)

@@ -96,6 +96,7 @@ BAD = {
     "float": [(True, "number"), ("0.1", "number"), (math.nan, "finite"), (math.inf, "finite")],
     "str": [(5, "must be text"), (["a"], "must be text"), ("a\nb", "control characters")],
     "list": [("abc", "list"), (5, "list"), ([1, 2], "list of text")],
+    "floats": [("abc", "list"), (5, "list"), (["1"], "list of numbers"), ([True], "list of numbers")],
 }
 
 
@@ -103,7 +104,7 @@ BAD = {
 def test_every_option_refuses_wrong_types_with_its_name(cls):
     checked = 0
     for o in flat_options(cls):
-        for value, fragment in BAD[o.kind]:
+        for value, fragment in BAD["floats" if o.item == "float" else o.kind]:
             if value is None and o.optional:
                 continue
             d: dict = {}

@@ -73,6 +73,8 @@ class Option:
     widget: str | None = None  # a form widget hint: "dataset", "model", "tasks", "text"
     parse: Callable[[str], Any] | None = None  # command-line text -> value (default from the kind)
     nested: type[Options] | None = None  # the Options class of a nested config
+    item: str = "str"  # a list's elements: str or float (bounds then apply to each element)
+    repeat_into: str | None = None  # the list option (a sibling) that further occurrences of this flag go into
 
     @property
     def dest(self) -> str:
@@ -126,9 +128,11 @@ def option(
     widget: str | None = None,
     parse: Callable[[str], Any] | None = None,
     default_factory: Callable[[], Any] | None = None,
+    repeat_into: str | None = None,
 ) -> Any:
     """A dataclass field that declares an option. ``flag=True``: ``--name-with-dashes``; a string: that flag;
-    ``False``: no command-line flag (the option is set through ``--config FILE``)."""
+    ``False``: no command-line flag (set through ``--config FILE``). ``repeat_into``: a repeatable flag, whose further
+    values go into that (flagless) list option: ``--dataset A --dataset B`` gives dataset A, more_datasets [B]."""
     meta = {
         "ttft.option": dict(
             help=help,
@@ -142,6 +146,7 @@ def option(
             group=group,
             widget=widget,
             parse=parse,
+            repeat_into=repeat_into,
         )
     }
     if default_factory is not None:
@@ -151,23 +156,23 @@ def option(
     return dataclasses.field(default=default, metadata=meta)
 
 
-def _kind_of(tp: Any) -> tuple[str, bool, type[Options] | None]:
-    """(kind, optional, nested class) of an annotation."""
+def _kind_of(tp: Any) -> tuple[str, bool, type[Options] | None, str]:
+    """(kind, optional, nested class, list element kind) of an annotation."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
         rest = [a for a in args if a is not type(None)]
         if len(rest) != 1:
             raise TypeError(f"unsupported option type {tp!r}")
-        kind, _, nested = _kind_of(rest[0])
-        return kind, True, nested
+        kind, _, nested, item = _kind_of(rest[0])
+        return kind, True, nested, item
     if origin is tuple or tp is tuple:
-        if args and (len(args) != 2 or args[1] is not Ellipsis or args[0] is not str):
-            raise TypeError(f"list options are tuple[str, ...], got {tp!r}")
-        return "list", False, None
+        if args and (len(args) != 2 or args[1] is not Ellipsis or args[0] not in (str, float)):
+            raise TypeError(f"list options are tuple[str, ...] or tuple[float, ...], got {tp!r}")
+        return "list", False, None, "float" if args and args[0] is float else "str"
     if isinstance(tp, type) and issubclass(tp, Options):
-        return "options", False, tp
+        return "options", False, tp, "str"
     if tp in (bool, int, float, str):
-        return tp.__name__, False, None
+        return tp.__name__, False, None, "str"
     raise TypeError(f"unsupported option type {tp!r}")
 
 
@@ -205,7 +210,7 @@ class Options:
             meta = f.metadata.get("ttft.option")
             if meta is None:
                 raise TypeError(f"{cls.__name__}.{f.name} is not declared with option()")
-            kind, optional, nested = _kind_of(hints[f.name])
+            kind, optional, nested, item = _kind_of(hints[f.name])
             factory: Any = f.default_factory
             default = f.default if f.default is not dataclasses.MISSING else factory()
             flag = meta["flag"]
@@ -232,6 +237,8 @@ class Options:
                     widget=meta["widget"],
                     parse=meta["parse"],
                     nested=nested,
+                    item=item,
+                    repeat_into=meta["repeat_into"],
                 )
             )
         Options._OPTIONS[cls] = tuple(out)
@@ -300,7 +307,7 @@ class Options:
             if o.kind == "options":
                 kw[k] = o.nested.from_json(v, prefix + k + ".")  # type: ignore[union-attr]
             elif o.kind == "list" and isinstance(v, list):
-                kw[k] = tuple(v)
+                kw[k] = tuple(float(x) if o.item == "float" and type(x) is int else x for x in v)
             elif o.kind == "float" and type(v) is int:
                 kw[k] = float(v)
             else:
@@ -342,6 +349,11 @@ def check_value(o: Option, v: Any) -> str | None:
         if any(ord(c) < 32 for c in v):
             return "must not contain control characters (newlines, tabs, ...)"
         return _check_choice(o, v)
+    if o.kind == "list" and o.item == "float":
+        if not isinstance(v, tuple) or not all(type(x) is float and math.isfinite(x) for x in v):
+            return "must be a list of numbers"
+        why = next((w for x in v if (w := _check_bounds(o, x))), None)
+        return f"{why} (each value)" if why else None
     if o.kind == "list":
         if not isinstance(v, tuple) or not all(isinstance(x, str) for x in v):
             return "must be a list of text values"
@@ -447,7 +459,10 @@ def _parser_for(o: Option) -> Callable[[str], Any]:
             items = parse_list(text)
             if not items:
                 raise argparse.ArgumentTypeError("no value given (leave the option out for its default)")
-            return items
+            try:
+                return tuple(float(x) for x in items) if o.item == "float" else items
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"not a list of numbers: {text!r}") from None
         return text
 
     conv.__name__ = o.kind  # argparse names the type in its messages
@@ -479,6 +494,9 @@ def add_arguments(
             )
             continue
         kw: dict[str, Any] = dict(dest=o.dest, default=argparse.SUPPRESS, help=text, type=_parser_for(o))
+        if o.repeat_into is not None:
+            kw.update(action=_FirstThenMore, const=_sibling(o, o.repeat_into).replace(".", "__"))
+            kw["help"] = text.replace(" [default:", f" (repeat the flag for more: {o.repeat_into}) [default:", 1)
         if o.kind == "list":
             kw["metavar"] = "A,B,..."
             if o.choices is not None:
@@ -490,6 +508,25 @@ def add_arguments(
         g.add_argument(o.flag, **kw)
 
 
+def _sibling(o: Option, name: str) -> str:  # the dotted path of option ``name`` beside ``o``
+    return o.path.rpartition(".")[0] + "." + name if "." in o.path else name
+
+
+class _FirstThenMore(argparse.Action):
+    """A repeatable flag: the first value is the option, the others its ``repeat_into`` list (replaced as a whole)."""
+
+    def __call__(self, parser: Any, ns: argparse.Namespace, values: Any, option_string: Any = None) -> None:
+        if getattr(ns, self.dest, None) is None or not hasattr(ns, self.const):
+            setattr(ns, self.dest, values)
+            setattr(ns, self.const, [])
+        else:
+            getattr(ns, self.const).append(values)
+
+
+def _repeat_targets(cls: type[Options]) -> set[str]:
+    return {_sibling(o, o.repeat_into) for o in flat_options(cls) if o.repeat_into and o.flag is not None}
+
+
 def apply_args(cls: type[T], args: argparse.Namespace, base: dict | None = None) -> T:
     """A validated config: ``base`` (a config JSON, e.g. a file or a run's config) with the given flags applied."""
     d = cls().to_json()
@@ -497,8 +534,9 @@ def apply_args(cls: type[T], args: argparse.Namespace, base: dict | None = None)
         if not isinstance(base, dict):
             raise ConfigError(f"{cls.TITLE}: must be a JSON object, got {_show(base)}")
         _merge(d, base)
+    targets = _repeat_targets(cls)
     for o in flat_options(cls):
-        if o.flag is not None and hasattr(args, o.dest):
+        if (o.flag is not None or o.path in targets) and hasattr(args, o.dest):
             v = getattr(args, o.dest)
             set_path(d, o.path, list(v) if isinstance(v, tuple) else v)
     return cls.from_json(d)
@@ -516,9 +554,9 @@ def _flag_tokens(o: Option, v: Any) -> list[str]:
     assert o.flag is not None
     if o.kind == "bool":
         return [o.flag if v else "--no-" + o.flag[2:]]
-    text = (
-        NONE_WORD if v is None else ",".join(v) if o.kind == "list" else repr(float(v)) if o.kind == "float" else str(v)
-    )
+    text = NONE_WORD if v is None else repr(float(v)) if o.kind == "float" else str(v)
+    if o.kind == "list":
+        text = ",".join(repr(float(x)) if o.item == "float" else x for x in v)
     return [f"{o.flag}={text}"] if text.startswith("-") else [o.flag, text]
 
 
@@ -529,8 +567,15 @@ def argv_of(cfg: Options, always: Sequence[str] = ()) -> list[str] | None:
     cls = type(cfg)
     d, dflt = cfg.to_json(), cls().to_json()
     argv: list[str] = []
+    targets = _repeat_targets(cls)
     for o in flat_options(cls):
         v, dv = get_path(d, o.path), get_path(dflt, o.path)
+        if o.path in targets:
+            continue  # written with the flag it repeats
+        more = get_path(d, _sibling(o, o.repeat_into)) if o.repeat_into and o.flag is not None else []
+        if more:  # (validated: non-empty text; a leading '-' is written --flag=-x)
+            argv.extend(tok for x in [v, *more] for tok in _flag_tokens(o, x))
+            continue
         if v == dv and o.path not in always:
             continue
         if o.flag is None:

@@ -11,6 +11,7 @@ Loaders accept:
 * a task JSON file;
 * a folder of task JSON files (bad tasks are reported and skipped);
 * a Kaggle ``*_challenges.json`` (with ``*_solutions.json`` beside it, optional);
+* a pool file (RE-ARC's form: a JSON list of pairs) or a folder of them (:mod:`ttft.core.pools`);
 * the bytes of an uploaded file.
 
 Every problem in the input becomes a :class:`TaskError` whose message names the
@@ -27,8 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from ttft.core.jsonfile import JsonError, Unreadable, json_files_in, parse_json_bytes, read_json_file
-from ttft.core.names import name_problem, task_id_problem  # noqa: F401 - name_problem: part of this module's API
+from ttft.core.jsonfile import JsonError, Unreadable, json_files_in, parse_json_bytes, read_file_bytes, read_json_file
+from ttft.core.names import (  # noqa: F401 - name_problem, parse_task_list: part of this module's API
+    name_problem,
+    parse_task_list,
+    task_id_problem,
+)
 
 MAX_SIDE = 30
 #: Largest file the loaders read (also the app's upload limit, see .streamlit/config.toml).
@@ -110,6 +115,10 @@ class TaskStats:
     cells: int
     tokens: int
     test_outputs_known: bool
+    #: every pair of the task (train + test; a pool's pairs)
+    n_pairs: int = 0
+    #: a pool of pairs (RE-ARC form) rather than a task with train and test pairs
+    pool: bool = False
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -121,6 +130,12 @@ class Task:
     train: tuple[Pair, ...]
     test: tuple[Pair, ...]
     source: str = ""
+    #: a pool of pairs (:mod:`ttft.core.pools`): the pairs are ``train``, there is no test pair
+    pool: bool = False
+
+    @property
+    def n_pairs(self) -> int:
+        return len(self.train) + len(self.test)
 
     @property
     def grids(self) -> Iterator[Grid]:
@@ -150,6 +165,8 @@ class Task:
             cells=cells,
             tokens=tokens,
             test_outputs_known=self.test_outputs_known,
+            n_pairs=self.n_pairs,
+            pool=self.pool,
         )
 
     def to_json(self) -> dict:
@@ -312,6 +329,28 @@ def _read_json(path: Path, max_bytes: int = MAX_FILE_BYTES) -> Any:
         raise TaskError(str(e), file=str(path)) from None
 
 
+def _read_bytes(path: Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    try:
+        return read_file_bytes(path, max_bytes)
+    except JsonError as e:
+        raise TaskError(str(e), file=str(path)) from None
+
+
+def _dataset_of_bytes(data: bytes, name: str, file: str, solutions: Path | None = None) -> Dataset:
+    """A file's tasks from its bytes: a pool (a JSON list, :mod:`ttft.core.pools`), else a task or collection."""
+    from ttft.core.pools import is_pool_json, pool_dataset
+
+    if not is_pool_json(data):
+        return dataset_from_json(_parse_json_bytes(data, file), name, file=file, solutions=solutions)
+    return pool_dataset(data, name, file)
+
+
+def _one_file(ds: Dataset) -> Dataset:
+    from ttft.core.pools import refuse_empty_pool
+
+    return refuse_empty_pool(ds)
+
+
 def _parse_json_bytes(data: bytes, file: str) -> Any:
     """A JSON file's bytes parsed (:func:`ttft.core.jsonfile.parse_json_bytes`); a problem names the file."""
     try:
@@ -384,8 +423,7 @@ def _is_single_task(obj: Any, name: str = "") -> bool:
 def load_json_file(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> Dataset:
     """Load a task file or a Kaggle challenges file (with its solutions beside it when present)."""
     path = Path(path)
-    obj = _read_json(path, max_bytes)
-    return dataset_from_json(obj, path.name, file=str(path), solutions=_find_solutions(path))
+    return _one_file(_dataset_of_bytes(_read_bytes(path, max_bytes), path.name, str(path), _find_solutions(path)))
 
 
 def _find_solutions(path: Path) -> Path | None:
@@ -426,11 +464,18 @@ _MAX_UNMATCHED_REPORTED = 20
 
 
 def dataset_from_json(obj: Any, name: str, *, file: str, solutions: Path | None = None) -> Dataset:
+    if isinstance(obj, list):  # a pool (RE-ARC form)
+        from ttft.core.pools import pool_from_json
+
+        task, errors = pool_from_json(obj, Path(name).stem, file)
+        return Dataset(name=name, tasks={task.id: task} if task else {}, errors=errors, version="pool")
     if _is_single_task(obj, name):
         return _single_task(obj, name, file)
     if not isinstance(obj, dict):
         raise TaskError(
-            f"top level must be a JSON object (a task or a Kaggle challenges file), got {_describe(obj)}", file=file
+            f"top level must be a JSON object (a task or a Kaggle challenges file) or a list of pairs (a pool), "
+            f"got {_describe(obj)}",
+            file=file,
         )
     sol, sol_errors = _read_solutions(solutions) if solutions is not None else (None, [])
     ds = _load_mapping(
@@ -478,13 +523,9 @@ def load_folder(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> Dat
     files = [f for f in files if f not in used]
     for f in files:
         try:
-            obj = _read_json(f, max_bytes)
-            if _is_single_task(obj, f.name) or not isinstance(obj, dict):
-                sub = _single_task(obj, f.name, str(f)).tasks
-            else:  # a Kaggle-style collection inside a folder
-                ds = dataset_from_json(obj, f.name, file=str(f), solutions=_find_solutions(f))
-                errors.extend(ds.errors)
-                sub = ds.tasks
+            ds = _dataset_of_bytes(_read_bytes(f, max_bytes), f.name, str(f), _find_solutions(f))
+            errors.extend(ds.errors)
+            sub = ds.tasks
             for tid, task in sub.items():
                 if tid in tasks:
                     errors.append(
@@ -505,9 +546,8 @@ def load_upload(name: str, data: bytes, max_bytes: int = MAX_FILE_BYTES) -> Data
         raise TaskError(
             f"file is {len(data) / 1e6:.1f} MB, larger than the {max_bytes / 1024 / 1024:.0f} MB limit", file=name
         )
-    obj = _parse_json_bytes(data, name)
-    ds = dataset_from_json(obj, name, file=name)
-    ds.version = "upload"
+    ds = _one_file(_dataset_of_bytes(data, name, name))
+    ds.version = "upload" + (" (pool)" if ds.version == "pool" else "")
     return ds
 
 
@@ -557,23 +597,3 @@ def dataset_fingerprint(spec: str | os.PathLike) -> str:
     except OSError:
         pass
     return s + "|missing"
-
-
-# --------------------------------------------------------------------------- task ids
-
-
-def parse_task_list(text: str) -> tuple[str, ...]:
-    """Task ids from the command line: comma-separated, or ``@FILE`` with one id per line."""
-    import argparse
-
-    if text.startswith("@"):
-        try:
-            lines = Path(text[1:]).read_text().splitlines()
-        except (OSError, UnicodeDecodeError) as e:
-            raise argparse.ArgumentTypeError(f"{text}: cannot read the task list ({e})") from None
-        ids = tuple(ln.strip() for ln in lines if ln.strip())
-    else:
-        ids = tuple(t.strip() for t in text.split(",") if t.strip())
-    if not ids:
-        raise argparse.ArgumentTypeError("no task id given (leave --tasks out to use every task)")
-    return ids

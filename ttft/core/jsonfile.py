@@ -36,17 +36,21 @@ def _parse_int(text: str) -> Any:
     return int(text) if digits <= MAX_INT_DIGITS else Unreadable(f"an integer with {digits} digits")
 
 
-def read_json_file(path: Path, max_bytes: int) -> Any:
-    """A JSON file's content (:func:`parse_json_bytes`); JsonError when it is larger than ``max_bytes``, cannot be
-    read (permissions, a folder) or is not JSON."""
+def read_file_bytes(path: Path, max_bytes: int) -> bytes:
+    """A file's bytes; JsonError when it is larger than ``max_bytes`` or cannot be read (permissions, a folder)."""
     try:
         size = path.stat().st_size
         if size > max_bytes:
             raise JsonError(f"file is {size / 1e6:.1f} MB, larger than the {max_bytes / 1024 / 1024:.0f} MB limit")
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as e:
         raise JsonError(f"cannot read it ({e.strerror or type(e).__name__})") from None
-    return parse_json_bytes(data)
+
+
+def read_json_file(path: Path, max_bytes: int) -> Any:
+    """A JSON file's content (:func:`parse_json_bytes`); JsonError when it is larger than ``max_bytes``, cannot be
+    read (permissions, a folder) or is not JSON."""
+    return parse_json_bytes(read_file_bytes(path, max_bytes))
 
 
 def json_files_in(folder: Path) -> tuple[list[Path], list[tuple[Path, str]]]:

@@ -4,6 +4,7 @@ by construction."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 
@@ -27,3 +28,20 @@ def name_problem(name: Any, what: str = "name") -> str | None:
 def task_id_problem(task_id: Any) -> str | None:
     """Why ``task_id`` cannot be a task id (ids become folder names: adapters/<id>/), or None."""
     return name_problem(task_id, "task id")
+
+
+def parse_task_list(text: str) -> tuple[str, ...]:
+    """Task ids from the command line: comma-separated, or ``@FILE`` with one id per line."""
+    import argparse
+
+    if text.startswith("@"):
+        try:
+            lines = Path(text[1:]).read_text().splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise argparse.ArgumentTypeError(f"{text}: cannot read the task list ({e})") from None
+        ids = tuple(ln.strip() for ln in lines if ln.strip())
+    else:
+        ids = tuple(t.strip() for t in text.split(",") if t.strip())
+    if not ids:
+        raise argparse.ArgumentTypeError("no task id given (leave --tasks out to use every task)")
+    return ids

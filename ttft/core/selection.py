@@ -13,7 +13,8 @@ def select_tasks(
     dataset_spec: str, ids: Sequence[str] = (), max_tokens: int | None = None, known_outputs: bool = False
 ) -> tuple[Dataset, list[Task]]:
     """(dataset, selected tasks): the tasks named by ``ids`` (in that order, each once; empty: every task of the
-    dataset), those with a token estimate of at most ``max_tokens`` (None: no limit) and, with ``known_outputs``,
+    dataset), those with a token estimate of at most ``max_tokens`` (None: no limit; pools are kept) and, with
+    ``known_outputs``,
     only those whose test outputs are known (so they can be scored). An unknown dataset or task id, or an empty
     selection, raises ConfigError naming it."""
     try:
@@ -29,7 +30,7 @@ def select_tasks(
     else:
         tasks = list(ds)
     if max_tokens is not None:
-        tasks = [t for t in tasks if t.stats().tokens <= max_tokens]
+        tasks = [t for t in tasks if t.pool or t.stats().tokens <= max_tokens]  # a sample draws a few pool pairs
     if known_outputs:
         tasks = [t for t in tasks if t.test_outputs_known]
     if not tasks:

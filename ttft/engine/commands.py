@@ -266,16 +266,22 @@ def _tokenizer_if_cheap(tcfg: TrainConfig):
 def check_train_ready(tcfg: TrainConfig) -> None:
     """Everything a training job needs that can be checked in a second: config, model source, dataset and task ids,
     and that at least one training sample fits ``encoding.max_seq_len``."""
-    from ttft.core.selection import select_tasks
+    from ttft.engine.mix import select_mix
     from ttft.engine.samples import source_tasks
 
     check_launchable(tcfg)
-    _, tasks = select_tasks(tcfg.dataset, tcfg.tasks, tcfg.max_task_tokens)
-    if not tasks:
-        raise ConfigError(f"max_task_tokens: no task of {tcfg.dataset} has at most {tcfg.max_task_tokens} tokens")
+    parts = select_mix(tcfg)  # every dataset of a mix loads and selects tasks; no pool in ttft mode
     tok = _tokenizer_if_cheap(tcfg)
     if tok is None:
         return
+    for part in parts[1:]:
+        if not any(source_tasks(t, tcfg, tok) for t in part.tasks):
+            raise ConfigError(
+                f"encoding.max_seq_len: no training sample of dataset {part.name!r} fits in "
+                f"{tcfg.encoding.max_seq_len} tokens; raise max_seq_len or leave it out of the mix, "
+                f"got {tcfg.encoding.max_seq_len}"
+            )
+    tasks = parts[0].tasks
     for t in tasks:
         if source_tasks(t, tcfg, tok):
             return

@@ -2,7 +2,11 @@
 
 A shared-adapter ttft run draws a sample's task as ``task_weighting`` says: ``task`` (the default, arc24's) draws one
 of the selected tasks, then one of its leave-out tasks, so every task weighs the same; ``leave-out`` draws among all
-leave-out tasks, so a task weighs by how many it has. Per-task runs and finetune mode draw the same either way."""
+leave-out tasks, so a task weighs by how many it has. Per-task runs and finetune mode draw the same either way.
+
+In finetune mode a pool (:mod:`ttft.core.pools`, RE-ARC's files of generated pairs) gives each sample k distinct pairs,
+k drawn in [pool_pairs_min, pool_pairs_max], the last one its test; a mix of datasets (more_datasets) draws a sample's
+dataset by dataset_weights, then one of its tasks. Every draw comes from (seed, sample index) only."""
 
 from __future__ import annotations
 
@@ -22,7 +26,16 @@ from ttft.engine.train_config import TrainConfig
 def known_pairs_task(task: Task) -> Task:
     """The task with every pair whose output is known as a train pair (finetune mode's source)."""
     pairs = task.train + tuple(p for p in task.test if p.output is not None)
-    return Task(task.id, pairs, (), source=task.source)
+    return Task(task.id, pairs, (), source=task.source, pool=task.pool)
+
+
+def pool_sample(rng: np.random.Generator, pool: Task, lo: int, hi: int) -> Task:
+    """A task of k distinct pairs of a pool, k drawn in [lo, hi] (at most the pool's size), the last one the test."""
+    n = len(pool.train)
+    k = int(rng.integers(min(lo, n), min(hi, n) + 1))
+    idx = rng.choice(n, size=k, replace=False)
+    pairs = tuple(pool.train[int(j)] for j in idx)
+    return Task(pool.id, pairs[:-1], pairs[-1:], source=pool.source)
 
 
 class SampleStream:
@@ -30,7 +43,27 @@ class SampleStream:
 
     Deterministic per index, so resuming (which skips the batches already seen) gives the same stream."""
 
-    def __init__(self, sources: list[Task], mode: str, n_samples: int, cfg: TrainConfig, tokenizer: Any):
+    def __init__(
+        self,
+        sources: list[Task],
+        mode: str,
+        n_samples: int,
+        cfg: TrainConfig,
+        tokenizer: Any,
+        mix: list[list[Task]] | None = None,
+    ):
+        """``mix``: the sources of each dataset of a mix (``sources`` is then ignored); drawn by
+        ``cfg.dataset_weights`` (equal weights when empty)."""
+        if mix is not None and len(mix) > 1:
+            w = np.asarray(cfg.dataset_weights or [1.0] * len(mix), dtype=float)
+            if len(w) != len(mix) or not all(mix):
+                raise ValueError("a mix needs one weight and at least one source per dataset")
+            self.mix: list[list[Task]] | None = mix
+            self.mix_p = w / w.sum()
+            sources = [t for part in mix for t in part]
+        else:
+            self.mix = None
+            sources = mix[0] if mix else sources
         self.sources = sources
         self.mode = mode
         self.n = n_samples
@@ -49,7 +82,12 @@ class SampleStream:
 
     def _source(self, i: int) -> Task:
         """Source ``i`` of the stream: each epoch is a permutation of the sources, or, with equal task weighting, of
-        the tasks, each visit of a task taking the next of its leave-out tasks in a permutation of them."""
+        the tasks, each visit of a task taking the next of its leave-out tasks in a permutation of them; in a mix,
+        a dataset drawn by weight, then one of its sources."""
+        if self.mix is not None:
+            rng = np.random.default_rng([self.cfg.seed, 13, i])
+            part = self.mix[int(rng.choice(len(self.mix), p=self.mix_p))]
+            return part[int(rng.integers(len(part)))]
         if self.groups is None:
             n = len(self.sources)
             epoch, k = divmod(i, n)
@@ -64,6 +102,8 @@ class SampleStream:
 
     def _base_task(self, rng: np.random.Generator, i: int) -> Task:
         src = self._source(i)
+        if self.mode == "finetune" and src.pool:
+            return pool_sample(rng, src, self.cfg.pool_pairs_min, self.cfg.pool_pairs_max)
         if self.mode == "finetune":
             order = rng.permutation(len(src.train))
             pairs = tuple(src.train[int(j)] for j in order)

@@ -27,6 +27,7 @@ import numpy as np
 from ttft import __version__
 from ttft.core.data import Task
 from ttft.core.selection import select_tasks
+from ttft.engine.mix import mix_sources, select_mix
 from ttft.engine.models import (
     attach_lora,
     check_hub_model,
@@ -318,7 +319,8 @@ def train(cfg: TrainConfig, run_dir: str | None = None, resume: bool = False, lo
         import torch
 
         torch.set_num_threads(cfg.threads)
-    ds, tasks = select_tasks(cfg.dataset, cfg.tasks, cfg.max_task_tokens)
+    parts = select_mix(cfg)  # the dataset, or each dataset of a mix, with its tasks
+    ds, tasks = parts[0].dataset, [t for p in parts for t in p.tasks]
     check_model_source(cfg.model)
     check_target_modules(cfg.model)
     val_tasks: list[Task] = []
@@ -333,7 +335,9 @@ def train(cfg: TrainConfig, run_dir: str | None = None, resume: bool = False, lo
         if cfg.val_max_tokens is not None:
             val_tasks = [t for t in val_tasks if t.stats().tokens <= cfg.val_max_tokens]
     tokenizer = load_tokenizer_for(cfg.model)
-    sources = training_sources(cfg, tasks, tokenizer)  # refuses a run in which no sample fits, before any work
+    mix = mix_sources(cfg, parts, tokenizer) if len(parts) > 1 else None
+    # refuses a run in which no sample fits, before any work
+    sources = [([s for m in mix for s in m], 0)] if mix else training_sources(cfg, tasks, tokenizer)
     run = prepare_run_dir(cfg, run_dir, resume)
     is_main = _rank() == 0
     # rank 0 writes the run's status; every rank gets the stop flag (a failure is recorded as failed and re-raised)
@@ -344,7 +348,9 @@ def train(cfg: TrainConfig, run_dir: str | None = None, resume: bool = False, lo
         life.log(
             f"{'resuming' if resume else 'starting'} {cfg.mode} on {cfg.dataset} ({len(tasks)} tasks), device {device}"
         )
-        result = _train_inner(cfg, run, ds, tasks, val_tasks, device, resume, life, tokenizer, sources)
+        result = _train_inner(
+            cfg, run, ds, tasks, val_tasks, device, resume, life, tokenizer, sources, mix, [p.to_json() for p in parts]
+        )
         if is_main:
             write_json_atomic(run.path / "result.json", result.to_json())
         life.finish(result.status, step=result.steps, val_loss=result.val_loss, final_loss=result.final_loss)
@@ -352,7 +358,9 @@ def train(cfg: TrainConfig, run_dir: str | None = None, resume: bool = False, lo
         return result
 
 
-def _train_inner(cfg, run, ds, tasks, val_tasks, device, resume, stop, tokenizer, sources_by_group) -> TrainResult:
+def _train_inner(
+    cfg, run, ds, tasks, val_tasks, device, resume, stop, tokenizer, sources_by_group, mix, datasets
+) -> TrainResult:
     import torch
     from transformers import Trainer
 
@@ -365,7 +373,8 @@ def _train_inner(cfg, run, ds, tasks, val_tasks, device, resume, stop, tokenizer
     if is_main := _rank() == 0:
         total, trainable = count_parameters(base)
         write_json_atomic(
-            run.manifest_file, {**manifest(cfg, ds.version, device, (total, None)), "n_tasks": len(tasks)}
+            run.manifest_file,
+            {**manifest(cfg, ds.version, device, (total, None)), "n_tasks": len(tasks), "datasets": datasets},
         )
 
     groups = [[t] for t in tasks] if cfg.per_task else [tasks]
@@ -407,7 +416,7 @@ def _train_inner(cfg, run, ds, tasks, val_tasks, device, resume, stop, tokenizer
             m = RunDir(run.path).manifest()
             m.update(parameters=total, trainable_parameters=trainable)
             write_json_atomic(run.manifest_file, m)
-        stream = SampleStream(sources, cfg.mode, n_samples, gcfg, tokenizer)
+        stream = SampleStream(sources, cfg.mode, n_samples, gcfg, tokenizer, mix=mix)
         val = (
             ValSet(
                 [t for t in val_tasks if t.id in {g.id for g in group}] if cfg.per_task else val_tasks, cfg, tokenizer

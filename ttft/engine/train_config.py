@@ -40,6 +40,24 @@ def check_task_ids(cfg: Options, name: str = "tasks") -> None:
             raise cfg.bad(name, why)
 
 
+def check_mix(cfg: TrainConfig) -> None:
+    """The pool and mix options: pool_pairs_min <= pool_pairs_max; a mix (more_datasets) is for finetune mode, of
+    whole datasets, with one weight per dataset when weights are given."""
+    if cfg.pool_pairs_min > cfg.pool_pairs_max:
+        raise cfg.bad("pool_pairs_max", f"must be at least pool_pairs_min ({cfg.pool_pairs_min})")
+    names = (cfg.dataset, *cfg.more_datasets)
+    if any(not d.strip() for d in cfg.more_datasets):
+        raise cfg.bad("more_datasets", "each must be a bundled name or a path")
+    if cfg.more_datasets and cfg.mode != "finetune":
+        raise cfg.bad("more_datasets", "a mix of datasets is for mode 'finetune' (ttft trains on the selected tasks)")
+    if cfg.more_datasets and cfg.tasks:
+        raise cfg.bad("tasks", "selects tasks of one dataset; a mix uses every task of each (max_task_tokens applies)")
+    if len(set(names)) < len(names):
+        raise cfg.bad("more_datasets", f"names a dataset twice (dataset is {cfg.dataset!r})")
+    if cfg.dataset_weights and len(cfg.dataset_weights) != len(names):
+        raise cfg.bad("dataset_weights", f"needs one weight per dataset ({len(names)}: {', '.join(names)})")
+
+
 def check_device(device: str) -> None:
     """Refuse a device this machine does not have, naming the option; 'auto' and 'cpu' import nothing (validating
     a config, the Fine-tune form on every rerun, costs no torch import: :func:`device_problem`)."""
@@ -71,7 +89,26 @@ class TrainConfig(Options):
         group="Data",
     )
     dataset: str = option(
-        "arc-agi-1/evaluation", "bundled name (arc-agi-1/training, ...) or a path", group="Data", widget="dataset"
+        "arc-agi-1/evaluation",
+        "bundled name (arc-agi-1/training, ...) or a path (a task file, a folder of tasks or pools, a Kaggle file)",
+        group="Data",
+        widget="dataset",
+        repeat_into="more_datasets",
+    )
+    more_datasets: tuple[str, ...] = option(
+        (),
+        "finetune mode: more datasets mixed with dataset (bundled names or paths); a sample first draws a dataset "
+        "by dataset_weights, then one of its tasks; on the command line repeat --dataset",
+        flag=False,
+        group="Data",
+    )
+    dataset_weights: tuple[float, ...] = option(
+        (),
+        "a mix's weights, one per dataset (dataset first, then more_datasets), any positive numbers "
+        "(empty: equal weights)",
+        lo=0.0,
+        lo_open=True,
+        group="Data",
     )
     tasks: tuple[str, ...] = option(
         (),
@@ -80,8 +117,24 @@ class TrainConfig(Options):
         widget="tasks",
         parse=parse_task_list,
     )
+    pool_pairs_min: int = option(
+        4,
+        "finetune mode, pools (RE-ARC's files of generated pairs): the fewest pairs a sample draws from a "
+        "task's pool, the test pair included (each sample draws k in [pool_pairs_min, pool_pairs_max] distinct "
+        "pairs, the last one its test, as arc24 draws n_train + 1 without replacement)",
+        lo=2,
+        hi=1000,
+        group="Data",
+    )
+    pool_pairs_max: int = option(
+        7, "finetune mode, pools: the most pairs a sample draws (see pool_pairs_min)", lo=2, hi=1000, group="Data"
+    )
     max_task_tokens: int | None = option(
-        None, "use only tasks whose token estimate (1 per cell + 1 per row) is at most this", lo=1, group="Data"
+        None,
+        "use only tasks whose token estimate (1 per cell + 1 per row) is at most this (pools are kept: a sample "
+        "draws a few of their pairs)",
+        lo=1,
+        group="Data",
     )
     per_task: bool = option(
         False, "ttft mode: one adapter per task (trained from the same base) instead of one for all", group="Data"
@@ -200,6 +253,7 @@ class TrainConfig(Options):
         check_task_ids(self)
         if not self.dataset.strip():
             raise self.bad("dataset", "must be a bundled name or a path")
+        check_mix(self)
         check_device(self.device)
         for name in [r.strip() for r in self.report_to.split(",") if r.strip() not in ("", "none")]:
             pkg = _REPORTERS.get(name)

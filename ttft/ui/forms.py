@@ -63,6 +63,11 @@ def _from_widget(o: Option, v: Any) -> Any:
             return float(text)
         except ValueError:
             raise ConfigError(f"{o.path}: not a number: {text!r}") from None
+    if o.kind == "list" and o.item == "float":  # numbers, comma-separated
+        try:
+            return [float(t) for t in str(v).replace("\n", ",").split(",") if t.strip()]
+        except ValueError:
+            raise ConfigError(f"{o.path}: not a list of numbers: {v!r}") from None
     if o.kind == "list":
         return (
             list(v) if o.choices is not None else [t.strip() for t in str(v).replace("\n", ",").split(",") if t.strip()]
