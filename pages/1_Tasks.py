@@ -4,6 +4,7 @@ import streamlit as st
 
 from ttft.core.catalog import TaskFilter, neighbours, page_count, page_slice
 from ttft.ui import navigation as nav
+from ttft.ui import task_view as tv
 from ttft.ui import widgets as w
 
 w.page_frame("Tasks")
@@ -53,36 +54,13 @@ if task_id is not None:
     top[3].button("Next ▶", on_click=open_task, args=(next_id,), disabled=next_id is None, key="next")
     pos = f"{order.index(task_id) + 1} of {len(order)}" if task_id in order else ""
     st.caption(
-        f"{key} · {pos} · {s.n_train} train, {s.n_test} test · largest {s.max_height}×{s.max_width} · "
-        f"{s.tokens} tokens · test outputs {'known' if s.test_outputs_known else 'hidden'}"
+        f"{key} · {pos} · {tv.task_caption(task)} · largest {s.max_height}×{s.max_width} · "
+        f"{s.tokens} tokens" + ("" if task.pool else f" · test outputs {'known' if s.test_outputs_known else 'hidden'}")
     )
     nav.remember(task=task_id)
     nav.next_steps(key, task_id)
 
-    def show_pair(label: str, pair) -> None:
-        with st.container(border=True):
-            cols = st.columns([1, 1], gap="medium")
-            h, wd = pair.input.shape
-            cols[0].markdown(f"**{label} input** · {h}×{wd}")
-            with cols[0]:
-                w.grid_image(pair.input, numbers=numbers)
-            if pair.output is None:
-                cols[1].markdown(f"**{label} output** · hidden")
-            else:
-                oh, ow = pair.output.shape
-                cols[1].markdown(f"**{label} output** · {oh}×{ow}")
-                with cols[1]:
-                    w.grid_image(pair.output, numbers=numbers)
-
-    pair_cols = st.columns(2)
-    for i, pair in enumerate(task.train):
-        with pair_cols[i % 2]:
-            show_pair(f"Train {i + 1}", pair)
-    st.subheader("Test")
-    test_cols = st.columns(2)
-    for i, pair in enumerate(task.test):
-        with test_cols[i % 2]:
-            show_pair(f"Test {i + 1}", pair)
+    tv.show_pairs(task, numbers)
     st.stop()
 
 # ---------------------------------------------------------------- gallery

@@ -107,3 +107,24 @@ def test_switching_dataset_keeps_url_in_sync(name):
     assert not at.exception
     assert at.query_params["dataset"] in (name, [name])
     assert len(gallery_ids(at)) == 24
+
+
+def test_a_pool_folder_browses_with_paged_pairs(tmp_path):
+    pairs = [{"input": [[i % 10] * (1 + i % 3)], "output": [[(i + 1) % 10]]} for i in range(30)]
+    pairs[4] = {"input": [[1, 2], [3]], "output": [[1]]}  # a bad pair: skipped and named
+    (tmp_path / "p1.json").write_text(json.dumps(pairs))
+    (tmp_path / "p2.json").write_text(json.dumps(pairs[5:]))
+    at = tasks_page(dataset=str(tmp_path))
+    assert not at.exception
+    assert gallery_ids(at) == ["p1", "p2"]
+    assert any("p1.json" in t.value and "pair 4" in t.value and "ragged" in t.value for t in at.text)
+    at = tasks_page(dataset=str(tmp_path), task="p1")
+    assert not at.exception
+    assert any("a pool of 29 pairs" in c.value for c in at.caption)
+    assert any("Pairs 1–12 of 29" in c.value for c in at.caption)
+    labels = [m.value for m in at.markdown]
+    assert "**Pair 1 input** · 1×1" in labels and "**Pair 12 output** · 1×1" in labels
+    assert len(at.get("image")) == 24 and not any("Test" in s.value for s in at.subheader)
+    at.number_input(key="tasks_pool_page_p1").set_value(3).run()
+    assert any("Pairs 25–29 of 29" in c.value for c in at.caption)
+    assert len(at.get("image")) == 10 and "**Pair 29 input** · 1×3" in [m.value for m in at.markdown]
