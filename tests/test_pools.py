@@ -288,3 +288,36 @@ def test_a_finetune_run_on_a_mix_of_pools_and_tasks_records_each_dataset(tiny_mo
     ]
     with pytest.raises(ConfigError, match="holds pools of pairs"):
         train(TrainConfig(dataset=str(pool_dir), model=cfg.model, device="cpu"), run_dir=str(tmp_path / "ttft"))
+
+
+@pytest.mark.parametrize("fmt", ["minimal", "shape+rows", "separated", "arc24", "numpy"])
+def test_pretrimming_gives_the_exact_trimmed_stream(monkeypatch, fmt):
+    """The stream drops leading train pairs whose cells alone overflow max_seq_len before tokenising: the samples
+    (and counts) are those of the exact trim loop, for every grid format."""
+    from ttft.core.encoding import EncodingConfig
+    from ttft.engine import samples
+
+    big = [pool_task(30, f"p{i}") for i in range(2)]
+    big = [
+        type(t)(
+            t.id, tuple(type(p)(np.tile(p.input, (3, 3)), np.tile(p.output, (3, 3))) for p in t.train), (), pool=True
+        )
+        for t in big
+    ]
+    enc = EncodingConfig(format=fmt, max_seq_len=1536)
+    cfg = TrainConfig(mode="finetune", encoding=enc, pool_pairs_min=6, pool_pairs_max=7)
+    real, dropped = samples._pretrim, []
+
+    def counting(task, k, n):
+        out = real(task, k, n)
+        dropped.append(len(task.train) - len(out.train))
+        return out
+
+    monkeypatch.setattr(samples, "_pretrim", counting)
+    fast = stream_of(cfg, big, n=60)
+    got = [fast[i]["input_ids"] for i in range(60)]
+    assert sum(d > 0 for d in dropped) >= 3  # pairs were dropped before tokenising
+    monkeypatch.setattr(samples, "_pretrim", lambda task, k, n: task)
+    exact = stream_of(cfg, big, n=60)
+    assert [exact[i]["input_ids"] for i in range(60)] == got
+    assert exact.counts == fast.counts

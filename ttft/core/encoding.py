@@ -220,6 +220,20 @@ def _spans(segs: Sequence[tuple[str, str, bool]], start: int = 0) -> list[Span]:
     return spans
 
 
+_VALID: set[EncodingConfig] = set()
+
+
+def valid(cfg: EncodingConfig) -> EncodingConfig:
+    """``cfg`` validated (remembered: a config is frozen, so one that passed once passes again; the sample stream
+    encodes thousands of tasks a second with the same one)."""
+    if cfg not in _VALID:
+        cfg.validate()
+        if len(_VALID) > 256:
+            _VALID.clear()
+        _VALID.add(cfg)
+    return cfg
+
+
 def encode_task(
     task: Task, cfg: EncodingConfig | None = None, tokenizer: Any = None, test_index: int = 0, answer: bool = True
 ) -> EncodedText:
@@ -231,7 +245,7 @@ def encode_task(
     ``cfg.chat_template`` uses ``tokenizer.apply_chat_template`` when the tokenizer has a chat template and, for the
     markers prompt, falls back to the plain prompt otherwise (``EncodedText.template`` says which was used); the
     arc24 and marc prompts exist only as chat messages and raise ValueError without a chat template."""
-    cfg = (cfg or EncodingConfig()).validate()
+    cfg = valid(cfg or EncodingConfig())
     has_chat = bool(getattr(tokenizer, "chat_template", None))
     if cfg.prompt != "markers":
         if not has_chat:
@@ -362,7 +376,7 @@ def tokenize_task(
     ``tokenizer=None`` means the embedded tokenizer. For it (or any tokenizer :func:`ttft.tokenizer.is_embedded`
     recognises) and a plain prompt, ``fast=True`` uses the exact lookup-table encoder instead of calling the
     tokenizer; ``fast=False`` always calls the real tokenizer."""
-    cfg = (cfg or EncodingConfig()).validate()
+    cfg = valid(cfg or EncodingConfig())
     if tokenizer is None and not fast:
         from ttft.core.tokenizer import load_tokenizer
 

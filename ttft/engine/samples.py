@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ttft.core.augment import IDENTITY_COLORS, AugmentSkipped, random_spec, try_apply_task
-from ttft.core.data import Task
+from ttft.core.data import Task, grid_tokens
 from ttft.core.encoding import IGNORE_INDEX, EncodingConfig, tokenize_task, val_encoding
 from ttft.core.leaveout import leave_out_parent, leave_out_tasks
 from ttft.core.profiles import check_encodable, marc_spec
@@ -126,16 +126,21 @@ class SampleStream:
                 continue
             task = res.task
             k = int(rng.integers(len(task.test)))  # n-2-only tasks have two test pairs: train on one of them
+            n_train = len(task.train)
+            if self.cfg.too_long == "trim" and self.tokenizer is None:
+                task = _pretrim(task, k, self.cfg.encoding.max_seq_len)
             tt = tokenize_task(task, self.cfg.encoding, self.tokenizer, test_index=k)
+            trimmed = len(task.train) < n_train
             if not tt.fits and self.cfg.too_long == "trim":
                 train = list(task.train)
                 while not tt.fits and len(train) > 1:
                     train.pop(0)
+                    trimmed = True
                     tt = tokenize_task(
                         Task(task.id, tuple(train), task.test), self.cfg.encoding, self.tokenizer, test_index=k
                     )
-                if tt.fits:
-                    self.counts["trimmed"] += 1
+            if tt.fits and trimmed:
+                self.counts["trimmed"] += 1
             if not tt.fits:
                 self.counts["dropped"] += 1
                 continue
@@ -145,6 +150,21 @@ class SampleStream:
             f"sample {i}: no augmented task fits max_seq_len={self.cfg.encoding.max_seq_len} after "
             "20 tries; raise max_seq_len or select smaller tasks (max_task_tokens)"
         )
+
+
+def _pretrim(task: Task, k: int, max_len: int) -> Task:
+    """The task without the leading train pairs that trimming would drop anyway: with the embedded tokenizer every
+    cell and row end is at least one token (``grid_tokens``), so while that count alone is over ``max_len`` the
+    exact loop of :meth:`SampleStream.__getitem__` would pop the first train pair too; the same sample, fewer
+    tokenisations (a pool's pairs are often 30x30)."""
+    sizes = [grid_tokens(p.input) + (grid_tokens(p.output) if p.output is not None else 0) for p in task.train]
+    test = task.test[k]
+    total = sum(sizes) + grid_tokens(test.input) + (grid_tokens(test.output) if test.output is not None else 0)
+    drop = 0
+    while total > max_len and drop < len(sizes) - 1:
+        total -= sizes[drop]
+        drop += 1
+    return Task(task.id, task.train[drop:], task.test, source=task.source) if drop else task
 
 
 def _is_embedded_tok(tok: Any) -> bool:

@@ -1,0 +1,148 @@
+"""Loading a RE-ARC-sized folder of pools and the finetune sample stream over it (issue 16).
+
+Usage: ``.venv/bin/python bench/bench_pools.py [--files 400] [--pairs 1000] [--samples 3000]``. Prints
+``name: value`` lines. It writes a folder of ``--files`` pool files of ``--pairs`` pairs each in a temporary folder
+(the form michaelhodel/re-arc writes: ``json.dump`` of a list of ``{"input", "output"}``, ``", "`` separators),
+every grid's sides drawn uniformly in 1..30 (a RE-ARC generator's usual range; about 240 cells a grid, 1.5 MB a
+file). Each measurement runs in a fresh process pinned to one core:
+
+* ``load_s`` / ``load_peak_rss_mb``: :func:`ttft.core.data.load_dataset` of the folder (every pair checked);
+* baseline ``json_load_s``: ``json.load`` of the same files, one after the other (nothing kept, nothing checked);
+* baseline ``bundled_load_s``: loading the bundled ARC-AGI-1 training set (400 tasks);
+* ``pool_stream_samples_per_s``: the finetune :class:`ttft.engine.samples.SampleStream` over the pools (k pairs
+  drawn, augmented, encoded and tokenised with the embedded tokenizer, trimmed to max_seq_len 2048); baseline
+  ``arc_stream_samples_per_s``: the same stream over ARC-AGI-1 training; ``pool_draw_per_s``: the draw alone.
+
+Targets: load < 10 s and < 2 GB RSS; the pool stream >= 2,000 samples/s on one core.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS"):
+    os.environ[_var] = "1"
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+
+def _grid_text(rng: np.random.Generator) -> bytes:
+    h, w = (int(x) for x in rng.integers(1, 31, 2))
+    cells = rng.integers(0, 10, (h, w), dtype=np.uint8) + ord("0")
+    row = np.empty((h, 3 * w - 2), dtype=np.uint8)
+    row[:, 0::3] = cells
+    row[:, 1::3] = ord(",")
+    row[:, 2::3] = ord(" ")
+    return b"[[" + b"], [".join(r.tobytes() for r in row) + b"]]"
+
+
+def write_folder(folder: Path, files: int, pairs: int) -> int:
+    rng = np.random.default_rng(16)
+    total = 0
+    for f in range(files):
+        body = b", ".join(
+            b'{"input": ' + _grid_text(rng) + b', "output": ' + _grid_text(rng) + b"}" for _ in range(pairs)
+        )
+        data = b"[" + body + b"]"
+        (folder / f"{f:08x}.json").write_bytes(data)
+        total += len(data)
+    return total
+
+
+CHILD = r"""
+import json, os, resource, sys, time
+os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+what, folder, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+out = {}
+if what == "json":
+    t0 = time.perf_counter()
+    for f in sorted(os.listdir(folder)):
+        with open(os.path.join(folder, f), "rb") as fh:
+            json.load(fh)
+    out["json_load_s"] = time.perf_counter() - t0
+elif what == "bundled":
+    from ttft.core.data import load_dataset
+    t0 = time.perf_counter()
+    load_dataset("arc-agi-1/training")
+    out["bundled_load_s"] = time.perf_counter() - t0
+else:
+    import numpy as np
+    from ttft.core.data import load_dataset
+    from ttft.engine.samples import SampleStream, pool_sample, source_tasks
+    from ttft.engine.train_config import TrainConfig
+    t0 = time.perf_counter()
+    ds = load_dataset(folder)
+    out["load_s"] = time.perf_counter() - t0
+    out["load_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["n_tasks"], out["n_errors"] = len(ds), len(ds.errors)
+    out["n_pairs"] = sum(t.n_pairs for t in ds)
+    cfg = TrainConfig(mode="finetune", dataset=folder)
+    def rate(tasks):
+        srcs = [s for t in tasks for s in source_tasks(t, cfg, None)]
+        stream = SampleStream(srcs, "finetune", n, cfg, None)
+        stream[0]
+        t0 = time.perf_counter()
+        for i in range(n):
+            stream[i]
+        return n / (time.perf_counter() - t0), stream.counts
+    out["pool_stream_samples_per_s"], out["pool_stream_counts"] = rate(list(ds))
+    pools = list(ds)
+    t0 = time.perf_counter()
+    for i in range(n):
+        pool_sample(np.random.default_rng([0, i]), pools[i % len(pools)], 4, 7)
+    out["pool_draw_per_s"] = n / (time.perf_counter() - t0)
+    out["arc_stream_samples_per_s"], _ = rate(list(load_dataset("arc-agi-1/training")))
+print(json.dumps(out))
+"""
+
+
+def child(what: str, folder: Path, n: int) -> dict:
+    r = subprocess.run(
+        [sys.executable, "-c", CHILD, what, str(folder), str(n)], capture_output=True, text=True, check=False
+    )
+    if r.returncode != 0:
+        sys.exit(f"{what} child failed:\n{r.stderr}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--files", type=int, default=400)
+    ap.add_argument("--pairs", type=int, default=1000)
+    ap.add_argument("--samples", type=int, default=3000)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="ttft-bench-pools-") as tmp:
+        folder = Path(tmp)
+        t0 = time.perf_counter()
+        size = write_folder(folder, args.files, args.pairs)
+        print(
+            f"folder: {args.files} files x {args.pairs} pairs, {size / 1e6:.0f} MB ({time.perf_counter() - t0:.0f} s)"
+        )
+        ours = child("pools", folder, args.samples)
+        base = child("json", folder, args.samples)
+        bundled = child("bundled", folder, args.samples)
+    print(f"tasks_loaded: {ours['n_tasks']} ({ours['n_pairs']} pairs, {ours['n_errors']} problems)")
+    print(f"load_s: {ours['load_s']:.2f} (target < 10)")
+    print(f"load_peak_rss_mb: {ours['load_peak_rss_mb']:.0f} (target < 2048)")
+    print(f"baseline_json_load_s: {base['json_load_s']:.2f}")
+    print(f"load_vs_json_load: {ours['load_s'] / base['json_load_s']:.3f}")
+    print(f"baseline_bundled_arc_agi_1_training_load_s: {bundled['bundled_load_s']:.2f}")
+    print(f"load_vs_bundled_load: {ours['load_s'] / bundled['bundled_load_s']:.1f}")
+    print(f"pool_stream_samples_per_s: {ours['pool_stream_samples_per_s']:.0f} (target >= 2000)")
+    print(f"pool_stream_counts: {json.dumps(ours['pool_stream_counts'])}")
+    print(f"baseline_arc_stream_samples_per_s: {ours['arc_stream_samples_per_s']:.0f}")
+    print(f"pool_stream_vs_arc_stream: {ours['pool_stream_samples_per_s'] / ours['arc_stream_samples_per_s']:.3f}")
+    print(f"pool_draw_per_s: {ours['pool_draw_per_s']:.0f}")
+
+
+if __name__ == "__main__":
+    main()
