@@ -136,7 +136,16 @@ def test_the_vectorised_reader_agrees_with_json_or_declines():
     assert accepted > 20  # cell edits and whitespace are still the plain form
     big = json.dumps(rand_pairs(200, side=(1, 30))).encode()
     assert pools.read_plain_pool(big) is not None
-    for bad in [b'[{"input": [[1]], "output": [[1]], "x": 1}]', b'[{"input": [[0] * 31], "output": [[1]]}]', b"[]"]:
+    for bad in [
+        b'[{"input": [[1]], "output": [[1]], "x": 1}]',
+        b'[{"input": [[0] * 31], "output": [[1]]}]',
+        b"[]",
+        b'[{"input": [[1, 2], [3]], "output": [[1]]}]',
+        b'[{"input": [[1]], "input": [[1]]}]',
+        b'[{"input": [[[1]]], "output": [[1]]}]',
+        b'[{"input": [[1]], "output": [[1]]},]',
+        json.dumps([{"input": [[0] * 31], "output": [[1]]}]).encode(),
+    ]:
         assert pools.read_plain_pool(bad) is None
 
 
