@@ -5,8 +5,8 @@ metrics file. Target: < 50 ms with the cache.
 Measured in one run, median of repeats:
 * baseline: json.loads per line + pandas DataFrame + px.line (what a page without caching would do each refresh)
 * cold:     ttft's reader on a file it has never seen + ttft.charts.loss_figure + to_json
-* cached:   the panel's path (ttft.ui.jobs_widgets.panel_data: st.cache_data keyed by path, mtime, size), file
-            unchanged
+* cached:   the panel's path (ttft.ui.jobs_widgets.panel_data: the process's incremental reader of the file),
+            file unchanged
 * live:     the same while the job appends one line between refreshes (the incremental reader parses only it)
 
     .venv/bin/python bench/bench_live_panel.py [--lines 10000] [--repeats 15]
