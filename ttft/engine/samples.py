@@ -70,6 +70,7 @@ class SampleStream:
         self.cfg = cfg
         self.tokenizer = None if _is_embedded_tok(tokenizer) else tokenizer
         self.counts = {"samples": 0, "trimmed": 0, "dropped": 0, "augment_skipped": 0}
+        self._perms: dict[int, np.ndarray] = {}
         groups: dict[str, list[Task]] = {}
         if mode == "ttft" and cfg.task_weighting == "task":
             for t in sources:
@@ -91,14 +92,23 @@ class SampleStream:
         if self.groups is None:
             n = len(self.sources)
             epoch, k = divmod(i, n)
-            perm = np.random.default_rng([self.cfg.seed, 7, epoch]).permutation(n)
-            return self.sources[int(perm[k])]
+            return self.sources[int(self._epoch_order(epoch, n)[k])]
         n = len(self.groups)
         epoch, k = divmod(i, n)
-        g = int(np.random.default_rng([self.cfg.seed, 7, epoch]).permutation(n)[k])
+        g = int(self._epoch_order(epoch, n)[k])
         group = self.groups[g]
         lap, j = divmod(epoch, len(group))
         return group[int(np.random.default_rng([self.cfg.seed, 11, g, lap]).permutation(len(group))[j])]
+
+    def _epoch_order(self, epoch: int, n: int) -> np.ndarray:
+        """The permutation of epoch ``epoch`` (from the seed and the epoch only; the last few kept: a sample of each
+        epoch needs it)."""
+        perm = self._perms.get(epoch)
+        if perm is None:
+            if len(self._perms) >= 8:
+                self._perms.clear()
+            perm = self._perms[epoch] = np.random.default_rng([self.cfg.seed, 7, epoch]).permutation(n)
+        return perm
 
     def _base_task(self, rng: np.random.Generator, i: int) -> Task:
         src = self._source(i)
