@@ -49,6 +49,19 @@ class Metrics:
             skipped=self.skipped,
         )
 
+    def task_rows(self) -> dict[str, np.ndarray]:
+        """The row indices of each task of a per-task run, tasks in the order they were trained ({} for a run with
+        one adapter). Computed once per Metrics (its arrays are never changed in place: a read that grows the file
+        makes a new Metrics), so charts and tables over many tasks do not compare every row per task."""
+        cached = self.__dict__.get("_task_rows")
+        if cached is None:
+            groups: dict[str, list[int]] = {}
+            for i, t in enumerate(self.tasks):
+                if t is not None:
+                    groups.setdefault(str(t), []).append(i)
+            cached = self.__dict__["_task_rows"] = {t: np.asarray(v, dtype=int) for t, v in groups.items()}
+        return cached
+
     @property
     def note(self) -> str:
         """What of the file is missing from these metrics, in one line ('' when nothing)."""
@@ -63,11 +76,9 @@ class Metrics:
         on ``eval_loss``. A per-task run is downsampled per task (each task's curve keeps its shape)."""
         if self.n <= max_points:
             return np.arange(self.n)
-        if self.tasks:
-            labels = np.asarray([str(t) for t in self.tasks], dtype=object)
-            groups = [np.flatnonzero(labels == t) for t in dict.fromkeys(labels)]
-        else:
-            groups = [np.arange(self.n)]
+        groups = list(self.task_rows().values()) if self.tasks else [np.arange(self.n)]
+        if self.tasks and (untasked := np.setdiff1d(np.arange(self.n), np.concatenate(groups))).size:
+            groups.append(untasked)  # lines without a task (rare): kept the same way
         budget = max(8, max_points // len(groups))
         main, ev = self.col(key), self.col("eval_loss")
         keep = np.zeros(self.n, dtype=bool)

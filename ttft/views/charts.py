@@ -44,13 +44,15 @@ BEFORE = "val_loss_before"
 
 def tasks_of(m: Metrics) -> list[str]:
     """The tasks of a per-task run in the order they were trained ([] for a run with one adapter)."""
-    return list(dict.fromkeys(t for t in m.tasks if t is not None))
+    return list(m.task_rows())
 
 
 def _task_mask(m: Metrics, task: str) -> np.ndarray:
-    if not m.tasks:
-        return np.zeros(m.n, dtype=bool)
-    return np.asarray(m.tasks, dtype=object) == task
+    mask = np.zeros(m.n, dtype=bool)
+    rows = m.task_rows().get(task)
+    if rows is not None:
+        mask[rows] = True
+    return mask
 
 
 def _task_x(m: Metrics, mask: np.ndarray) -> np.ndarray:
