@@ -20,6 +20,16 @@ class Candidate:
     votes: int
     mean_logprob: float | None
     views: list[int] = field(default_factory=list)
+    #: per entry of ``views``, the whole output's summed log-probability in that view (None where unknown)
+    view_logprobs: list[float | None] = field(default_factory=list)
+    #: what a scoring strategy adds (:mod:`ttft.engine.scoring`): its ``score``, per-view scores and ranks
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def logprob(self) -> float | None:
+        """The best summed log-probability of the output over the views that produced it."""
+        known = [v for v in self.view_logprobs if v is not None]
+        return max(known) if known else None
 
     def to_json(self) -> dict:
         return {
@@ -27,26 +37,39 @@ class Candidate:
             "votes": self.votes,
             "mean_logprob": self.mean_logprob,
             "views": list(self.views),
+            "logprob": self.logprob,
+            "view_logprobs": list(self.view_logprobs),
+            **self.extra,
         }
 
 
-def vote(grids: Sequence[Any], logprobs: Sequence[float | None] | None = None) -> list[Candidate]:
+def vote(
+    grids: Sequence[Any],
+    logprobs: Sequence[float | None] | None = None,
+    views: Sequence[int] | None = None,
+    seq_logprobs: Sequence[float | None] | None = None,
+) -> list[Candidate]:
     """Group identical grids (``None`` = unanswered, skipped) and rank them: most votes first, ties broken by the
-    higher mean log-probability (a candidate without log-probs ranks below one with), then by the first view."""
+    higher mean log-probability (a candidate without log-probs ranks below one with), then by the first view.
+    ``views``: the view of each grid (default: its index; DFS gives a view several grids, each one vote);
+    ``seq_logprobs``: each grid's summed log-probability (recorded per view in ``view_logprobs``)."""
     logprobs = list(logprobs) if logprobs is not None else [None] * len(grids)
+    views = list(views) if views is not None else list(range(len(grids)))
+    seq = list(seq_logprobs) if seq_logprobs is not None else [None] * len(grids)
     groups: dict[tuple, Candidate] = {}
     lps: dict[tuple, list[float]] = {}
-    for k, (g, lp) in enumerate(zip(grids, logprobs)):
+    for k, g, lp, slp in zip(views, grids, logprobs, seq):
         a = M.as_grid(g)
         if a is None:
             continue
         key = (a.shape, a.tobytes())
         if key not in groups:
-            groups[key] = Candidate(a, 0, None, [])
+            groups[key] = Candidate(a, 0, None, [], [])
             lps[key] = []
         c = groups[key]
         c.votes += 1
         c.views.append(k)
+        c.view_logprobs.append(None if slp is None or not math.isfinite(slp) else float(slp))
         if lp is not None and math.isfinite(lp):
             lps[key].append(float(lp))
     for key, c in groups.items():

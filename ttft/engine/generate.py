@@ -130,6 +130,11 @@ class Generated:
     def mean_logprob(self) -> float | None:
         return float(np.mean(self.logprobs)) if self.logprobs else None
 
+    @property
+    def logprob(self) -> float:
+        """The whole sequence's log-probability (the sum of its tokens')."""
+        return float(np.sum(self.logprobs)) if self.logprobs else 0.0
+
 
 class _LogProbRecorder:
     """A logits processor that records the log-probability of every generated token in the distribution decoded

@@ -66,6 +66,10 @@ class ViewItem:
     grid: np.ndarray | None = None
     parse_reason: str | None = None
     finished: bool = False  # parsed (finish_item ran)
+    #: decode dfs: every output found (most probable first; ``out`` is the first) and their grids
+    alts: list[Generated] | None = None
+    alt_grids: list[np.ndarray | None] | None = None
+    cut_short: bool = False  # decode dfs: the search stopped at its step limit
 
     @property
     def ok(self) -> bool:
@@ -98,17 +102,26 @@ def finish_item(item: ViewItem, pred: Predictor, lenient: bool = False) -> None:
     """Parse the generated text (``lenient``: arc24's parser, ignoring a disagreeing shape header or row numbers)
     and map the grid back to the original frame."""
     item.finished = True
+    if item.alts is not None:
+        item.alt_grids = [_read(g, item, pred, lenient)[0] for g in item.alts]
+        if not item.alts:
+            item.parse_reason = "no output above min_prob" + (" (search cut short)" if item.cut_short else "")
+            return
     if item.out is None:
         item.parse_reason = item.reason or "not generated"
         return
-    res = parse_output(item.out.text, pred.source.encoding, pred.tokenizer, lenient=lenient)
+    item.grid, item.parse_reason = _read(item.out, item, pred, lenient)
+
+
+def _read(out: Generated, item: ViewItem, pred: Predictor, lenient: bool) -> tuple[np.ndarray | None, str | None]:
+    """The grid of one generated output in the original frame, or why there is none."""
+    res = parse_output(out.text, pred.source.encoding, pred.tokenizer, lenient=lenient)
     if not res.ok:
-        item.parse_reason = res.reason
-        return
+        return None, res.reason
     try:
-        item.grid = invert_grid(res.grid, item.spec, role="output")
+        return invert_grid(res.grid, item.spec, role="output"), None
     except (InverseError, ValueError) as e:
-        item.parse_reason = f"cannot map back: {e}"
+        return None, f"cannot map back: {e}"
 
 
 def run_items(
@@ -124,6 +137,14 @@ def run_items(
     is called (the caller writes the tasks it completed); the items without a prompt are finished at the end.
     Stops early (leaving items without output) when ``should_stop()`` turns true between batches."""
     todo = sorted((it for it in items if it.prompt is not None), key=lambda it: (-len(it.prompt), -it.max_new))
+    if cfg.decoding == "dfs":
+        from ttft.engine.dfs import dfs_items
+
+        calls = dfs_items(pred, todo, cfg, lambda it: finish_item(it, pred, cfg.lenient_parse), should_stop, on_batch)
+        for it in items:
+            if not it.finished:
+                finish_item(it, pred, cfg.lenient_parse)
+        return calls
     calls = 0
     k = 0
     while k < len(todo):
@@ -202,7 +223,13 @@ def task_result(task: Task, items: list[ViewItem], vloss: list[float | None], ad
     for i, p in enumerate(task.test):
         its = sorted((it for it in items if it.test_index == i), key=lambda it: it.view)
         grids = [it.grid for it in its]
-        cands = vote(grids, [it.out.mean_logprob if it.out else None for it in its])
+        entries = [(it.view, g, o) for it in its for g, o in _outputs(it)]
+        cands = vote(
+            [g for _, g, _ in entries],
+            [o.mean_logprob if o else None for _, _, o in entries],
+            views=[v for v, _, _ in entries],
+            seq_logprobs=[o.logprob if o else None for _, _, o in entries],
+        )
         att = attempts_of(cands)
         metrics = M.score_output(grids, att, p.output, vloss[i] if i < len(vloss) else None)
         tests.append(
@@ -224,8 +251,22 @@ def task_result(task: Task, items: list[ViewItem], vloss: list[float | None], ad
     }
 
 
+def _outputs(it: ViewItem) -> list[tuple[np.ndarray | None, Generated | None]]:
+    """A view's outputs and their grids: DFS's every output, else the one generated."""
+    if it.alts is not None and it.alt_grids is not None:
+        return list(zip(it.alt_grids, it.alts))
+    return [(it.grid, it.out)]
+
+
 def item_line(it: ViewItem, truth: np.ndarray | None) -> dict:
-    """The predictions.jsonl line of one view."""
+    """The predictions.jsonl line of one view (with decode dfs, ``outputs``: every output found)."""
+    extra = {}
+    if it.alts is not None:
+        extra["outputs"] = [
+            {"text": o.text, "grid": None if g is None else g.tolist(), "logprob": o.logprob, "tokens": len(o.tokens)}
+            for g, o in _outputs(it)
+        ]
+        extra["cut_short"] = it.cut_short
     return {
         "task": it.task,
         "test_index": it.test_index,
@@ -236,9 +277,11 @@ def item_line(it: ViewItem, truth: np.ndarray | None) -> dict:
         "unanswered": it.grid is None,
         "reason": it.parse_reason,
         "mean_logprob": it.out.mean_logprob if it.out else None,
+        "logprob": it.out.logprob if it.out and it.out.tokens else None,
         "tokens": len(it.out.tokens) if it.out else 0,
         "prompt_tokens": None if it.prompt is None else int(len(it.prompt)),
         "correct": None if truth is None else M.same_grid(it.grid, truth),
+        **extra,
     }
 
 
