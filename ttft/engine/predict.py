@@ -217,8 +217,15 @@ def val_losses(pred: Predictor, task: Task, limit: int, covers: str = "test-outp
 # --------------------------------------------------------------------------- results of a task
 
 
-def task_result(task: Task, items: list[ViewItem], vloss: list[float | None], adapter: str | None) -> dict:
-    """The tasks.jsonl line of a task: per test input its attempts, candidates, input, truth and metrics."""
+def task_result(
+    task: Task,
+    items: list[ViewItem],
+    vloss: list[float | None],
+    adapter: str | None,
+    scorer: Callable[[int, list, list[ViewItem]], list] | None = None,
+) -> dict:
+    """The tasks.jsonl line of a task: per test input its attempts, candidates, input, truth and metrics.
+    ``scorer(test_index, candidates, items)`` re-ranks the voted candidates (``--score poe``, ``votes+poe``)."""
     tests = []
     for i, p in enumerate(task.test):
         its = sorted((it for it in items if it.test_index == i), key=lambda it: it.view)
@@ -230,6 +237,8 @@ def task_result(task: Task, items: list[ViewItem], vloss: list[float | None], ad
             views=[v for v, _, _ in entries],
             seq_logprobs=[o.logprob if o else None for _, _, o in entries],
         )
+        if scorer is not None and cands:
+            cands = scorer(i, cands, its)
         att = attempts_of(cands)
         metrics = M.score_output(grids, att, p.output, vloss[i] if i < len(vloss) else None)
         tests.append(
@@ -539,9 +548,25 @@ def _write_done(
         truth = {i: p.output for i, p in enumerate(t.test)}
         for it in sorted(its, key=lambda it: (it.test_index, it.view)):
             append_jsonl(run.path / "predictions.jsonl", item_line(it, truth[it.test_index]))
-        res = task_result(t, its, vl, adapter)
+        res = task_result(t, its, vl, adapter, _scorer(t, cfg, pred))
         append_jsonl(run.path / "tasks.jsonl", res)
         prog.results[tid] = res
+
+
+def _scorer(task: Task, cfg: PredictConfig, pred: Predictor):
+    """The re-ranking of ``cfg.score`` (None for plain votes): every candidate scored under every view."""
+    if cfg.score == "votes":
+        return None
+    from ttft.engine.scoring import rank, view_scores
+
+    def score(i: int, cands: list, its: list[ViewItem]) -> list:
+        its = sorted(its, key=lambda it: it.view)
+        m = view_scores(
+            pred, task, i, [c.grid for c in cands], [it.spec for it in its], [it.prompt for it in its], cfg.constrain
+        )
+        return rank(cands, m, cfg.score)
+
+    return score
 
 
 class _null:

@@ -17,6 +17,9 @@ from ttft.runs.rundir import safe_name
 COLOR_CHOICES = ("keep-bg", "all", "none")
 
 
+#: how candidates are ranked (ttft.engine.scoring)
+SCORES = ("votes", "poe", "votes+poe")
+
 #: decoding strategies per view
 DECODES = ("greedy", "sample", "dfs")
 
@@ -127,6 +130,14 @@ class PredictConfig(Options):
         lo=0.0,
         lo_open=True,
         hi=1.0,
+        group="Decoding",
+    )
+    score: str = option(
+        "votes",
+        "how the candidates of a test output are ranked (attempts 1 and 2 = the best two): votes (most views, ties "
+        "by mean log-prob), poe (every candidate re-scored under every view's augmentation: its summed log-prob "
+        "given each view's prompt, summed over the views), votes+poe (votes, ties by poe)",
+        choices=SCORES,
         group="Decoding",
     )
     sample: bool = option(False, "sample instead of greedy decoding (the same as decode sample)", group="Decoding")
