@@ -336,7 +336,8 @@ class PredictResult:
 
 
 def default_out_dir(cfg: PredictConfig, dataset: str) -> Path:
-    name = cfg.name or (time.strftime("%Y%m%d-%H%M%S") + f"-{cfg.views}v" + ("-sampled" if cfg.sample else ""))
+    tag = {"sample": "-sampled", "dfs": "-dfs"}.get(cfg.decoding, "")
+    name = cfg.name or (time.strftime("%Y%m%d-%H%M%S") + f"-{cfg.views}v" + tag)
     if cfg.run:
         return Path(cfg.run).expanduser() / "predictions" / name
     model = safe_name(Path(cfg.base_model).name if cfg.base_model != "default" else "default")
