@@ -18,10 +18,6 @@ from ttft.runs.predictions import find_predictions
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
-    pytest.mark.skip(
-        reason="unfinished (issue 12 open): after arriving from the task view's link, the Fine-tune form's tab "
-        "widgets are not found by Playwright; the steps up to the preselected form pass"
-    ),
 ]
 
 TIMEOUT = 90_000
@@ -60,7 +56,7 @@ def test_task_to_finetune_to_predict_to_inspect(page, tmp_path):
         # the sidebar keeps the task: Augmentations opens on it
         page.get_by_role("link", name="Augmentations").first.click()
         page.get_by_text(f"Augmentations · {TASK}").first.wait_for(timeout=TIMEOUT)
-        page.go_back()
+        page.get_by_role("link", name="Open in Tasks").first.click()  # and back to the task
         page.get_by_text(f"Task {TASK}").first.wait_for(timeout=TIMEOUT)
 
         # fine-tune this task: the form arrives with the task preselected
@@ -94,19 +90,23 @@ def test_task_to_finetune_to_predict_to_inspect(page, tmp_path):
         assert ref.source_run is not None and Path(ref.source_run).name == job.id
 
         # it is on the page (refreshed by itself), with its task view: train pairs, attempts, downloads
-        page.get_by_role("button", name="Open").first.wait_for(timeout=TIMEOUT)
-        page.get_by_role("button", name="Open").first.click()
-        page.get_by_text("Train 1").first.wait_for(timeout=TIMEOUT)
-        page.get_by_role("button", name=re.compile("submission.json")).first.wait_for(timeout=TIMEOUT)
+        page.locator(".st-key-pred_open_btn button").wait_for(timeout=TIMEOUT)
+        page.get_by_role("button", name=re.compile("submission.json")).first.wait_for(timeout=TIMEOUT)  # downloads
+        _fill(page, "Open a task", TASK)  # type the id into the picker and take it (Enter)
+        page.locator(".st-key-pred_open_btn button").click()
+        page.get_by_text("Train pairs").first.wait_for(timeout=TIMEOUT)
         page.screenshot(path=str(shots / "loop-prediction-task.png"), full_page=True)
 
         # "← All tasks" goes back to the table, and stays there
         page.get_by_role("button", name="← All tasks").first.click()
-        page.get_by_role("button", name="Open").first.wait_for(timeout=TIMEOUT)
+        page.locator(".st-key-pred_open_btn button").wait_for(timeout=TIMEOUT)
         page.wait_for_timeout(1500)
-        assert page.get_by_text("Train 1").count() == 0
+        assert page.get_by_text("Train pairs").count() == 0
         assert page.locator("[data-testid='stException']").count() == 0
         assert not page.js_errors, page.js_errors
+    except Exception:
+        page.screenshot(path=str(shots / "loop-failed.png"), full_page=True)  # where it stopped, to look at
+        raise
     finally:
         for j in registry.list_jobs(runs):
             if j.active:

@@ -225,7 +225,7 @@ def config_form(
     values: dict[str, Any] = {}
     errors: list[str] = []
     groups = groups_of(cls, order, hide)
-    tabs = st.tabs(list(groups)) if len(groups) > 1 else [st.container()]
+    tabs = st.tabs(list(groups), key=f"{prefix}._tabs") if len(groups) > 1 else [st.container()]
     for tab, (_, opts) in zip(tabs, groups.items()):
         cols = tab.columns(columns)
         i = 0

@@ -98,12 +98,13 @@ def next_steps(dataset: str, task: str) -> None:
 
 def preselect_form(cls: type, prefix: str, dataset_path: str = "dataset", tasks_path: str = "tasks") -> bool:
     """On arrival with ``?dataset=…&task=…``, put that dataset and task into a config form (once per arrival).
-    Returns whether it did."""
+    Returns whether the page is on such an arrival (on every rerun of it, so a notice about it stays where it is and
+    the widgets below keep their place: a notice shown once would shift them and reset the form's tabs)."""
     from ttft.ui import forms
 
     got = arrival(prefix)
     if got is None:
-        return False
+        return bool(st.query_params.get("task")) and st.session_state.get(f"_ttft_arrived_{prefix}") is not None
     values: dict[str, Any] = {tasks_path: [got["task"]]}
     if got.get("dataset"):
         values[dataset_path] = got["dataset"]
