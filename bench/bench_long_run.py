@@ -18,7 +18,8 @@ Each run gets a runs folder of its own, so that what is measured reads only that
 * ``rss``: the ``streamlit run`` server's resident memory while a Chromium tab has the running run's panel open
   (it refreshes every second, the runs list every 2 s, the run logs a line per second) for ``--rss-minutes``
   (default 2; ``--rss-minutes 10`` for the issue's figure), sampled every 10 s after a 30 s settle; ``ws_kb_s`` is
-  what the browser receives over the WebSocket per second.
+  what the browser receives over the WebSocket per second. ``--app-dir`` runs another checkout's app.py for these
+  browser parts (e.g. the commit before the downsampling, unpacked with ``git archive``).
 
 Every figure is printed for both sizes and as a ratio 100k / 1k.
 
@@ -194,6 +195,11 @@ def live_refresh(root: Path, run: Path, refreshes: int) -> tuple[float, float]:
 # --------------------------------------------------------------------------- a real server and browser
 
 
+#: the checkout whose app.py the server runs (``--app-dir``: e.g. an older commit, for a before/after comparison;
+#: Streamlit puts the app's folder first on the import path, so its ttft is the one the server uses)
+APP_DIR = [ROOT]
+
+
 def start_server(root: Path, log: Path) -> tuple[subprocess.Popen, str]:
     import conftest
 
@@ -202,7 +208,7 @@ def start_server(root: Path, log: Path) -> tuple[subprocess.Popen, str]:
     out = open(log, "w")  # a file, not a pipe: nothing blocks the server however long it logs
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true"],
-        cwd=ROOT,
+        cwd=APP_DIR[0],
         env=env,
         stdout=out,
         stderr=subprocess.STDOUT,
@@ -311,7 +317,9 @@ def main() -> None:
     ap.add_argument("--refreshes", type=int, default=20)
     ap.add_argument("--rss-minutes", type=float, default=2.0)
     ap.add_argument("--no-browser", action="store_true", help="server time only (no streamlit server, no Chromium)")
+    ap.add_argument("--app-dir", default=str(ROOT), help="the checkout whose app.py the server (browser parts) runs")
     a = ap.parse_args()
+    APP_DIR[0] = Path(a.app_dir)
 
     import streamlit.logger
 
