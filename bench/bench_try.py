@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -51,6 +52,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from ttft.core.data import load_dataset  # noqa: E402
 from ttft.engine.commands import launch_prediction, predict_argv  # noqa: E402
 from ttft.runs import registry  # noqa: E402
+from ttft.runs import warm as runwarm  # noqa: E402
 from ttft.runs.predictions import read_prediction  # noqa: E402
 from ttft.ui import try_widgets as tw  # noqa: E402
 
@@ -209,6 +211,21 @@ def main() -> None:
             tries0.append(one_try(root, task, args.views, args.full_budget, threads=0)[0])
     load_s, warm_s = warm(task, args.views, args.repeats, args.full_budget)
 
+    # what the Try page gives: it keeps a warm worker (ttft.runs.warm) that forks the try's process, imports done
+    os.environ[runwarm.ENABLE_ENV] = "1"
+    runwarm.ensure(root)
+    deadline = time.time() + 180
+    while runwarm.info(root) is None and time.time() < deadline:
+        time.sleep(0.2)
+    worker = runwarm.info(root)
+    tries_w, ph_w = [], []
+    for _ in range(args.repeats if worker else 0):
+        t, p = one_try(root, task, args.views, args.full_budget)
+        tries_w.append(t)
+        ph_w.append(p)
+    if worker:
+        os.kill(worker["pid"], signal.SIGTERM)
+
     med = statistics.median
     print(f"baseline_version_process_s: {med(version):.2f}")
     print(
@@ -221,19 +238,32 @@ def main() -> None:
         "on an idle machine)"
     )
     print(f"baseline_warm_generate_s: {warm_s:.2f}  (model loaded in this process; its load took {load_s:.2f} s)")
-    print(f"try_s: {med(tries):.2f}  (each: {', '.join(f'{t:.2f}' for t in tries)}; target < 10)")
+    if tries_w:
+        print(
+            f"try_s: {med(tries_w):.2f}  (with the page's warm worker; each: {', '.join(f'{t:.2f}' for t in tries_w)}"
+            "; target < 10)"
+        )
+        for k in tw.PHASE_LABELS:
+            vals = [p[k] for p in ph_w if k in p]
+            if vals:
+                print(f"try_warm_{k}_s: {med(vals):.2f}  ({tw.PHASE_LABELS[k]})")
+        print(f"try_over_fresh_process_try: {med(tries_w) / med(tries):.2f}")
+    else:
+        print("try_s: the warm worker did not start (see <runs>/.warm/worker.log)")
+    each = ", ".join(f"{t:.2f}" for t in tries)
+    print(f"try_fresh_s: {med(tries):.2f}  (no warm worker: a fresh process; each: {each})")
     for k in tw.PHASE_LABELS:
         vals = [p[k] for p in ph if k in p]
         if vals:
-            print(f"try_{k}_s: {med(vals):.2f}  ({tw.PHASE_LABELS[k]})")
+            print(f"try_fresh_{k}_s: {med(vals):.2f}  ({tw.PHASE_LABELS[k]})")
     if tries0:
         print(
             f"try_threads0_s: {med(tries0):.2f}  (torch's default thread count; each: "
             f"{', '.join(f'{t:.2f}' for t in tries0)})"
         )
-    print(f"try_over_direct: {med(tries) / med(direct):.2f}")
-    print(f"try_over_version_process: {med(tries) / med(version):.1f}")
-    print(f"try_over_warm_generate: {med(tries) / warm_s:.1f}")
+    print(f"try_fresh_over_direct: {med(tries) / med(direct):.2f}")
+    print(f"try_fresh_over_version_process: {med(tries) / med(version):.1f}")
+    print(f"try_fresh_over_warm_generate: {med(tries) / warm_s:.1f}")
     print(f"load_average_after: {load_average()}")
 
 

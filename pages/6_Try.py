@@ -11,6 +11,7 @@ from ttft.ui import widgets as w
 
 w.page_frame("Try")
 tw.warm_up()
+tw.keep_warm_worker()
 root = tw.runs_folder()
 
 st.title("Try a run on one task")

@@ -26,6 +26,9 @@ CHROMIUM_ARGS = [
 ]
 
 
+#: no warm worker (ttft.runs.warm) outlives a test that opens the Try page: tests/test_warm.py starts its own
+os.environ.setdefault("TTFT_WARM_WORKER", "0")
+
 #: environment of CLI subprocesses in tests: offline, one thread each (ttft is importable because it is installed:
 #: `make install` does `pip install -e .`)
 CLI_ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 
 def register(sub) -> None:
@@ -75,6 +76,15 @@ def register(sub) -> None:
     wr = js.add_parser("wait-and-run")  # the supervisor a launch starts; not listed in the help
     wr.add_argument("run_dir")
     wr.set_defaults(func=cmd_wait_and_run)
+
+    wm = js.add_parser(
+        "warm",
+        help="a warm worker: import torch and transformers once, then fork the runs folder's jobs from itself "
+        "(a small job starts without ~7 s of imports; the Try page starts one; it exits after 15 idle minutes)",
+    )
+    wm.add_argument("--root", default=None, help="the runs folder (default: $TTFT_RUNS_DIR or ./runs)")
+    wm.add_argument("--idle", type=float, default=None, metavar="S", help="exit after S seconds without a job")
+    wm.set_defaults(func=cmd_warm)
 
 
 def _cfg(args):
@@ -190,3 +200,23 @@ def cmd_wait_and_run(args) -> int:
     from ttft.runs.jobs import wait_and_run
 
     return wait_and_run(args.run_dir)
+
+
+def cmd_warm(args) -> int:
+    """Import what the jobs import, then serve (ttft.runs.warm)."""
+    import os
+
+    env_before = dict(os.environ)
+    import peft  # noqa: F401
+    import torch  # noqa: F401
+    import transformers  # noqa: F401
+    from transformers import LlamaForCausalLM  # noqa: F401 - the embedded model's class and its modules
+
+    import ttft.engine.predict  # noqa: F401
+    import ttft.engine.train  # noqa: F401
+    from ttft.cli.main import main
+    from ttft.runs import warm
+    from ttft.runs.registry import JobConfig
+
+    root = Path(args.root) if args.root else JobConfig.from_env().root
+    return warm.serve(root, main, env_before, **({"idle_s": args.idle} if args.idle is not None else {}))

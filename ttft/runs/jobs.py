@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ttft.runs import warm
 from ttft.runs.integrity import JOB_FIELDS, fields_problem, read_json_checked
 from ttft.runs.process import (
     JOB_DIR_ENV,
@@ -370,9 +371,7 @@ def wait_and_run(run_dir: str | os.PathLike) -> int:
         env = {**os.environ, JOB_DIR_ENV: str(path)}
         cmd = [sys.executable, "-m", meta.get("module") or "ttft", *meta["argv"]]
         with open(path / STDOUT_FILE, "ab") as out, open(path / STDERR_FILE, "ab") as err:
-            p = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=meta.get("cwd"), env=env, pass_fds=(fd,)
-            )
+            p = warm.start_job(root, meta.get("module") or "ttft", cmd, meta.get("cwd"), env, out, err, fd)
         child.append(p)
         run.update_status(
             status="running", pid=p.pid, pid_start=process_start_time(p.pid), slot=f"{kind}-{slot}", started=time.time()
