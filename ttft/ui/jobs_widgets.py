@@ -184,16 +184,6 @@ STATUS_COLOR = {
     "lost": "violet",
     "corrupt": "yellow",
 }
-#: the same colours as cell backgrounds of the runs list's status column (light: the text stays black)
-STATUS_CSS = {
-    "gray": "rgba(128, 132, 149, 0.15)",
-    "blue": "rgba(28, 131, 225, 0.15)",
-    "orange": "rgba(255, 135, 0, 0.18)",
-    "green": "rgba(33, 195, 84, 0.18)",
-    "red": "rgba(255, 75, 75, 0.2)",
-    "violet": "rgba(128, 61, 245, 0.15)",
-    "yellow": "rgba(250, 202, 43, 0.35)",
-}
 #: how often (seconds) the page looks for changes: the live list while a job is active, the cheap watcher else
 LIVE_S = 2.0
 #: (a timed fragment rerun costs ~10 ms of Streamlit's own server time however little it does: every 5 s, 0.2 %
@@ -393,11 +383,6 @@ def runs_table(js: list[registry.Job]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _status_css(status: object) -> str:
-    css = STATUS_CSS.get(STATUS_COLOR.get(str(status), "gray"), "")
-    return f"background-color: {css}" if css else ""
-
-
 def _table(root: Path, js: list[registry.Job]) -> None:
     if not js:
         st.info(
@@ -407,7 +392,7 @@ def _table(root: Path, js: list[registry.Job]) -> None:
         return
     df = runs_table(js)
     st.dataframe(
-        df.style.map(_status_css, subset=["status"]),
+        df,
         hide_index=True,
         key="ft_runs_table",
         column_config={
