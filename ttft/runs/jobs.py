@@ -325,7 +325,7 @@ def wait_and_run(run_dir: str | os.PathLike) -> int:
             return 0
         run.update_status(**me)
     flag = {"stop": False}
-    child: list[subprocess.Popen] = []
+    child: list[warm.WarmProcess | subprocess.Popen] = []
 
     def on_signal(signum, frame):
         if child:
@@ -387,7 +387,7 @@ def wait_and_run(run_dir: str | os.PathLike) -> int:
     return 0
 
 
-def _wait_child(p: subprocess.Popen, path: Path, meta: dict, poll: float) -> int:
+def _wait_child(p: warm.WarmProcess | subprocess.Popen, path: Path, meta: dict, poll: float) -> int:
     """Wait for the job's process; a stage whose owner is gone is stopped (SIGTERM, SIGKILL after the timeout)."""
     if not meta.get("owner"):
         return p.wait()

@@ -30,6 +30,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import IO
 
 from ttft.runs.process import _spawn_detached, process_alive
 from ttft.runs.rundir import process_start_time, write_json_atomic
@@ -90,7 +91,8 @@ class WarmProcess:
     """A job's process forked by the worker, with the part of :class:`subprocess.Popen` the supervisor uses."""
 
     def __init__(self, conn: socket.socket, pid: int):
-        self.conn, self.pid, self.returncode = conn, pid, None
+        self.conn, self.pid = conn, pid
+        self.returncode: int | None = None
         self._buf = b""
 
     def poll(self) -> int | None:
@@ -151,7 +153,9 @@ def spawn(root: Path, argv: Sequence[str], cwd: str | None, env: dict, fds: Sequ
     return WarmProcess(conn, int(msg["pid"]))
 
 
-def start_job(root: Path, module: str, cmd: list[str], cwd: str | None, env: dict, out, err, fd: int):
+def start_job(
+    root: Path, module: str, cmd: list[str], cwd: str | None, env: dict, out: IO, err: IO, fd: int
+) -> WarmProcess | subprocess.Popen:
     """A job's process (``cmd``: ``python -m MODULE ARGV``, stdout/stderr to the files ``out``/``err``, keeping the
     slot lock ``fd``): forked by the runs folder's warm worker when one runs exactly what a fresh process would (the
     imports done), else a fresh process."""
@@ -225,7 +229,9 @@ def _reap() -> None:
             return
 
 
-def _fork_job(conn: socket.socket, srv: socket.socket, req: dict, fds: list[int], run_cli) -> None:
+def _fork_job(
+    conn: socket.socket, srv: socket.socket, req: dict, fds: list[int], run_cli: Callable[[list[str]], int]
+) -> None:
     if os.fork() != 0:
         return  # the worker: back to accepting (the middle process is reaped by _reap)
     # the middle process: fork the job's process, report its pid and exit code
@@ -249,7 +255,9 @@ def _fork_job(conn: socket.socket, srv: socket.socket, req: dict, fds: list[int]
     os._exit(0)
 
 
-def _become_job(conn: socket.socket, req: dict, fds: list[int], run_cli, ready_w: int) -> None:
+def _become_job(
+    conn: socket.socket, req: dict, fds: list[int], run_cli: Callable[[list[str]], int], ready_w: int
+) -> None:
     code = 1
     try:
         conn.close()
