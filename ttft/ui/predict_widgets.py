@@ -186,13 +186,17 @@ def picker(refs: list[PredictionRef]) -> PredictionRef | None:
     elif st.session_state.get("pred_name") not in names:
         st.session_state["pred_name"] = names[0]
     states = {r.name: r.state for r in mine}
+    # the options are the names alone: a label that changes while the widget lives (the state of a running
+    # prediction) no longer matches what the browser sends back, and the widget's value becomes that stale label
     name = st.sidebar.selectbox(
         "Prediction",
         names,
         key="pred_name",
         on_change=lambda: w.set_query_params(pred=st.session_state["pred_name"], task=None),
-        format_func=lambda n: f"{n} ({STATE_TEXT.get(states.get(n), states.get(n))})",
     )
+    if name not in names:
+        name = names[0]
+    st.sidebar.caption(STATE_TEXT.get(states.get(name), states.get(name)) or "")
     w.set_query_params(run=run, pred=name)
     return next(r for r in mine if r.name == name)
 
