@@ -38,7 +38,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -215,18 +214,8 @@ def start_server(root: Path, log: Path) -> tuple[subprocess.Popen, str]:
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited early:\n{log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return proc, url
-        except OSError:
-            time.sleep(0.3)
-    conftest.stop(proc)
-    raise RuntimeError("streamlit did not become healthy in time")
+    conftest.wait_healthy(proc, url, 120, lambda: log.read_text()[-2000:])
+    return proc, url
 
 
 def open_panel(browser, url: str, run: str, ctx=None):

@@ -87,17 +87,24 @@ def start_streamlit(env_extra: dict | None = None, timeout: float = 60) -> tuple
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
+    wait_healthy(proc, url, timeout, lambda: proc.stdout.read())
+    return proc, url
+
+
+def wait_healthy(proc: subprocess.Popen, url: str, timeout: float, output) -> None:
+    """Wait for a started Streamlit server's health endpoint; ``output()`` gives what it printed when it exits
+    early. Kills it and raises when it does not become healthy in ``timeout`` seconds."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited early:\n{proc.stdout.read()}")
+            raise RuntimeError(f"streamlit exited early:\n{output()}")
         try:
             with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
                 if r.status == 200:
-                    return proc, url
+                    return
         except OSError:
             time.sleep(0.3)
-    proc.kill()
+    stop(proc)
     raise RuntimeError("streamlit did not become healthy in time")
 
 

@@ -108,7 +108,7 @@ class WarmProcess:
     def _read(self) -> None:
         chunk = self.conn.recv(4096)
         if not chunk:  # the worker went away without telling: the job's process is gone with an unknown status
-            self.returncode = -signal.SIGKILL if not process_alive(self.pid) else self._wait_gone()
+            self.returncode = self._wait_gone()
         self._buf += chunk
         while b"\n" in self._buf:
             line, self._buf = self._buf.split(b"\n", 1)
