@@ -33,7 +33,8 @@ def test_cold_deep_link_to_a_task(page, app_url):
 def test_gallery_opens_a_task_and_next_moves_on(page, app_url):
     page.goto(f"{app_url}/Tasks?dataset=arc-agi-1/evaluation", timeout=TIMEOUT)
     page.get_by_role("button", name="00576224").wait_for(timeout=TIMEOUT)
-    assert page.locator("[data-testid='stImage'] img").count() >= 24
+    # the gallery's thumbnails stream in after the buttons: wait for them rather than count once
+    page.wait_for_function("document.querySelectorAll(\"[data-testid='stImage'] img\").length >= 24", timeout=TIMEOUT)
     page.get_by_role("button", name="00576224").click()
     page.get_by_text("Task 00576224").first.wait_for(timeout=TIMEOUT)
     assert "task=00576224" in page.url
