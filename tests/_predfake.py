@@ -125,8 +125,10 @@ def make_prediction(
     views: int = 4,
     policy=default_policy,
     tasks=TASKS,
+    **opts,
 ):
-    """Run the real ``run_prediction`` with the oracle in place of generation; returns its PredictResult."""
+    """Run the real ``run_prediction`` with the oracle in place of generation (``opts``: more PredictConfig
+    options); returns its PredictResult."""
     from ttft.core.data import load_dataset
     from ttft.engine import predict
 
@@ -138,7 +140,7 @@ def make_prediction(
         views=views,
         out=str(out),
         device="cpu",
-        val_loss=True,
+        **{"val_loss": True, **opts},
     )
     ds = load_dataset("arc-agi-1/evaluation")
     monkeypatch.setattr(predict, "generate", oracle(answers_for(ds, cfg, tasks), policy))

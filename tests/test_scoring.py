@@ -104,3 +104,25 @@ def test_a_view_without_prompt_is_skipped(setup):
     rank(cands, m, "poe")
     assert cands[0].extra["view_scores"][1] is None
     assert cands[0].extra["score"] == pytest.approx(m[0, 0] + m[0, 2])
+
+
+def test_leave_one_out_views_score_against_their_own_prompts(setup):
+    """A view that leaves a train pair out scores a candidate given its own prompt (the task without that pair)."""
+    from ttft.engine.views import View, view_task
+
+    pred, task, specs, _ = setup
+    drops = [None, 1, 0]
+    prompts = [
+        tokenize_task(view_task(task, View(s, d)), EncodingConfig(), answer=False).input_ids
+        for s, d in zip(specs, drops)
+    ]
+    grid = task.test[0].output
+    m = view_scores(pred, task, 0, [grid], specs, prompts, constrain=False, left_out=drops)
+    table = pred.model.table.numpy()
+    for k, (s, d) in enumerate(zip(specs, drops)):
+        vt = view_task(task, View(s, d))
+        full = encode_task(vt, EncodingConfig(), None, 0, answer=True).text
+        head = encode_task(vt, EncodingConfig(), None, 0, answer=False).text
+        ans = fast_encoder().encode(full[len(head) :]).tolist()
+        assert m[0, k] == pytest.approx(hand_logprob(table, prompts[k].tolist(), ans), rel=1e-4)
+    assert len(prompts[1]) < len(prompts[0])  # the pair is really gone from the prompt

@@ -31,15 +31,15 @@ from typing import Any
 import numpy as np
 
 from ttft.core import metrics as M
-from ttft.core.augment import AugmentSpec, apply_task, invert_grid
+from ttft.core.augment import AugmentSpec, invert_grid
 from ttft.core.compose import InverseError
 from ttft.core.data import Task
 from ttft.core.encoding import IGNORE_INDEX, parse_output, tokenize_task, val_encoding
-from ttft.core.voting import attempts_of, vote
 from ttft.engine.generate import Generated, Predictor, auto_batch_size, generate, load_predictor
 from ttft.engine.predict_config import PredictConfig, PredictError
+from ttft.engine.results import item_line, scorer_for, task_result
 from ttft.engine.sources import resolve_source, select
-from ttft.engine.views import max_output_tokens, output_token_estimate, view_specs
+from ttft.engine.views import max_output_tokens, n_views, output_token_estimate, view_plan, view_task
 from ttft.runs.lifecycle import RunLifecycle
 from ttft.runs.predictions import submission  # noqa: F401 (Kaggle's format; re-exported)
 from ttft.runs.rundir import RunDir, append_jsonl, runs_root, safe_name, write_json_atomic
@@ -70,6 +70,7 @@ class ViewItem:
     alts: list[Generated] | None = None
     alt_grids: list[np.ndarray | None] | None = None
     cut_short: bool = False  # decode dfs: the search stopped at its step limit
+    left_out: int | None = None  # views_from leave-one-out: the train pair this view leaves out
 
     @property
     def ok(self) -> bool:
@@ -85,12 +86,12 @@ def build_items(task: Task, cfg: PredictConfig, pred: Predictor, limit: int) -> 
     tok_arg = None if is_embedded(tok) else tok
     most = max_output_tokens(enc.format, pred.count_tokens)
     items = []
-    for spec_k, spec in enumerate(view_specs(task, cfg)):
-        vt = apply_task(task, spec)
+    for spec_k, view in enumerate(view_plan(task, cfg)):
+        vt = view_task(task, view)
         for i in range(len(task.test)):
             est = min(most, cfg.max_new_tokens or output_token_estimate(vt, i, enc.format, pred.count_tokens))
             tt = tokenize_task(vt, enc, tok_arg, test_index=i, answer=False)
-            item = ViewItem(task.id, i, spec_k, spec, tt.input_ids, est)
+            item = ViewItem(task.id, i, spec_k, view.spec, tt.input_ids, est, left_out=view.left_out)
             if tt.n_tokens + est > limit:
                 item.reason = f"prompt ({tt.n_tokens} tokens) + output ({est}) exceed max_seq_len {limit}"
                 item.prompt = None
@@ -214,86 +215,6 @@ def val_losses(pred: Predictor, task: Task, limit: int, covers: str = "test-outp
     return out
 
 
-# --------------------------------------------------------------------------- results of a task
-
-
-def task_result(
-    task: Task,
-    items: list[ViewItem],
-    vloss: list[float | None],
-    adapter: str | None,
-    scorer: Callable[[int, list, list[ViewItem]], list] | None = None,
-) -> dict:
-    """The tasks.jsonl line of a task: per test input its attempts, candidates, input, truth and metrics.
-    ``scorer(test_index, candidates, items)`` re-ranks the voted candidates (``--score poe``, ``votes+poe``)."""
-    tests = []
-    for i, p in enumerate(task.test):
-        its = sorted((it for it in items if it.test_index == i), key=lambda it: it.view)
-        grids = [it.grid for it in its]
-        entries = [(it.view, g, o) for it in its for g, o in _outputs(it)]
-        cands = vote(
-            [g for _, g, _ in entries],
-            [o.mean_logprob if o else None for _, _, o in entries],
-            views=[v for v, _, _ in entries],
-            seq_logprobs=[o.logprob if o else None for _, _, o in entries],
-        )
-        if scorer is not None and cands:
-            cands = scorer(i, cands, its)
-        att = attempts_of(cands)
-        metrics = M.score_output(grids, att, p.output, vloss[i] if i < len(vloss) else None)
-        tests.append(
-            {
-                "test_index": i,
-                "input": p.input.tolist(),
-                "truth": None if p.output is None else p.output.tolist(),
-                "attempts": [None if a is None else a.tolist() for a in att],
-                "candidates": [c.to_json() for c in cands],
-                "n_views": len(its),
-                "metrics": metrics,
-            }
-        )
-    return {
-        "task": task.id,
-        "adapter": adapter,
-        "tests": tests,
-        "metrics": M.task_metrics([t["metrics"] for t in tests]),
-    }
-
-
-def _outputs(it: ViewItem) -> list[tuple[np.ndarray | None, Generated | None]]:
-    """A view's outputs and their grids: DFS's every output, else the one generated."""
-    if it.alts is not None and it.alt_grids is not None:
-        return list(zip(it.alt_grids, it.alts))
-    return [(it.grid, it.out)]
-
-
-def item_line(it: ViewItem, truth: np.ndarray | None) -> dict:
-    """The predictions.jsonl line of one view (with decode dfs, ``outputs``: every output found)."""
-    extra = {}
-    if it.alts is not None:
-        extra["outputs"] = [
-            {"text": o.text, "grid": None if g is None else g.tolist(), "logprob": o.logprob, "tokens": len(o.tokens)}
-            for g, o in _outputs(it)
-        ]
-        extra["cut_short"] = it.cut_short
-    return {
-        "task": it.task,
-        "test_index": it.test_index,
-        "view": it.view,
-        "spec": it.spec.to_json(),
-        "text": it.out.text if it.out else None,
-        "grid": None if it.grid is None else it.grid.tolist(),
-        "unanswered": it.grid is None,
-        "reason": it.parse_reason,
-        "mean_logprob": it.out.mean_logprob if it.out else None,
-        "logprob": it.out.logprob if it.out and it.out.tokens else None,
-        "tokens": len(it.out.tokens) if it.out else 0,
-        "prompt_tokens": None if it.prompt is None else int(len(it.prompt)),
-        "correct": None if truth is None else M.same_grid(it.grid, truth),
-        **extra,
-    }
-
-
 # --------------------------------------------------------------------------- the whole prediction
 
 
@@ -398,7 +319,7 @@ def run_prediction(cfg: PredictConfig, log: Callable[[str], None] = lambda m: No
     t0 = time.time()
     # the run's lifecycle: running (pid, start time) → finished / stopped (SIGTERM/SIGINT between batches) / failed;
     # its signal handlers are installed only in the main thread and restored at the end
-    views_total = sum(cfg.views * len(t.test) for t in tasks)
+    views_total = sum(n_views(t, cfg) * len(t.test) for t in tasks)
     with RunLifecycle(run, stop_message="stopping after the current batch").start(
         done=0, total=len(tasks), views_done=0, views_total=views_total
     ) as stop:
@@ -462,7 +383,7 @@ class _Progress:
     def __init__(self, cfg: PredictConfig, tasks: list[Task]):
         self.results: dict[str, dict] = {}
         self.views_done = 0
-        self.views_total = sum(cfg.views * len(t.test) for t in tasks)
+        self.views_total = sum(n_views(t, cfg) * len(t.test) for t in tasks)
         self.n_pred = 0
         self.gen_s = 0.0
 
@@ -549,25 +470,9 @@ def _write_done(
         truth = {i: p.output for i, p in enumerate(t.test)}
         for it in sorted(its, key=lambda it: (it.test_index, it.view)):
             append_jsonl(run.path / "predictions.jsonl", item_line(it, truth[it.test_index]))
-        res = task_result(t, its, vl, adapter, _scorer(t, cfg, pred))
+        res = task_result(t, its, vl, adapter, scorer_for(t, cfg, pred))
         append_jsonl(run.path / "tasks.jsonl", res)
         prog.results[tid] = res
-
-
-def _scorer(task: Task, cfg: PredictConfig, pred: Predictor):
-    """The re-ranking of ``cfg.score`` (None for plain votes): every candidate scored under every view."""
-    if cfg.score == "votes":
-        return None
-    from ttft.engine.scoring import rank, view_scores
-
-    def score(i: int, cands: list, its: list[ViewItem]) -> list:
-        its = sorted(its, key=lambda it: it.view)
-        m = view_scores(
-            pred, task, i, [c.grid for c in cands], [it.spec for it in its], [it.prompt for it in its], cfg.constrain
-        )
-        return rank(cands, m, cfg.score)
-
-    return score
 
 
 class _null:

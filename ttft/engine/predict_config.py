@@ -18,7 +18,10 @@ COLOR_CHOICES = ("keep-bg", "all", "none")
 
 
 #: how candidates are ranked (ttft.engine.scoring)
-SCORES = ("votes", "poe", "votes+poe")
+SCORES = ("votes", "poe", "votes+poe", "marc")
+
+#: which train pairs a view shows (ttft.engine.views.view_plan)
+VIEWS_FROM = ("task", "leave-one-out")
 
 #: decoding strategies per view
 DECODES = ("greedy", "sample", "dfs")
@@ -109,6 +112,14 @@ class PredictConfig(Options):
     shuffle: bool = option(
         False, "also reorder the train pairs of views after the first (every view without identity_view)", group="Views"
     )
+    views_from: str = option(
+        "task",
+        "what each view is made from: task (every train pair), leave-one-out (each of the K views once per train "
+        "pair, without that pair: K x n_train views, as MARC's inference tasks leave one pair out; a task with one "
+        "train pair keeps it)",
+        choices=VIEWS_FROM,
+        group="Views",
+    )
     seed: int = option(0, "seed of the colour maps, orders and sampling", lo=0, hi=2**32 - 1, group="Views")
     constrain: bool = option(
         True,
@@ -136,7 +147,8 @@ class PredictConfig(Options):
         "votes",
         "how the candidates of a test output are ranked (attempts 1 and 2 = the best two): votes (most views, ties "
         "by mean log-prob), poe (every candidate re-scored under every view's augmentation: its summed log-prob "
-        "given each view's prompt, summed over the views), votes+poe (votes, ties by poe)",
+        "given each view's prompt, summed over the views), votes+poe (votes, ties by poe), marc (MARC's two-level "
+        "voting: the top 3 within each view transformation's group, then across the groups)",
         choices=SCORES,
         group="Decoding",
     )

@@ -10,10 +10,15 @@ batched forward pass. Scores (``--score``):
 
 * ``votes``: most votes first, ties by the mean token log-prob (:func:`ttft.core.voting.vote`, as before);
 * ``poe``: the sum of the per-view scores (a product of the views' probabilities), highest first;
-* ``votes+poe``: most votes first, ties by the poe score.
+* ``votes+poe``: most votes first, ties by the poe score;
+* ``marc``: MARC's two-level voting (:mod:`ttft.core.marcvote`: the top 3 within each transformation group of views,
+  then across the groups); no re-scoring. A grid that only MARC's row- or column-wise majority made joins the
+  candidates with no votes (``made_by``).
 
-Every candidate gets ``score`` (the chosen one's: votes, or the poe sum), ``view_scores`` (one per view, None where
-its prompt was too long), ``scores`` (``{"votes", "poe"}``) and ``ranks`` (its rank, from 0, under each strategy).
+With poe and votes+poe every candidate gets ``score`` (the chosen one's: the poe sum), ``view_scores`` (one per view,
+None where its prompt was too long), ``scores`` (``{"votes", "poe"}``) and ``ranks`` (its rank, from 0, under each
+strategy); with marc ``score`` and ``scores["marc"]`` are its votes in MARC's pooled level-2 list and ``ranks`` has
+``votes`` and ``marc``.
 """
 
 from __future__ import annotations
@@ -25,21 +30,25 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ttft.core.augment import AugmentSpec, apply_task
+from ttft.core.augment import AugmentSpec
 from ttft.core.data import Pair, Task
 from ttft.core.encoding import encode_task
+from ttft.core.marcvote import as_key, vote_candidates
 from ttft.core.voting import Candidate
 from ttft.engine.generate import Predictor
 from ttft.engine.predict_config import SCORES  # noqa: F401 (the choices, declared with the option)
+from ttft.engine.views import View, view_task
 
 
-def _answer_ids(pred: Predictor, task: Task, test_index: int, grid: np.ndarray, spec: AugmentSpec) -> list[int]:
+def _answer_ids(
+    pred: Predictor, task: Task, test_index: int, grid: np.ndarray, spec: AugmentSpec, left_out: int | None = None
+) -> list[int]:
     """The tokens a view's model writes for ``grid`` (the task's frame) as the test output, up to the stop."""
     from ttft.core.tokenizer import fast_encoder, is_embedded
 
     test = list(task.test)
     test[test_index] = Pair(test[test_index].input, np.asarray(grid, dtype=np.uint8))
-    vt = apply_task(dataclasses.replace(task, test=tuple(test)), spec)
+    vt = view_task(dataclasses.replace(task, test=tuple(test)), View(spec, left_out))
     tok = None if is_embedded(pred.tokenizer) else pred.tokenizer
     enc = pred.source.encoding
     full = encode_task(vt, enc, tok, test_index, answer=True).text
@@ -64,17 +73,19 @@ def view_scores(
     specs: Sequence[AugmentSpec],
     prompts: Sequence[np.ndarray | None],
     constrain: bool,
+    left_out: Sequence[int | None] | None = None,
 ) -> np.ndarray:
     """``(candidates, views)`` summed log-probs of each candidate given each view's prompt (NaN where the view has
-    no prompt: too long)."""
+    no prompt: too long); ``left_out[k]``: the train pair view k leaves out (``views_from leave-one-out``)."""
     import torch
 
     a = pred.automaton() if constrain else None
     out = np.full((len(grids), len(specs)), np.nan)
-    for k, (spec, prompt) in enumerate(zip(specs, prompts)):
+    drops = list(left_out) if left_out is not None else [None] * len(specs)
+    for k, (spec, prompt, drop) in enumerate(zip(specs, prompts, drops)):
         if prompt is None or not len(grids):
             continue
-        answers = [_answer_ids(pred, task, test_index, g, spec) for g in grids]
+        answers = [_answer_ids(pred, task, test_index, g, spec, drop) for g in grids]
         p = [int(t) for t in prompt]
         seqs = [p + ans for ans in answers]
         L = max(len(s) for s in seqs)
@@ -119,3 +130,24 @@ def rank(cands: list[Candidate], scores: np.ndarray, how: str) -> list[Candidate
     for i, c in enumerate(cands):
         c.extra["score"] = c.votes if how == "votes" else poe[i]
     return [cands[i] for i in orders[how]]
+
+
+def marc_rank(cands: list[Candidate], group_of: dict[int, str]) -> list[Candidate]:
+    """``cands`` (in vote order) ranked by MARC's two-level voting, ``group_of[view]`` the transformation group of
+    each view; grids only MARC's majorities made are added (votes 0, ``made_by``)."""
+    mv, order = vote_candidates([c.grid for c in cands], [c.views for c in cands], group_of)
+    by = {as_key(c.grid): c for c in cands}
+    for k, c in enumerate(cands):
+        c.extra.setdefault("ranks", {})["votes"] = k
+    out = []
+    for r, g in enumerate(order):
+        c = by.get(g)
+        if c is None:
+            c = Candidate(np.asarray(g, dtype=np.uint8), 0, None, [], [], {"made_by": "majority"})
+            c.extra["ranks"] = {"votes": None}
+        n = mv.pool.get(g, 0)
+        c.extra["score"] = n
+        c.extra.setdefault("scores", {}).update(votes=c.votes, marc=n)
+        c.extra["ranks"]["marc"] = r
+        out.append(c)
+    return out

@@ -1,13 +1,16 @@
-"""Inference views of a task (augmented copies to vote over) and the generation budget per view."""
+"""Inference views of a task (augmented copies to vote over, with ``views_from leave-one-out`` each also without one
+train pair) and the generation budget per view."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from ttft.core import profiles
-from ttft.core.augment import AugmentSpec
+from ttft.core.augment import AugmentSpec, apply_task
 from ttft.core.data import MAX_SIDE, Task
 from ttft.core.gridtext import grid_to_text
 from ttft.engine.predict_config import PredictConfig
@@ -22,6 +25,45 @@ def view_specs(task: Task, cfg: PredictConfig) -> list[AugmentSpec]:
     return profiles.view_specs(
         task, cfg.views, cfg.transforms, cfg.colors, cfg.p_bg, cfg.shuffle, cfg.identity_view, cfg.seed
     )
+
+
+@dataclass(frozen=True)
+class View:
+    """One inference view: its augmentation and the train pair it leaves out (its index in the task; None: none).
+    The spec applies to the task without that pair (:func:`view_task`)."""
+
+    spec: AugmentSpec
+    left_out: int | None = None
+
+
+def without_pair(task: Task, left_out: int | None) -> Task:
+    """``task`` without train pair ``left_out`` (None: the task itself)."""
+    if left_out is None:
+        return task
+    return dataclasses.replace(task, train=task.train[:left_out] + task.train[left_out + 1 :])
+
+
+def view_task(task: Task, view: View) -> Task:
+    """The view's task: its left-out pair dropped, then its augmentation applied."""
+    return apply_task(without_pair(task, view.left_out), view.spec)
+
+
+def view_plan(task: Task, cfg: PredictConfig) -> list[View]:
+    """Every view of a task, in view order. ``views_from`` task: the K views of :func:`view_specs`. leave-one-out
+    (MARC's inference tasks leave one train pair out): for each of the K views, one view per train pair without
+    that pair (view ``k * n + j`` is view k's augmentation, drawn for the n-1 pairs, without pair j), as MARC's
+    leave-one-out tasks; a task with a single train pair keeps its K whole views."""
+    n = len(task.train)
+    if cfg.views_from != "leave-one-out" or n < 2:
+        return [View(s) for s in view_specs(task, cfg)]
+    per_pair = [view_specs(without_pair(task, j), cfg) for j in range(n)]
+    return [View(per_pair[j][k], j) for k in range(cfg.views) for j in range(n)]
+
+
+def n_views(task: Task, cfg: PredictConfig) -> int:
+    """How many views :func:`view_plan` makes per test input."""
+    n = len(task.train)
+    return cfg.views * (n if cfg.views_from == "leave-one-out" and n > 1 else 1)
 
 
 def output_token_estimate(view_task: Task, test_index: int, fmt: str, count: Callable[[str], int]) -> int:

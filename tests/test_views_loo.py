@@ -1,0 +1,70 @@
+"""Leave-one-out views (--views-from leave-one-out): the view plan, and a prediction made with them and MARC's
+voting through the real pipeline (an oracle stands in for generation)."""
+
+import numpy as np
+import pytest
+from _predfake import TASKS, make_prediction, tiny_model_dir
+
+from ttft.core.augment import AugmentSpec
+from ttft.core.data import Task, load_dataset
+from ttft.engine.predict_config import PredictConfig
+from ttft.engine.views import View, n_views, view_plan, view_specs, view_task
+from ttft.runs.rundir import read_json, read_jsonl
+
+
+@pytest.fixture(scope="module")
+def ds():
+    return load_dataset("arc-agi-1/evaluation")
+
+
+def cfg(**kw) -> PredictConfig:
+    return PredictConfig(base_model="default", dataset="arc-agi-1/evaluation", **kw)
+
+
+def same_pairs(a, b) -> bool:
+    return len(a) == len(b) and all(
+        np.array_equal(p.input, q.input) and np.array_equal(p.output, q.output) for p, q in zip(a, b)
+    )
+
+
+def test_each_view_once_per_left_out_pair(ds):
+    task = next(t for t in ds if len(t.train) == 3)
+    c = cfg(views=4, views_from="leave-one-out", shuffle=True)
+    plan = view_plan(task, c)
+    assert len(plan) == n_views(task, c) == 12
+    whole = view_specs(task, cfg(views=4, shuffle=True))
+    for k in range(4):
+        for j in range(3):
+            v = plan[k * 3 + j]
+            assert v.left_out == j
+            assert (v.spec.geometric, v.spec.colors) == (whole[k].geometric, whole[k].colors)
+            assert v.spec.order is None or sorted(v.spec.order) == [0, 1]  # a train order of the 2 pairs left
+    # the view's task is the task without the pair, then augmented
+    kept = view_task(task, View(AugmentSpec(), 1)).train
+    assert same_pairs(kept, (task.train[0], task.train[2]))
+    assert [v.left_out for v in view_plan(task, cfg(views=4))] == [None] * 4
+    one = Task("one", task.train[:1], task.test)
+    assert [v.left_out for v in view_plan(one, c)] == [None] * 4 and n_views(one, c) == 4
+
+
+def test_a_leave_one_out_prediction_with_marc_voting(ds, tmp_path_factory, monkeypatch):
+    model = tiny_model_dir(tmp_path_factory.mktemp("loo_tiny"))
+    out = tmp_path_factory.mktemp("loo") / "pred"
+    res = make_prediction(
+        monkeypatch, out, base_model=model, views=2, views_from="leave-one-out", score="marc", val_loss=False
+    )
+    n = {t: len(ds[t].train) for t in TASKS}
+    views = read_jsonl(out / "predictions.jsonl")
+    assert len(views) == sum(2 * k * len(ds[t].test) for t, k in n.items())
+    v = [x for x in views if x["task"] == TASKS[0]]
+    assert [x["left_out"] for x in v] == list(range(n[TASKS[0]])) * 2
+    st = read_json(out / "status.json")
+    assert st["views_done"] == st["views_total"] == len(views)
+    tasks = {r["task"]: r for r in read_jsonl(out / "tasks.jsonl")}
+    t1 = tasks[TASKS[0]]["tests"][0]
+    assert t1["n_views"] == 2 * n[TASKS[0]]
+    c = t1["candidates"][0]
+    assert c["ranks"] == {"votes": 0, "marc": 0} and c["scores"]["marc"] == c["score"] > 0
+    assert t1["attempts"][0] == t1["truth"]
+    # task 2: right in base views 0 and 1 only (every left-out variant of them), the wrong views disagree
+    assert res.summary["solved"] == 2
