@@ -1,10 +1,12 @@
 """Predictions: a run's predictions against the truth — live status with progress and Stop, summary, downloads, the
-per-task table, the task view (train pairs, attempts, cell diffs, every candidate, raw text of the views), training
-curves, before/after flips, run comparison, and launching a new prediction (``?new=1``)."""
+per-task table, which selection strategy solves each task (the strategy explorer), the task view (train pairs,
+attempts, cell diffs, every candidate and its rank under each strategy, raw text of the views), training curves,
+before/after flips, run comparison, and launching a new prediction (``?new=1``)."""
 
 import streamlit as st
 
 from ttft.ui import predict_compare as pc
+from ttft.ui import predict_explorer as px
 from ttft.ui import predict_launch as pl
 from ttft.ui import predict_task_view as tv
 from ttft.ui import predict_widgets as pw
@@ -55,12 +57,14 @@ if ref.pending:
     st.stop()
 pw.downloads(ref)
 
-tabs = st.tabs(["Tasks", "Charts", "Before / after", "Compare runs"])
+tabs = st.tabs(["Tasks", "Strategies", "Charts", "Before / after", "Compare runs"])
 with tabs[0]:
     pw.live_block(ref, [ref], lambda cur, _: pw.task_table(cur), "table", watch_all=False)
 with tabs[1]:
-    pc.charts(ref, refs)
+    px.strategies_tab(ref)
 with tabs[2]:
-    pc.before_after(ref, refs)
+    pc.charts(ref, refs)
 with tabs[3]:
+    pc.before_after(ref, refs)
+with tabs[4]:
     pc.compare(ref, refs)

@@ -126,7 +126,7 @@ def test_before_after_and_compare(runs_dir, monkeypatch):
     m = metrics(at)
     assert m["unsolved → solved"] == "2" and m["solved → unsolved"] == "0" and m["unsolved both"] == "1"
     assert at.selectbox(key="pred_before").value == "baselines · base-4v"
-    flips = at.dataframe[1].value
+    flips = next(d.value for d in at.dataframe if "flip" in d.value.columns)
     assert sorted(flips["task"]) == sorted(TASKS[:2])
     compare = next(d.value for d in at.dataframe if "experiment" in d.value.columns)
     assert list(compare["experiment"]) == [f"{RUN} · ttft-4v", "baselines · base-4v"]

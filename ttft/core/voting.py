@@ -83,3 +83,19 @@ def vote(
 def attempts_of(cands: Sequence[Candidate]) -> list[np.ndarray | None]:
     """Attempt 1 and 2 (``None`` where there are fewer candidates)."""
     return [cands[i].grid if i < len(cands) else None for i in range(2)]
+
+
+def poe_orders(votes: Sequence[int], poe: Sequence[float | None]) -> dict[str, list[int]]:
+    """The candidates' order (indices into the vote order) under votes, poe (highest sum first) and votes+poe (most
+    votes, ties by poe); a candidate without a poe score ranks below every one with, then in vote order."""
+    n = len(votes)
+
+    def p(i: int) -> float:
+        x = poe[i]
+        return -math.inf if x is None else x
+
+    return {
+        "votes": list(range(n)),
+        "poe": sorted(range(n), key=lambda i: (-p(i), i)),
+        "votes+poe": sorted(range(n), key=lambda i: (-votes[i], -p(i), i)),
+    }

@@ -34,7 +34,7 @@ from ttft.core.augment import AugmentSpec
 from ttft.core.data import Pair, Task
 from ttft.core.encoding import encode_task
 from ttft.core.marcvote import as_key, vote_candidates
-from ttft.core.voting import Candidate
+from ttft.core.voting import Candidate, poe_orders
 from ttft.engine.generate import Predictor
 from ttft.engine.predict_config import SCORES  # noqa: F401 (the choices, declared with the option)
 from ttft.engine.views import View, view_task
@@ -116,14 +116,7 @@ def rank(cands: list[Candidate], scores: np.ndarray, how: str) -> list[Candidate
     poe = [float(np.nansum(r)) if (~np.isnan(r)).any() else None for r in scores]
     for c, r, s in zip(cands, scores, poe):
         c.extra.update(view_scores=[None if np.isnan(x) else float(x) for x in r], scores={"votes": c.votes, "poe": s})
-    neg = -math.inf
-    orders = {
-        "votes": list(range(len(cands))),
-        "poe": sorted(range(len(cands)), key=lambda i: (-(poe[i] if poe[i] is not None else neg), i)),
-        "votes+poe": sorted(
-            range(len(cands)), key=lambda i: (-cands[i].votes, -(poe[i] if poe[i] is not None else neg), i)
-        ),
-    }
+    orders = poe_orders([c.votes for c in cands], poe)
     for name, order in orders.items():
         for r_, i in enumerate(order):
             cands[i].extra.setdefault("ranks", {})[name] = r_

@@ -11,6 +11,7 @@ import streamlit as st
 from ttft.core.metrics import as_grid, same_grid
 from ttft.runs.predictions import PredictionRef
 from ttft.ui import navigation as nav
+from ttft.ui import predict_explorer as px
 from ttft.ui import predict_widgets as pw
 from ttft.ui import widgets as w
 from ttft.views import grids as viz
@@ -238,4 +239,5 @@ def task_view(ref: PredictionRef, task_id: str, numbers: bool = False) -> None:
         if any(a is not None and truth is not None and not same_grid(a, truth) for a in t["attempts"]):
             st.caption(pv.DIFF_LEGEND)
         candidates(t, mine, numbers)
+        px.candidates_explorer(ref, t, mine, f"{task_id}_{i}")
         views_block(t, mine, task_id)
