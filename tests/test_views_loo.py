@@ -68,3 +68,48 @@ def test_a_leave_one_out_prediction_with_marc_voting(ds, tmp_path_factory, monke
     assert t1["attempts"][0] == t1["truth"]
     # task 2: right in base views 0 and 1 only (every left-out variant of them), the wrong views disagree
     assert res.summary["solved"] == 2
+
+
+def test_marcs_own_inference_tasks(ds):
+    """--views-from marc: per left-out pair the rest in order and in 2 random orders (kept once each), then MARC's
+    five transforms of one of them each; no colour maps. Set by the marc profile with MARC's vote."""
+    from ttft.core.profiles import profile_values
+    from ttft.engine.views import MARC_TRANSFORMS, marc_views
+
+    task = next(t for t in ds if len(t.train) == 4)
+    views = marc_views(task)
+    assert view_plan(task, cfg(views_from="marc")) == views == marc_views(task)  # drawn the same each time
+    base = [v for v in views if v.spec.geometric == "identity"]
+    assert [v.left_out for v in base if v.spec.order is None] == [0, 1, 2, 3]
+    keys = [(v.left_out, v.spec.order) for v in base]
+    assert len(keys) == len(set(keys)) and 4 < len(base) <= 12
+    assert all(v.spec.order is None or sorted(v.spec.order) == [0, 1, 2] for v in base)
+    geo = views[len(base) :]
+    assert [v.spec.geometric for v in geo] == list(MARC_TRANSFORMS)  # no symmetric task here: all five kept
+    assert all((v.left_out, v.spec.order) in keys for v in geo)
+    assert all(v.spec.colors == tuple(range(10)) for v in views)
+    assert n_views(task, cfg(views_from="marc")) == len(views)
+    one = Task("one", task.train[:1], task.test)
+    assert [(v.left_out, v.spec.geometric) for v in marc_views(one)] == [(None, "identity")] + [
+        (None, g) for g in MARC_TRANSFORMS
+    ]
+    sym = np.zeros((3, 3), dtype=np.uint8)
+    flat = Task("sym", tuple(p.__class__(sym, sym) for p in task.train[:2]), (task.test[0].__class__(sym, None),))
+    assert [v.spec.geometric for v in marc_views(flat)] == ["identity"]  # every transform leaves it unchanged
+    assert {k: v for k, v in profile_values("marc", "predict").items() if k != "profile"} == {
+        "views_from": "marc",
+        "score": "marc",
+    }
+
+
+def test_a_prediction_with_marcs_views_and_vote(tmp_path_factory, monkeypatch, ds):
+    model = tiny_model_dir(tmp_path_factory.mktemp("marc_tiny"))
+    out = tmp_path_factory.mktemp("marc") / "pred"
+    make_prediction(monkeypatch, out, base_model=model, views_from="marc", score="marc", val_loss=False)
+    from ttft.engine.views import marc_views
+
+    views = read_jsonl(out / "predictions.jsonl")
+    assert len(views) == sum(len(marc_views(ds[t])) * len(ds[t].test) for t in TASKS)
+    tasks = {r["task"]: r for r in read_jsonl(out / "tasks.jsonl")}
+    t1 = tasks[TASKS[0]]["tests"][0]  # right in every view
+    assert t1["attempts"][0] == t1["truth"] and t1["candidates"][0]["ranks"]["marc"] == 0

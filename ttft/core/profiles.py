@@ -5,7 +5,8 @@ A profile is a value of the declared options (:data:`PROFILES`): ``ttft`` (ttft'
 ``arc24`` (ironbar/arc24: its prompt ``output-from-examples-v0`` and grid text inside the tokenizer's chat template,
 the loss and val loss on the whole assistant reply, its augmentations with the background moved at p = 0.1, its
 TTFT recipe, its inference views and lenient parser) and ``marc`` (ekinakyurek/marc: its text format, the loss on
-every output after the first, n-1 and n-2 tasks, its TTT augmenters and recipe). :func:`profile_base` puts a
+every output after the first, n-1 and n-2 tasks, its TTT augmenters and recipe, its leave-one-out inference tasks and
+two-level vote). :func:`profile_base` puts a
 profile's values over a base config (a file, a run's config) before the explicit flags are applied; every config
 records its ``profile``, and a profile's defining options (:data:`DEFINING`: its text) cannot be changed under it.
 
@@ -139,7 +140,9 @@ PROFILES: dict[str, dict[str, dict]] = {
                 "use_dora": False,
             },
         },
-        "predict": {},
+        # predict.py with --include_n 1 --permute_n 2 (inference/preprocess.py): its leave-one-out inference tasks
+        # with two train orders each and five transforms, greedy decoding, its two-level vote (arclib/voting.py)
+        "predict": {"views_from": "marc", "score": "marc"},
     },
 }
 PROFILE_NAMES: tuple[str, ...] = tuple(PROFILES)

@@ -21,7 +21,7 @@ COLOR_CHOICES = ("keep-bg", "all", "none")
 SCORES = ("votes", "poe", "votes+poe", "marc")
 
 #: which train pairs a view shows (ttft.engine.views.view_plan)
-VIEWS_FROM = ("task", "leave-one-out")
+VIEWS_FROM = ("task", "leave-one-out", "marc")
 
 #: decoding strategies per view
 DECODES = ("greedy", "sample", "dfs")
@@ -116,7 +116,9 @@ class PredictConfig(Options):
         "task",
         "what each view is made from: task (every train pair), leave-one-out (each of the K views once per train "
         "pair, without that pair: K x n_train views, as MARC's inference tasks leave one pair out; a task with one "
-        "train pair keeps it)",
+        "train pair keeps it), marc (MARC's own inference tasks: each leave-one-out task in its order and 2 random "
+        "train orders, then transpose, flip_v, flip_h, rot270, rot180 each of one of them; about 3 x n_train + 5 "
+        "views, no colour maps; views, transforms, colors, p_bg, shuffle and identity_view do not apply)",
         choices=VIEWS_FROM,
         group="Views",
     )

@@ -54,6 +54,8 @@ def view_plan(task: Task, cfg: PredictConfig) -> list[View]:
     that pair (view ``k * n + j`` is view k's augmentation, drawn for the n-1 pairs, without pair j), as MARC's
     leave-one-out tasks; a task with a single train pair keeps its K whole views."""
     n = len(task.train)
+    if cfg.views_from == "marc":
+        return marc_views(task, cfg.seed)
     if cfg.views_from != "leave-one-out" or n < 2:
         return [View(s) for s in view_specs(task, cfg)]
     per_pair = [view_specs(without_pair(task, j), cfg) for j in range(n)]
@@ -63,7 +65,52 @@ def view_plan(task: Task, cfg: PredictConfig) -> list[View]:
 def n_views(task: Task, cfg: PredictConfig) -> int:
     """How many views :func:`view_plan` makes per test input."""
     n = len(task.train)
+    if cfg.views_from == "marc":
+        return len(marc_views(task, cfg.seed))
     return cfg.views * (n if cfg.views_from == "leave-one-out" and n > 1 else 1)
+
+
+#: the transforms of MARC's inference tasks (``inference/preprocess.py``: Transpose(), Flip(0), Flip(1), Rotate(90),
+#: Rotate(180)) as ttft's: numpy's rot90 (MARC's Rotate(90)) turns counter-clockwise, ttft's rot270
+MARC_TRANSFORMS = ("transpose", "flip_v", "flip_h", "rot270", "rot180")
+#: MARC's ``permute_n``: random train orders added per leave-one-out task
+MARC_PERMUTE_N = 2
+
+
+def _same(a: Task, b: Task) -> bool:
+    pairs = list(zip(a.train, b.train)) + list(zip(a.test, b.test))
+    return all(
+        np.array_equal(p.input, q.input)
+        and (p.output is None) == (q.output is None)
+        and (p.output is None or np.array_equal(p.output, q.output))
+        for p, q in pairs
+    )
+
+
+def marc_views(task: Task, seed: int = 0) -> list[View]:
+    """MARC's inference tasks (``get_leave_n_test_task`` with n = 1, permute_n = 2, as its TTT models predict):
+    for each train pair left out (in order), the rest in their order and in 2 random orders (a task equal to one
+    already there, as an order drawn twice or pairs alike, is kept once: MARC keeps a set); then each of :data:`MARC_TRANSFORMS` applied to one of those drawn at
+    random, unless it leaves that task unchanged (symmetric grids). No colour maps. A task with one train pair:
+    the task itself in 1 + 2 orders (just itself) and the transforms. The draws are ttft's (seeded by ``seed``),
+    not MARC's RandomState stream."""
+    rng = np.random.default_rng([seed, 0x4D41])
+    n = len(task.train)
+    base: list[View] = []
+    for j in range(n) if n > 1 else [None]:
+        m = n - 1 if j is not None else n
+        orders = [tuple(range(m))] + [tuple(int(i) for i in rng.permutation(m)) for _ in range(MARC_PERMUTE_N)]
+        for o in dict.fromkeys(orders):
+            v = View(AugmentSpec(order=None if o == tuple(range(m)) else o), j)
+            if not any(_same(view_task(task, v), view_task(task, b)) for b in base):  # MARC keeps a set of tasks
+                base.append(v)
+    out = list(base)
+    for geo in MARC_TRANSFORMS:
+        src = base[int(rng.integers(len(base)))]
+        v = View(dataclasses.replace(src.spec, geometric=geo), src.left_out)
+        if not _same(view_task(task, v), view_task(task, src)):
+            out.append(v)
+    return out
 
 
 def output_token_estimate(view_task: Task, test_index: int, fmt: str, count: Callable[[str], int]) -> int:
