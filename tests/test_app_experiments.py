@@ -5,7 +5,8 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from ttft.engine.experiment import ablation_figure, results_frame
+from ttft.engine.experiment import results_frame
+from ttft.views.sweepviz import ablation_figure
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -102,3 +103,91 @@ def test_experiments_page_without_experiments(tmp_path, monkeypatch):
     at.run()
     assert not at.exception
     assert any("No experiment" in i.value for i in at.info)
+
+
+def _sweep_page(tmp_path, monkeypatch):
+    monkeypatch.setenv("TTFT_RUNS_DIR", str(tmp_path))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.switch_page("pages/5_Experiments.py")
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_sweep_form_builds_the_grid_command_and_launches_it(tmp_path, monkeypatch):
+    """The sweep form: swept options from the declarations, their values checked, the rows and the exact command;
+    Launch queues that command (the queue is faked: nothing runs)."""
+    from ttft.engine import commands
+    from ttft.runs.registry import Job
+
+    queued = []
+
+    def fake_enqueue(path, argv, kind, cfg, config, extra=None):
+        queued.append(argv)
+        return Job(path=path, status="queued")
+
+    monkeypatch.setattr(commands, "_enqueue", fake_enqueue)
+    at = _sweep_page(tmp_path, monkeypatch)
+    at.multiselect(key="sweep._keys").set_value(["lr", "steps"]).run()
+    at.text_input(key="sweep._values.lr").set_value("1e-4,3e-4").run()
+    at.text_input(key="sweep._values.steps").set_value("30,60").run()
+    assert not at.exception, at.exception
+    code = next(c.value for c in at.code if "experiment sweep" in c.value)
+    assert "--grid lr=1e-4,3e-4 --grid steps=30,60" in code and "--limit 10" in code
+    assert any("4 row(s): lr=1e-4 steps=30; lr=1e-4 steps=60" in c.value for c in at.caption)
+    # a bad value is refused naming the option and the value, and Launch is off
+    at.text_input(key="sweep._values.steps").set_value("30,0").run()
+    assert any("steps" in e.value and "'0'" in e.value for e in at.error), [e.value for e in at.error]
+    assert at.button(key="launch_sweep").disabled
+    at.text_input(key="sweep._values.steps").set_value("30,60").run()
+    at.button(key="launch_sweep").click().run()
+    assert not at.exception, at.exception
+    assert len(queued) == 1 and queued[0][:2] == ["experiment", "sweep"]
+    assert "--grid" in queued[0] and "lr=1e-4,3e-4" in queued[0]
+    assert any("Queued as job" in s.value for s in at.success)
+
+
+def test_sweep_panel_plots_each_swept_value_and_stops_a_running_sweep(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from ttft.runs.process import process_start_time
+
+    exp = fake_experiment(tmp_path)
+    res = json.loads((exp / "results.json").read_text())
+    res["row_options"] = {"baseline": {"lr": 1e-4}, "n-1": {"lr": 1e-3}}
+    (exp / "results.json").write_text(json.dumps(res))
+    cfg = json.loads((exp / "config.json").read_text())
+    (exp / "config.json").write_text(json.dumps({**cfg, "experiment": "sweep"}))
+    got = tmp_path / "got-sigterm"  # (its exit status may be reaped by ttft's liveness check: a file says it)
+    code = (
+        "import pathlib, signal, sys, time; signal.signal(signal.SIGTERM, lambda *a: "
+        f"(pathlib.Path({str(got)!r}).write_text('x'), sys.exit(7))); time.sleep(120)"
+    )
+    sleeper = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        status = {"status": "running", "pid": sleeper.pid, "pid_start": process_start_time(sleeper.pid), "n_rows": 3}
+        (exp / "status.json").write_text(json.dumps(status))
+        at = _sweep_page(tmp_path, monkeypatch)
+        keys = [c.proto.id for c in at.get("plotly_chart")]
+        assert any("loss_vs_lr" in k for k in keys) and any("task_heatmap" in k for k in keys), keys
+        assert any("sweep · status **running**" in c.value for c in at.caption)
+        at.button(key="exp_stop").click().run()
+        assert not at.exception, at.exception
+        assert any("Stopping" in i.value for i in at.info)
+        sleeper.wait(timeout=30)
+        assert got.exists()  # it got SIGTERM
+    finally:
+        if sleeper.poll() is None:
+            sleeper.kill()
+        sleeper.wait()
+
+
+def test_compare_two_experiments(tmp_path, monkeypatch):
+    import shutil
+
+    exp = fake_experiment(tmp_path)
+    shutil.copytree(exp, exp.parent / "sweep-b")
+    at = _sweep_page(tmp_path, monkeypatch)
+    table = next(d.value for d in at.dataframe if "row" in d.value.columns)
+    assert sorted(set(table["experiment"])) == ["seed-ablation-test", "sweep-b"] and len(table) == 4

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ttft.engine.experiment_config import AblationConfig
+from ttft.engine.experiment_config import PRESETS, AblationConfig, SweepConfig
 from ttft.engine.predict_config import PredictConfig
 from ttft.engine.train_config import TrainConfig
 from ttft.options import ConfigError, Options, add_arguments, apply_args, argv_of
@@ -88,14 +88,41 @@ def add_predict_arguments(p: argparse.ArgumentParser, cls: type[PredictConfig] =
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
 
 
-def add_experiment_arguments(p: argparse.ArgumentParser, cls: type[AblationConfig] = AblationConfig) -> None:
+def add_experiment_arguments(p: argparse.ArgumentParser, cls: type[SweepConfig] = AblationConfig) -> None:
     add_arguments(p, cls)
+    name = "sweep" if cls is SweepConfig else "seed-ablation"
     p.add_argument(
         "--out",
-        help="experiment folder (default: $TTFT_RUNS_DIR/experiments/seed-ablation-<time>); "
+        help=f"experiment folder (default: $TTFT_RUNS_DIR/experiments/{name}-<time>); "
         "rerunning into it skips the rows already done",
     )
     p.add_argument("--json", action="store_true", help="print the results as one JSON object on the last line")
+
+
+def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("Rows")
+    g.add_argument(
+        "--grid",
+        action="append",
+        metavar="NAME=V1,V2",
+        help="a swept option and its values (repeat for a product of several): a sweep option (lr, steps, lora_r, "
+        "views, per_task, ...), ttft (false: no TTFT), or any training or prediction option as train.PATH / "
+        "predict.PATH (a flag's name alone where it names one option: lora-dropout, decode); a list option's "
+        "values are separated by |",
+    )
+    g.add_argument(
+        "--rows-from",
+        metavar="FILE",
+        help='rows from a JSON file: [{"name": "...", "options": {"NAME": value, ...}}, ...] (with --grid: each '
+        "row with every grid row)",
+    )
+    g.add_argument(
+        "--preset",
+        choices=tuple(PRESETS),
+        help="a predefined sweep's rows (seed-ablation: the seed experiment's rows; with --grid: each with every "
+        "grid row)",
+    )
+    add_experiment_arguments(p, SweepConfig)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -114,6 +141,7 @@ def command_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("experiment", exit_on_error=False, add_help=False)
     exs = ex.add_subparsers(dest="experiment", required=True, parser_class=_Parser)
     add_experiment_arguments(exs.add_parser("seed-ablation", exit_on_error=False, add_help=False))
+    add_sweep_arguments(exs.add_parser("sweep", exit_on_error=False, add_help=False))
     return p
 
 
@@ -208,10 +236,55 @@ def parse_command(argv: Sequence[str], ready: bool = True) -> Command:
         if ready:
             check_predict_ready(pcfg)
         return Command("predict", argv, pcfg, device_kind(pcfg.device), out=pcfg.out)
+    if args.experiment == "sweep":
+        scfg, rows = sweep_from_args(args)
+        if ready:
+            check_sweep_ready(scfg, rows)
+        return Command("experiment", argv, scfg, device_kind(scfg.device), out=args.out)
     acfg = config_from_args(AblationConfig, args)
     if ready:
         check_experiment_ready(acfg)
     return Command("experiment", argv, acfg, device_kind(acfg.device), out=args.out)
+
+
+#: what an experiment folder's config.json adds to its options
+EXPERIMENT_KEYS = ("experiment", "task_ids", "sweep_rows")
+
+
+def saved_experiment(out: str | Path | None) -> dict | None:
+    """The options saved in an experiment folder's config.json (None when there is none): what a rerun into the
+    folder starts from."""
+    f = Path(out).expanduser() / "config.json" if out else None
+    if f is None or not f.exists():
+        return None
+    return {k: v for k, v in read_config_file(f, flag="--out").items() if k not in EXPERIMENT_KEYS}
+
+
+def sweep_from_args(args: argparse.Namespace):
+    """(SweepConfig, rows) of ``experiment sweep`` flags: the flags over a rerun's saved options; the rows of
+    ``--preset`` / ``--rows-from`` with every row of the ``--grid`` product, or, with none of them, the saved
+    rows of the folder. Every value is checked by its option's declaration (ConfigError naming it)."""
+    from ttft.engine.sweep_plan import Row, combine, parse_grid, read_rows_file, rows_of_json
+
+    out = getattr(args, "out", None)
+    base = saved_experiment(out)
+    if base is None and hasattr(args, "tasks") and not hasattr(args, "max_task_tokens"):
+        base = {"max_task_tokens": None}  # tasks named explicitly: no token cut unless asked for
+    cfg = apply_args(SweepConfig, args, base)
+    first: list[Row] = []
+    if getattr(args, "preset", None):
+        first = rows_of_json(PRESETS[args.preset], f"--preset {args.preset}")
+    if getattr(args, "rows_from", None):
+        if first:
+            raise ConfigError("--rows-from and --preset: give one of them (each with --grid if you like)")
+        first = read_rows_file(args.rows_from)
+    rows = combine(first, parse_grid(list(getattr(args, "grid", None) or [])))
+    if not rows and out and (Path(out).expanduser() / "config.json").exists():
+        saved = read_config_file(Path(out).expanduser() / "config.json", flag="--out").get("sweep_rows")
+        rows = rows_of_json(saved, f"--out {out}: sweep_rows") if saved else []
+    if not rows:
+        raise ConfigError("rows: give --grid NAME=V1,V2 (repeatable), --rows-from FILE or --preset NAME")
+    return cfg, rows
 
 
 def parse_train_argv(argv: Sequence[str]):
@@ -306,13 +379,27 @@ def check_predict_ready(pcfg: PredictConfig) -> None:
         raise ConfigError("tasks: no task selected")
 
 
-def check_experiment_ready(acfg: AblationConfig) -> None:
+def check_experiment_ready(acfg: SweepConfig) -> list[str]:
+    """The experiment's options, model and task subset; its task ids."""
     from ttft.engine.experiment import select_ids
 
     acfg.validate()
     check_model_ready(acfg.base_model)
-    if not select_ids(acfg):
+    ids = select_ids(acfg)
+    if not ids:
         raise ConfigError("tasks: no task selected (test outputs must be known to score)")
+    return ids
+
+
+def check_sweep_ready(cfg: SweepConfig, rows: list, out: str | Path = "OUT") -> None:
+    """A sweep before any work: its options, model and tasks, and every row's training and prediction configs
+    (built and validated, :func:`ttft.engine.sweep_plan.plan`); the first row whose model cannot be used."""
+    from ttft.engine.sweep_plan import plan
+
+    ids = check_experiment_ready(cfg)
+    for p in plan(cfg, rows, ids, Path(out)):
+        if p.sweep.base_model != cfg.base_model:
+            check_model_ready(p.sweep.base_model)
 
 
 # --------------------------------------------------------------------------- commands of configs
@@ -348,6 +435,17 @@ def experiment_argv(cfg: AblationConfig, out: str | None = None) -> list[str]:
     if flags is None:
         raise ConfigError("an experiment option cannot be written as a flag")
     return ["experiment", "seed-ablation", *flags, *(["--out", out] if out else [])]
+
+
+def sweep_argv(
+    cfg: SweepConfig, grid: Sequence[str] = (), out: str | None = None, preset: str | None = None
+) -> list[str]:
+    """``experiment sweep …``: the sweep's options, ``--preset``, one ``--grid NAME=V1,V2`` per swept option."""
+    flags = argv_of(cfg, always=ALWAYS["experiment"])
+    if flags is None:
+        raise ConfigError("an experiment option cannot be written as a flag")
+    rows = [*(["--preset", preset] if preset else []), *(t for g in grid for t in ("--grid", g))]
+    return ["experiment", "sweep", *flags, *rows, *(["--out", out] if out else [])]
 
 
 # --------------------------------------------------------------------------- launching
@@ -455,6 +553,21 @@ def launch_prediction(cfg: PredictConfig, jobs_cfg: JobConfig | None = None) -> 
         None,
     )
     return {"out": str(out), "argv": argv, "job": job.id}
+
+
+def launch_sweep(
+    cfg: SweepConfig,
+    grid: Sequence[str] = (),
+    out: str | None = None,
+    preset: str | None = None,
+    jobs_cfg: JobConfig | None = None,
+) -> Job:
+    """Queue a sweep (every row validated first, through the command's own parser); its folder is fixed now."""
+    from ttft.engine.experiment import experiments_root
+
+    out = out or str(experiments_root() / time.strftime("sweep-%Y%m%d-%H%M%S"))
+    cmd = parse_command(sweep_argv(cfg, grid, out, preset))
+    return _queue(cmd, _job_cfg(jobs_cfg), "sweep", None)
 
 
 def launch_experiment(acfg: AblationConfig, out: str | None = None, jobs_cfg: JobConfig | None = None) -> Job:

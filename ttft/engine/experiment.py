@@ -1,6 +1,9 @@
-"""The seed experiment as a built-in: a TTFT ablation, end to end.
+"""Experiments, end to end: a sweep (rows that differ in any training or prediction option, the same task subset and
+seeds), and the seed experiment's TTFT ablation, a predefined sweep.
 
-Rows (the seed experiment, arc24 iteration 4): ``baseline`` (no TTFT), ``n-1`` (leave-one-out tasks only),
+A sweep's rows are built and validated first (:mod:`ttft.engine.sweep_plan`); each row is a TTFT run (unless the
+row has ``ttft`` off) and a prediction (unless the sweep has ``predict`` off). The seed ablation's rows
+(the seed experiment, arc24 iteration 4): ``baseline`` (no TTFT), ``n-1`` (leave-one-out tasks only),
 ``n-1 + geometric`` (+ the 8 dihedral transforms), ``n-1 + geometric + colour`` (+ colour permutations keeping 0),
 and the variants ``preserve original colours`` (half the samples keep the original colours) and ``n-2``
 (leave-two-out tasks). Every TTFT row is a per-task LoRA TTFT run with the same seed, steps and task subset; every
@@ -20,12 +23,18 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-from ttft.core.augment import AugmentOptions
-from ttft.engine.experiment_config import ROW_OPTIONS, ROWS, AblationConfig, slug
-from ttft.options import ConfigError
+from ttft.engine.experiment_config import PRESETS, AblationConfig, SweepConfig, slug
+from ttft.engine.sweep_plan import Row, RowPlan, plan
+from ttft.options import ConfigError, argv_of
+from ttft.runs.experiments import (  # noqa: F401 - the table's functions, where the experiments are
+    per_task_losses,
+    results_frame,
+    results_markdown,
+    vs_baseline,
+)
 from ttft.runs.jobs import enqueue_stage, wait_for
 from ttft.runs.lifecycle import RunLifecycle
 from ttft.runs.process import device_kind, process_alive
@@ -33,7 +42,7 @@ from ttft.runs.registry import EXPERIMENTS_DIR, Job, JobConfig
 from ttft.runs.rundir import ACTIVE, RunDir, read_json, runs_root, write_json_atomic
 
 
-def select_ids(cfg: AblationConfig) -> list[str]:
+def select_ids(cfg: SweepConfig) -> list[str]:
     """The experiment's task ids: the selected tasks whose test outputs are known (to score), sorted by id, the
     first ``limit``. An empty selection raises ConfigError."""
     from ttft.core.selection import select_tasks
@@ -43,47 +52,60 @@ def select_ids(cfg: AblationConfig) -> list[str]:
     return ids[: cfg.limit] if cfg.limit else ids
 
 
-def stage_kind(cfg: AblationConfig) -> str:
+def stage_kind(cfg: SweepConfig) -> str:
     """The slot kind of the experiment's train and predict stages: ``gpu`` when its device is (or, for ``auto``,
     finds) a GPU, else ``cpu``."""
     return device_kind(cfg.device)
 
 
 def train_config_for(row: str, cfg: AblationConfig, ids: list[str]):
-    from ttft.core.encoding import EncodingConfig
-    from ttft.engine.models import ModelConfig
-    from ttft.engine.train_config import TrainConfig
+    """The TTFT run of one of the seed ablation's rows (None for the baseline): its predefined sweep row's."""
+    from ttft.engine.sweep_plan import train_config
 
-    over = ROWS[row] or {}
-    aug = AugmentOptions.from_json({**AugmentOptions(seed=cfg.seed).to_json(), **over.get("augment", {})})
-    return TrainConfig(
-        mode="ttft",
-        dataset=cfg.dataset,
-        tasks=tuple(ids),
-        per_task=cfg.per_task,
-        task_weighting="task",
-        steps=cfg.steps,
-        lr=cfg.lr,
-        seed=cfg.seed,
-        device=cfg.device,
-        save_steps=max(cfg.steps, 1000),
-        logging_steps=max(1, cfg.steps // 10),
-        **{k: over[k] for k in ROW_OPTIONS if k in over},
-        model=ModelConfig(base_model=cfg.base_model, lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha),
-        encoding=EncodingConfig(max_seq_len=cfg.max_seq_len),
-        augment=aug,
-    ).validate()
+    rec = next(r for r in PRESETS["seed-ablation"] if r["name"] == row)
+    if rec["options"].get("ttft") is False:
+        return None
+    over = {k.removeprefix("train."): v for k, v in rec["options"].items()}
+    return train_config(cfg.shared(), ids, over)
+
+
+#: runs a stage's command (argv after ``python -m <module>``, the module, the folder it writes) and returns its
+#: ended job; the default queues it (:func:`ttft.runs.jobs.enqueue_stage`) and waits; tests run stages in-process
+Execute = Callable[[list[str], str, Path], Job]
 
 
 class _Stages:
     """The stage jobs of one experiment, run one at a time through the job queue."""
 
-    def __init__(self, out: Path, life: RunLifecycle, jobs_cfg: JobConfig, progress: Callable[[str], None]):
+    def __init__(
+        self,
+        out: Path,
+        life: RunLifecycle,
+        jobs_cfg: JobConfig,
+        progress: Callable[[str], None],
+        execute: Execute | None = None,
+    ):
         self.out, self.life, self.jobs_cfg, self.progress = out, life, jobs_cfg, progress
+        self.execute = execute
         self.stopped: Job | None = None  # a stage that ended 'stopped' (by us or by someone else)
 
     def run(self, row: str, stage: str, argv: list[str], run_dir: Path, kind: str, module: str = "ttft") -> Job | None:
         """Queue the stage, wait for it; the finished job, or None when it was stopped. Raises when it failed."""
+        job = (
+            self.execute(argv, module, run_dir)
+            if self.execute is not None
+            else self._queued(row, stage, argv, run_dir, kind, module)
+        )
+        self.life.log(f"[{row}] {stage}: job {job.id} {job.status}")
+        if job.status == "finished":
+            return job
+        if job.status == "stopped":
+            self.stopped = job
+            return None
+        why = job.raw.get("error") or job.note or job.status
+        raise RuntimeError(f"[{row}] {stage} job {job.id} {job.status}: {why}; see {job.path}")
+
+    def _queued(self, row: str, stage: str, argv: list[str], run_dir: Path, kind: str, module: str) -> Job:
         job = enqueue_stage(
             argv,
             f"{self.out.name}--{slug(row)}--{stage}",
@@ -97,15 +119,7 @@ class _Stages:
         self.progress(f"[{row}] {stage}: job {job.id} ({kind}, {where})")
         self.life.log(f"[{row}] {stage}: job {job.id} ({kind}): {job.command()}")
         self.life.update(stage=job.id)
-        job = wait_for(job, self.jobs_cfg, should_stop=lambda: self.life.requested)
-        self.life.log(f"[{row}] {stage}: job {job.id} {job.status}")
-        if job.status == "finished":
-            return job
-        if job.status == "stopped":
-            self.stopped = job
-            return None
-        why = job.raw.get("error") or job.note or job.status
-        raise RuntimeError(f"[{row}] {stage} job {job.id} {job.status}: {why}; see {job.path}")
+        return wait_for(job, self.jobs_cfg, should_stop=lambda: self.life.requested)
 
 
 def _seconds(raw: dict) -> float:
@@ -113,18 +127,19 @@ def _seconds(raw: dict) -> float:
     return max(0.0, float(e) - float(s)) if isinstance(s, (int, float)) and isinstance(e, (int, float)) else 0.0
 
 
-def _train_stage(row: str, cfg: AblationConfig, ids: list[str], rdir: Path, stages: _Stages, kind: str) -> float | None:
+def _train_stage(p: RowPlan, ids: list[str], rdir: Path, stages: _Stages, kind: str) -> float | None:
     """The row's TTFT run (skipped when finished before, resumed when stopped before): its seconds, or None when
     it was stopped."""
+    row, tcfg, gpus = p.name, p.train, p.sweep.gpus
+    assert tcfg is not None
     run = RunDir(rdir / "run")
     if run.status().get("status") == "finished":
         stages.progress(f"[{row}] TTFT done before ({run.path})")
         return _seconds(run.status())
-    tcfg = train_config_for(row, cfg, ids)
     cfile = rdir / "train-config.json"
     write_json_atomic(cfile, tcfg.to_json())
     started = run.exists() or any(run.path.glob("shard-*/config.json"))
-    if started and cfg.gpus > 1:
+    if started and gpus > 1:
         write_json_atomic(run.config_file, tcfg.to_json())  # what the shards resume from (merge-shards rewrites it)
     elif started:
         from ttft.engine.train_config import TrainConfig
@@ -140,19 +155,19 @@ def _train_stage(row: str, cfg: AblationConfig, ids: list[str], rdir: Path, stag
         else ["train", "--config", str(cfile), "--run-dir", str(run.path)]
     )
     stages.progress(
-        f"[{row}] TTFT on {len(ids)} tasks × {cfg.steps} steps ({cfg.gpus} process(es))"
+        f"[{row}] TTFT on {len(ids)} tasks × {tcfg.steps} steps ({gpus} process(es))"
         + (" (resumed)" if started else "")
     )
-    if cfg.gpus > 1:
+    if gpus > 1:
         job = stages.run(
             row,
             "train",
-            ["--standalone", "--nproc-per-node", str(cfg.gpus), "-m", "ttft", *args, "--json"],
+            ["--standalone", "--nproc-per-node", str(gpus), "-m", "ttft", *args, "--json"],
             run.path,
             kind,
             module="torch.distributed.run",
         )
-        if job is None or not cfg.per_task:  # a shared adapter trained data-parallel has no shards to merge
+        if job is None or not tcfg.per_task:  # a shared adapter trained data-parallel has no shards to merge
             return None if job is None else _seconds(job.raw)
         merged = stages.run(row, "merge", ["merge-shards", str(run.path), "--json"], run.path, "cpu")
         return None if merged is None else _seconds(job.raw) + _seconds(merged.raw)
@@ -160,48 +175,42 @@ def _train_stage(row: str, cfg: AblationConfig, ids: list[str], rdir: Path, stag
     return None if job is None else _seconds(job.raw)
 
 
-def _run_row(row: str, cfg: AblationConfig, ids: list[str], out: Path, stages: _Stages, kind: str) -> dict | None:
+def _run_row(p: RowPlan, ids: list[str], out: Path, stages: _Stages, kind: str) -> dict | None:
     """Run one row's stages; its results, or None when a stage was stopped."""
-    rdir = out / "rows" / slug(row)
+    row = p.name
+    rdir = out / "rows" / p.folder
     rdir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     train_s = 0.0
-    if ROWS[row] is None:
-        pred_src = ["--base-model", cfg.base_model]
-    else:
-        got = _train_stage(row, cfg, ids, rdir, stages, kind)
+    if p.train is not None:
+        got = _train_stage(p, ids, rdir, stages, kind)
         if got is None:
             return None
-        train_s, pred_src = got, ["--run", str(rdir / "run")]
-    stages.progress(f"[{row}] predicting {len(ids)} tasks × {cfg.views} views")
-    pdir = rdir / "predictions"
-    job = stages.run(
-        row,
-        "predict",
-        [
-            "predict",
-            *pred_src,
-            "--dataset",
-            cfg.dataset,
-            "--tasks",
-            ",".join(ids),
-            "--views",
-            str(cfg.views),
-            "--device",
-            cfg.device,
-            "--out",
-            str(pdir),
-            "--json",
-        ],
-        pdir,
-        kind,
-    )
-    if job is None:
-        return None
-    pred = (read_json(pdir / "metrics.json") or {}).get("summary") or {}
+        train_s = got
+    pred: dict = {}
+    predict_s = 0.0
+    pdir = None
+    if p.predict is not None:
+        pcfg = replace(p.predict, out=str(rdir / "predictions"))
+        pdir = Path(pcfg.out or "")
+        stages.progress(f"[{row}] predicting {len(ids)} tasks × {pcfg.views} views")
+        flags = argv_of(pcfg, always=("dataset", "tasks", "views", "device"))
+        if flags is None:
+            raise ConfigError(f"row {row!r}: a prediction option cannot be written as a flag")
+        job = stages.run(row, "predict", ["predict", *flags, "--json"], pdir, kind)
+        if job is None:
+            return None
+        pred = (read_json(pdir / "metrics.json") or {}).get("summary") or {}
+        predict_s = _seconds(job.raw)
+    else:  # the TTFT run's own val loss (per task, then over tasks)
+        res = read_json(rdir / "run" / "result.json") or {}
+        pred = {"val_loss": res.get("val_loss"), "n_tasks": len(res.get("per_task") or {}) or len(ids)}
+    steps = p.train.steps if p.train is not None else 0
+    per_task = p.train is not None and p.train.per_task
     return {
         "experiment": row,
         "status": "finished",
+        "options": p.options,
         "val_loss": pred.get("val_loss"),
         "accuracy": pred.get("accuracy"),
         "pass_at_2": pred.get("pass_at_2"),
@@ -209,84 +218,98 @@ def _run_row(row: str, cfg: AblationConfig, ids: list[str], out: Path, stages: _
         "correct_pixels": pred.get("correct_pixels"),
         "unanswered": pred.get("unanswered"),
         "train_seconds": train_s,
-        "predict_seconds": _seconds(job.raw),
+        "predict_seconds": predict_s,
         "wall_seconds": time.time() - t0,
-        "ttft_seconds_per_task_per_100_steps": (
-            (train_s / len(ids) * 100 / cfg.steps) if train_s and cfg.per_task else None
-        ),
+        "ttft_seconds_per_task_per_100_steps": ((train_s / len(ids) * 100 / steps) if train_s and per_task else None),
         "n_tasks": pred.get("n_tasks"),
-        "predictions": str(pdir),
-        "run_dir": str(rdir / "run") if ROWS[row] is not None else None,
+        "predictions": str(pdir) if pdir is not None else None,
+        "run_dir": str(rdir / "run") if p.train is not None else None,
     }
 
 
-def run_ablation(
-    cfg: AblationConfig, out: Path, progress: Callable[[str], None] = print, jobs_cfg: JobConfig | None = None
-) -> dict:
-    """Run every row (skipping rows already done in ``out``), each stage as a queued job; collect and save the
-    table. Returns ``{"config", "rows", "status"}`` (``stopped`` after SIGTERM or a stopped stage)."""
-    cfg.validate()
-    out = Path(out).absolute()
-    out.mkdir(parents=True, exist_ok=True)
-    exp = RunDir(out)
+def _check_not_running(exp: RunDir) -> None:
     st = exp.status()
     if (
         st.get("status") in ACTIVE
         and st.get("pid") != os.getpid()
         and process_alive(st.get("pid"), st.get("pid_start"))
     ):
-        raise ConfigError(f"out: {out} is being run by process {st['pid']}: stop it first")
+        raise ConfigError(f"out: {exp.path} is being run by process {st['pid']}: stop it first")
+
+
+def run_sweep(
+    cfg: SweepConfig,
+    rows: list[Row],
+    out: Path,
+    progress: Callable[[str], None] = print,
+    jobs_cfg: JobConfig | None = None,
+    name: str = "sweep",
+    execute: Execute | None = None,
+) -> dict:
+    """Run every row of a sweep (skipping rows already done in ``out``), each stage as a queued job, with the same
+    task subset and seeds; collect and save the table (``results.json``, ``results.md``). Every row's configs are
+    built and validated before any work. ``name``: the experiment's command (``sweep``, ``seed-ablation``), what
+    a rerun (``experiment <name> --out OUT``) runs. Returns ``{"config", "rows", "status"}`` (``stopped`` after
+    SIGTERM or a stopped stage)."""
+    cfg.validate()
+    out = Path(out).absolute()
+    out.mkdir(parents=True, exist_ok=True)
+    exp = RunDir(out)
+    _check_not_running(exp)
     ids = select_ids(cfg)
+    plans = plan(cfg, rows, ids, out)
+    names = [p.name for p in plans]
+    record = {"experiment": name, **cfg.to_json(), "task_ids": ids}
+    if name != "seed-ablation":
+        record["sweep_rows"] = [r.to_json() for r in rows]
     if not exp.config_file.exists():
-        write_json_atomic(exp.config_file, {"experiment": "seed-ablation", **cfg.to_json(), "task_ids": ids})
+        write_json_atomic(exp.config_file, record)
+    conf = {**cfg.to_json(), "rows": names}
     jobs_cfg = jobs_cfg or JobConfig.from_env()
     kind = stage_kind(cfg)
     results = (read_json(out / "results.json") or {}).get("rows", {})
-    done = lambda: sum(1 for r in cfg.rows if (results.get(r) or {}).get("status") == "finished")  # noqa: E731
+    done = lambda: sum(1 for r in names if (results.get(r) or {}).get("status") == "finished")  # noqa: E731
     life = RunLifecycle(exp, stop_message="stopping its running stage")
+
+    def save() -> None:
+        opts = {p.name: p.options for p in plans}
+        write_json_atomic(out / "results.json", {"config": conf, "row_options": opts, "rows": results})
+        (out / "results.md").write_text(results_markdown(names, results, out))
+
     with life.start(
-        rows_done=done(), n_rows=len(cfg.rows), n_tasks=len(ids), step=done(), max_steps=len(cfg.rows), stage=None
+        rows_done=done(), n_rows=len(names), n_tasks=len(ids), step=done(), max_steps=len(names), stage=None
     ):
-        stages = _Stages(out, life, jobs_cfg, progress)
-        for row in cfg.rows:
+        stages = _Stages(out, life, jobs_cfg, progress, execute)
+        for p in plans:
             if life.requested or stages.stopped:
                 break
-            if (results.get(row) or {}).get("status") == "finished":
+            if (results.get(p.name) or {}).get("status") == "finished":
                 continue
-            rec = _run_row(row, cfg, ids, out, stages, kind)
+            rec = _run_row(p, ids, out, stages, kind)
             if rec is None:
                 break
-            results[row] = rec
-            write_json_atomic(out / "results.json", {"config": cfg.to_json(), "rows": results})
-            (out / "results.md").write_text(results_markdown(cfg, results))
+            results[p.name] = rec
+            save()
             life.update(rows_done=done(), step=done())
-            progress(f"[{row}] val loss {rec['val_loss']}, accuracy {rec['accuracy']}")
+            progress(f"[{p.name}] val loss {rec['val_loss']}, accuracy {rec['accuracy']}")
         why = {} if life.requested or not stages.stopped else {"note": f"its stage {stages.stopped.id} was stopped"}
         status = life.finish("stopped" if stages.stopped else None, stage=None, **why)
-    progress(f"{status}: {done()} of {len(cfg.rows)} rows; {out}")
-    return {"config": cfg.to_json(), "rows": results, "status": status}
+    progress(f"{status}: {done()} of {len(names)} rows; {out}")
+    return {"config": conf, "rows": results, "status": status}
 
 
-def _fmt(v: Any, pct: bool = False) -> str:
-    if v is None:
-        return "—"
-    return f"{100 * v:.1f}%" if pct else (f"{v:.4f}" if isinstance(v, float) else str(v))
+def ablation_rows(cfg: AblationConfig) -> list[Row]:
+    """The seed ablation's rows (``cfg.rows``, in that order) as sweep rows: the predefined sweep's."""
+    by_name = {r["name"]: r for r in PRESETS["seed-ablation"]}
+    return [Row(n, dict(by_name[n]["options"])) for n in cfg.rows]
 
 
-def results_markdown(cfg: AblationConfig, rows: dict) -> str:
-    lines = [
-        "| experiment | val loss | val accuracy | pass@2 | TTFT time (s) | total time (s) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name in cfg.rows:
-        r = rows.get(name)
-        if not r:
-            continue
-        lines.append(
-            f"| {name} | {_fmt(r['val_loss'])} | {_fmt(r['accuracy'], True)} | {_fmt(r['pass_at_2'], True)} "
-            f"| {r['train_seconds']:.0f} | {r['wall_seconds']:.0f} |"
-        )
-    return "\n".join(lines) + "\n"
+def run_ablation(
+    cfg: AblationConfig, out: Path, progress: Callable[[str], None] = print, jobs_cfg: JobConfig | None = None
+) -> dict:
+    """The seed ablation: the predefined sweep ``seed-ablation`` with the rows ``cfg.rows`` (:func:`run_sweep`)."""
+    cfg.validate()
+    return run_sweep(cfg, ablation_rows(cfg), out, progress, jobs_cfg, name="seed-ablation")
 
 
 def experiments_root() -> Path:
@@ -301,103 +324,3 @@ def list_experiments(root: Path | None = None) -> list[Path]:
     return sorted(
         (p for p in root.iterdir() if (p / "config.json").exists()), key=lambda p: p.stat().st_mtime, reverse=True
     )
-
-
-def _row_order(results: dict) -> list[str]:
-    order = list((results.get("config") or {}).get("rows") or ROWS)
-    return order + [n for n in (results.get("rows") or {}) if n not in order]
-
-
-def per_task_losses(results: dict, exp_dir: Path | None = None):
-    """Test-output val loss of every task (index) under every finished row (columns), read from each row's
-    ``predictions/metrics.json``; the recorded path first, else ``<exp_dir>/rows/<row>/predictions``."""
-    import pandas as pd
-
-    cols = {}
-    for name in _row_order(results):
-        r = (results.get("rows") or {}).get(name)
-        if not r:
-            continue
-        cands = [Path(r["predictions"])] if r.get("predictions") else []
-        if exp_dir is not None:
-            cands.append(Path(exp_dir) / "rows" / slug(name) / "predictions")
-        m = next((read_json(c / "metrics.json") for c in cands if (c / "metrics.json").exists()), None)
-        if m:
-            cols[name] = {tid: v.get("val_loss") for tid, v in (m.get("per_task") or {}).items()}
-    return pd.DataFrame(cols, dtype=float)
-
-
-def vs_baseline(losses) -> dict[str, dict]:
-    """Per row: on how many tasks (with a loss in both) the val loss is below the baseline's, and the mean relative
-    change of the per-task loss (-0.3: 30% lower on average), as the outside reference states its result."""
-    if "baseline" not in losses.columns:
-        return {}
-    out = {}
-    for name in losses.columns:
-        if name == "baseline":
-            continue
-        both = losses[["baseline", name]].dropna()
-        both = both[both["baseline"] > 0]
-        if both.empty:
-            continue
-        rel = (both[name] - both["baseline"]) / both["baseline"]
-        out[name] = {
-            "improved": int((both[name] < both["baseline"]).sum()),
-            "n": int(len(both)),
-            "mean_change": float(rel.mean()),
-            "median_change": float(rel.median()),
-        }
-    return out
-
-
-def results_frame(results: dict, exp_dir: Path | None = None):
-    """The ablation table as a DataFrame in the seed experiment's form (rows in the configured order), with the
-    per-task comparison against the baseline where the rows' predictions can be read."""
-    import pandas as pd
-
-    rows = results.get("rows") or {}
-    cmp = vs_baseline(per_task_losses(results, exp_dir)) if rows else {}
-    recs = []
-    for name in _row_order(results):
-        r = rows.get(name)
-        if not r:
-            continue
-        c = cmp.get(name)
-        recs.append(
-            {
-                "experiment": name,
-                "val loss": r.get("val_loss"),
-                "val accuracy": r.get("accuracy"),
-                "pass@2": r.get("pass_at_2"),
-                "vote@1": r.get("vote_1"),
-                "pixels": r.get("correct_pixels"),
-                "tasks better than baseline": f"{c['improved']}/{c['n']}" if c else None,
-                "mean loss change per task": c["mean_change"] if c else None,
-                "TTFT s": r.get("train_seconds"),
-                "total s": r.get("wall_seconds"),
-                "s/task/100 steps": r.get("ttft_seconds_per_task_per_100_steps"),
-            }
-        )
-    return pd.DataFrame(recs)
-
-
-def ablation_figure(results: dict, exp_dir: Path | None = None):
-    """Val loss (bars) and accuracy / pass@2 (markers, second axis) per row."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    df = results_frame(results, exp_dir)
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    if len(df):
-        fig.add_trace(go.Bar(x=df["experiment"], y=df["val loss"], name="val loss", marker_color="#0074D9"))
-        for col, colour in (("val accuracy", "#FF4136"), ("pass@2", "#2ECC40")):
-            fig.add_trace(
-                go.Scatter(
-                    x=df["experiment"], y=df[col], name=col, mode="markers+lines", marker={"size": 10, "color": colour}
-                ),
-                secondary_y=True,
-            )
-    fig.update_yaxes(title_text="val loss (test outputs)", secondary_y=False)
-    fig.update_yaxes(title_text="share of test outputs", tickformat=".1%", secondary_y=True, rangemode="tozero")
-    fig.update_layout(height=380, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h"})
-    return fig

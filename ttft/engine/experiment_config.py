@@ -1,4 +1,5 @@
-"""Options of the seed ablation experiment (the experiment folder's config.json) and its rows."""
+"""Options of the experiments (the experiment folder's config.json): a sweep's shared options, a row's own, and
+the seed ablation, a predefined sweep (its rows, :data:`PRESETS`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from ttft.core.augment import DIHEDRAL
 from ttft.core.data import parse_task_list
 from ttft.engine.train_config import check_device, check_task_ids
 from ttft.options import Options, option
+from ttft.runs.experiments import slug  # noqa: F401 - where the rows are named
 
 #: the seed experiment's colour swap (arc24 notebook 003 ``swap_task_colors``): 1-9 shuffled, and with probability 0.1
 #: all of 0-9 (the background moves in about 9 % of the maps)
@@ -30,13 +32,11 @@ ROWS: dict[str, dict | None] = {
 ROW_OPTIONS = ("leave_out", "n2_only", "keep_original_colors")
 
 
-def slug(row: str) -> str:
-    return row.replace(" + ", "+").replace(" ", "-")
-
-
 @dataclass
-class AblationConfig(Options):
-    """Options of ``python -m ttft experiment seed-ablation`` (saved as the experiment's config.json)."""
+class SweepConfig(Options):
+    """The options every row of a sweep shares (``python -m ttft experiment sweep``; the experiment folder's
+    config.json). A row changes some of them, or any training or prediction option (:mod:`ttft.engine.sweep_plan`);
+    the task subset and the seeds stay the same for every row."""
 
     TITLE: ClassVar[str] = "experiment"
     GROUP: ClassVar[str] = "Other"
@@ -62,7 +62,6 @@ class AblationConfig(Options):
         group="Tasks",
     )
     limit: int | None = option(None, "use only the first N selected tasks (sorted by id)", lo=1, group="Tasks")
-    rows: tuple[str, ...] = option(tuple(ROWS), "which rows to run", choices=tuple(ROWS), min_len=1, group="Rows")
     base_model: str = option("default", "the model every row starts from", group="Training", widget="model")
     per_task: bool = option(
         True,
@@ -84,6 +83,12 @@ class AblationConfig(Options):
     lora_alpha: int = option(32, "LoRA alpha", lo=1, hi=65536, group="Training")
     max_seq_len: int = option(2048, "longest training sample", lo=1, hi=1_048_576, group="Training")
     views: int = option(4, "augmented views per test input at prediction (voted)", lo=1, hi=1024, group="Prediction")
+    predict: bool = option(
+        True,
+        "predict every row (accuracy, pass@2, the val loss of the prediction); off: no prediction, the val loss "
+        "is the TTFT run's own (per task for per-task runs), and rows without TTFT are refused",
+        group="Prediction",
+    )
     seed: int = option(0, "seed of every row (same samples where rows agree)", lo=0, hi=2**32 - 1, group="Training")
     gpus: int = option(
         1,
@@ -97,3 +102,48 @@ class AblationConfig(Options):
     def check(self) -> None:
         check_task_ids(self)
         check_device(self.device)
+
+    def shared(self) -> SweepConfig:
+        """The sweep options alone (an AblationConfig without its ``rows``)."""
+        names = {o.name for o in SweepConfig.options()}
+        return SweepConfig.from_json({k: v for k, v in self.to_json().items() if k in names})
+
+
+#: the sweep options every row keeps: the same task subset and seeds for every row
+SHARED_ONLY = ("dataset", "tasks", "max_task_tokens", "limit", "seed")
+
+
+@dataclass
+class RowOptions(Options):
+    """The options a sweep row has besides the sweep's, training and prediction options."""
+
+    TITLE: ClassVar[str] = "row"
+    GROUP: ClassVar[str] = "Rows"
+
+    ttft: bool = option(True, "test-time fine-tune the row (off: predict the base model untouched, the baseline)")
+
+
+@dataclass
+class AblationConfig(SweepConfig):
+    """Options of ``python -m ttft experiment seed-ablation`` (saved as the experiment's config.json): the sweep
+    options and which of the predefined rows to run."""
+
+    rows: tuple[str, ...] = option(tuple(ROWS), "which rows to run", choices=tuple(ROWS), min_len=1, group="Rows")
+
+
+def seed_rows() -> list[dict]:
+    """The seed ablation as sweep rows: ``[{"name", "options"}]`` with the options as sweep names
+    (``ttft``, ``train.<path>``)."""
+    out = []
+    for name, over in ROWS.items():
+        if over is None:
+            out.append({"name": name, "options": {"ttft": False}})
+            continue
+        opts = {f"train.augment.{k}": v for k, v in (over.get("augment") or {}).items()}
+        opts.update({f"train.{k}": over[k] for k in ROW_OPTIONS if k in over})
+        out.append({"name": name, "options": opts})
+    return out
+
+
+#: predefined sweeps: {name: rows}
+PRESETS: dict[str, list[dict]] = {"seed-ablation": seed_rows()}
