@@ -90,8 +90,9 @@ def _same(a: Task, b: Task) -> bool:
 def marc_views(task: Task, seed: int = 0) -> list[View]:
     """MARC's inference tasks (``get_leave_n_test_task`` with n = 1, permute_n = 2, as its TTT models predict):
     for each train pair left out (in order), the rest in their order and in 2 random orders (a task equal to one
-    already there, as an order drawn twice or pairs alike, is kept once: MARC keeps a set); then each of :data:`MARC_TRANSFORMS` applied to one of those drawn at
-    random, unless it leaves that task unchanged (symmetric grids). No colour maps. A task with one train pair:
+    already there, as an order drawn twice or pairs alike, is kept once: MARC keeps a set); then each of
+    :data:`MARC_TRANSFORMS` applied to one of those drawn at random, unless it leaves that task unchanged (symmetric
+    grids). No colour maps. A task with one train pair:
     the task itself in 1 + 2 orders (just itself) and the transforms. The draws are ttft's (seeded by ``seed``),
     not MARC's RandomState stream."""
     rng = np.random.default_rng([seed, 0x4D41])

@@ -70,6 +70,10 @@ def _mtime(p: Path) -> float:
         return 0
 
 
+#: a file's cache key: its mtime (ns) + size, 0 when missing
+mtime_of = _mtime
+
+
 @st.cache_data(max_entries=64, show_spinner=False)
 def _tasks(path: str, mtime: float) -> list[dict]:
     return read_prediction(path).tasks()
