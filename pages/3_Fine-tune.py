@@ -17,6 +17,7 @@ w.page_frame("Fine-tune")
 st.session_state["_ft_full_run"] = True  # fragments' timed reruns see False (set at the end)
 cfg = jw.job_config()
 root = cfg.root
+jw.keep_warm_worker()  # jobs launched from here (a run, Predict from its panel) start from the warm worker
 
 st.title("Fine-tune")
 st.caption(

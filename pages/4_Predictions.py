@@ -5,6 +5,7 @@ before/after flips, run comparison, and launching a new prediction (``?new=1``).
 
 import streamlit as st
 
+from ttft.ui import jobs_widgets as jw
 from ttft.ui import predict_compare as pc
 from ttft.ui import predict_explorer as px
 from ttft.ui import predict_launch as pl
@@ -13,6 +14,7 @@ from ttft.ui import predict_widgets as pw
 from ttft.ui import widgets as w
 
 w.page_frame("Predictions")
+jw.keep_warm_worker()  # a prediction launched here starts from the warm worker: its first task sooner
 
 refs = pw.all_predictions()
 if w.query_param("new") is not None or not refs:

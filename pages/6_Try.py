@@ -6,12 +6,13 @@ Deep links: `/Try?dataset=arc-agi-1/evaluation&task=00576224` (and `&run=<run id
 
 import streamlit as st
 
+from ttft.ui import jobs_widgets as jw
 from ttft.ui import try_widgets as tw
 from ttft.ui import widgets as w
 
 w.page_frame("Try")
 tw.warm_up()
-tw.keep_warm_worker()
+jw.keep_warm_worker()
 root = tw.runs_folder()
 
 st.title("Try a run on one task")

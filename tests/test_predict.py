@@ -187,6 +187,43 @@ def test_batched_equals_unbatched_greedy_on_a_tiny_model(ds, tok):
     assert len({tuple(it.out.tokens) for it in single}) > 1  # not all the same output
 
 
+def test_a_stop_during_a_batch_abandons_it_within_a_decode_step(ds, tok):
+    """SIGTERM sets the stop flag; generation checks it after every token, so a long batch ends within a step and its
+    views stay without output (never a cut-short grid), while the batch before it keeps its outputs; DFS too."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    from ttft.engine.models import tiny_model_config
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(tiny_model_config(initializer_range=0.2)).eval()
+    pred = Predictor(model, tok, "cpu", Source("base", ModelConfig(), EncodingConfig()), [2, 4, 5], 0)
+    for decoding in ("greedy", "dfs"):
+        cfg = PredictConfig(base_model="x", dataset="d", views=2, decode=decoding, min_prob=0.05)
+        items = build_items(ds["00576224"], cfg, pred, 4096)
+        with torch.no_grad():
+            probe, count = copy.deepcopy(items[:1]), _StopAfter(None)
+            run_items(pred, probe, 1, cfg, count)  # how many stop checks one whole view makes
+            # the stop turns true a few checks into the second view (dfs checks once before each view, then
+            # before each forward pass)
+            stop = _StopAfter(count.n + (3 if decoding == "greedy" else 2))
+            run_items(pred, items, 1, cfg, stop)
+        assert items[0].out is not None and items[0].out.tokens == probe[0].out.tokens, decoding
+        assert items[1].out is None and items[1].grid is None, decoding
+        assert stop.n <= stop.after + 2, (decoding, stop.n, stop.after)  # ended at the check that saw the stop
+
+
+class _StopAfter:
+    """A ``should_stop`` that counts its calls and turns true after ``after`` of them (never when None)."""
+
+    def __init__(self, after: int | None) -> None:
+        self.after, self.n = after, 0
+
+    def __call__(self) -> bool:
+        self.n += 1
+        return self.after is not None and self.n > self.after
+
+
 # --------------------------------------------------------------------------- end to end with an oracle
 
 

@@ -64,11 +64,13 @@ def dfs(
     max_outputs: int = 0,
     min_logprob: float | None = None,
     max_steps: int = 0,
+    should_stop: Callable[[], bool] | None = None,
 ) -> tuple[list[Generated], bool]:
     """Every output of ``prompt`` (token ids) with probability >= ``min_prob`` (or log-probability >=
     ``min_logprob`` when given), most probable first, and whether the search was cut short: at ``max_outputs``
     outputs, or after ``max_steps`` forward passes (when > 0; an unsure model's tree of long outputs can be huge:
-    every near-tie spawns a branch that lives for most of the remaining length)."""
+    every near-tie spawns a branch that lives for most of the remaining length). ``should_stop`` is checked before
+    every forward pass: when it turns true the search raises :class:`Stopped` (a stop never yields a partial set)."""
     import torch
     from transformers import DynamicCache
 
@@ -125,6 +127,8 @@ def dfs(
         if max_steps and steps >= max_steps:
             cut_short = True
             break
+        if should_stop is not None and should_stop():
+            raise Stopped
         steps += 1
         _truncate(cache, base + len(path))
         logits = _forward(model, torch.as_tensor([[tok]], device=dev), cache)
@@ -134,6 +138,10 @@ def dfs(
         stack.append(child)
     found.sort(key=lambda g: -g.logprob)
     return found, cut_short
+
+
+class Stopped(Exception):
+    """A search abandoned because the job is stopping."""
 
 
 #: forward passes one view's search may take, per token of its budget (a cap on unsure models' trees)
@@ -148,9 +156,18 @@ def dfs_items(pred: Predictor, items: list, cfg: Any, finish: Callable, should_s
     for it in items:
         if should_stop():
             break
-        it.alts, it.cut_short = dfs(
-            pred, it.prompt, it.max_new, cfg.min_prob, cfg.constrain, max_steps=STEPS_PER_TOKEN * it.max_new
-        )
+        try:
+            it.alts, it.cut_short = dfs(
+                pred,
+                it.prompt,
+                it.max_new,
+                cfg.min_prob,
+                cfg.constrain,
+                max_steps=STEPS_PER_TOKEN * it.max_new,
+                should_stop=should_stop,
+            )
+        except Stopped:  # the item stays without output, like the items never begun
+            break
         it.out = it.alts[0] if it.alts else Generated([], [], "")
         finish(it)
         n += 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,6 +136,20 @@ class Generated:
         return float(np.sum(self.logprobs)) if self.logprobs else 0.0
 
 
+class _Interrupt:
+    """A stopping criterion that ends the whole batch as soon as ``should_stop()`` is true (a SIGTERM during a
+    long batch: the job stops within a decode step instead of after the batch)."""
+
+    def __init__(self, should_stop: Callable[[], bool]) -> None:
+        self.should_stop, self.fired = should_stop, False
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        self.fired = self.fired or bool(self.should_stop())
+        return torch.full((input_ids.shape[0],), self.fired, dtype=torch.bool, device=input_ids.device)
+
+
 class _LogProbRecorder:
     """A logits processor that records the log-probability of every generated token in the distribution decoded
     from: the model's logits after the processors before it (the grid constraint when constraining) and before any
@@ -257,14 +271,17 @@ def generate(
     top_p: float = 1.0,
     seed: int = 0,
     constrain: bool = False,
-) -> list[Generated]:
+    should_stop: Callable[[], bool] | None = None,
+) -> list[Generated] | None:
     """One ``model.generate`` call for a batch of prompts (token id arrays): left padding with an attention mask
     (generate derives the position ids from it), a KV cache, stop at a stop token. Row i keeps at most
     ``max_new[i]`` tokens, so its output does not depend on the batch it is in. ``constrain``: every row can only
     write a grid in the source's format (:class:`ttft.engine.constrain.GridConstraint`), and the recorded
-    log-probs are of the masked distribution."""
+    log-probs are of the masked distribution. ``should_stop`` is checked after every token: when it turns true
+    the call ends at once and returns None (the batch is abandoned, not cut short: a stop never yields a partial
+    output)."""
     import torch
-    from transformers import GenerationConfig, LogitsProcessorList
+    from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
     n = len(prompts)
     L = max(len(p) for p in prompts)
@@ -303,9 +320,14 @@ def generate(
         if n > 1:
             _prefill(pred.model, cache, prompts, L)
         kw["cache"] = cache
+    interrupt = _Interrupt(should_stop) if should_stop is not None else None
+    if interrupt is not None:
+        kw["stopping_criteria"] = StoppingCriteriaList([interrupt])
     out = pred.model.generate(
         input_ids=ids, attention_mask=mask, generation_config=gc, logits_processor=LogitsProcessorList(procs), **kw
     )
+    if interrupt is not None and interrupt.fired:
+        return None
     seqs = out if isinstance(out, torch.Tensor) else out.sequences
     gen = seqs[:, L:]
     if gen.shape[1]:

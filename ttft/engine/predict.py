@@ -136,7 +136,7 @@ def run_items(
     """Generate every item that has a prompt, longest first, in batches; returns the number of generate calls.
     The items of each batch are parsed (:func:`finish_item`) as soon as it is generated, then ``on_batch(batch)``
     is called (the caller writes the tasks it completed); the items without a prompt are finished at the end.
-    Stops early (leaving items without output) when ``should_stop()`` turns true between batches."""
+    Stops early (leaving items without output) when ``should_stop()`` turns true, checked after every token."""
     todo = sorted((it for it in items if it.prompt is not None), key=lambda it: (-len(it.prompt), -it.max_new))
     if cfg.decoding == "dfs":
         from ttft.engine.dfs import dfs_items
@@ -167,7 +167,10 @@ def run_items(
             cfg.top_p,
             seed=cfg.seed + k,
             constrain=cfg.constrain,
+            should_stop=should_stop,
         )
+        if outs is None:  # stopped during the batch: its items stay without output, like the batches never begun
+            break
         for it, o in zip(batch, outs):
             it.out = o
             finish_item(it, pred, cfg.lenient_parse)

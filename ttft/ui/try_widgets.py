@@ -24,7 +24,7 @@ from ttft.core.metrics import as_grid, same_grid
 from ttft.engine.commands import check_model_ready, launch_prediction
 from ttft.engine.predict_config import PredictConfig
 from ttft.options import ConfigError
-from ttft.runs import jobs, registry, warm
+from ttft.runs import jobs, registry
 from ttft.runs.metrics import tail_text
 from ttft.runs.predictions import PredictionRef, read_prediction
 from ttft.runs.rundir import STDERR_FILE, TERMINAL, read_json, safe_name, write_json_atomic
@@ -272,14 +272,6 @@ def warm_up() -> threading.Thread:
     t = threading.Thread(target=_import_torch, name="ttft-try-warm-up", daemon=True)
     t.start()
     return t
-
-
-def keep_warm_worker() -> None:
-    """Keep the runs folder's warm worker alive while this page is open (:mod:`ttft.runs.warm`: a try's process is
-    forked from a process that has imported torch and transformers already, ~7 s sooner than a fresh one). Costs
-    a file read and a /proc lookup per page run; a worker that cannot start only means fresh processes."""
-    with contextlib.suppress(OSError):
-        warm.ensure(runs_folder())
 
 
 # --------------------------------------------------------------------------- pickers
