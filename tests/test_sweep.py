@@ -239,3 +239,26 @@ def test_a_rerun_reads_the_folders_options_and_rows(tmp_path):
     abl = AblationConfig(tasks=TASKS, max_task_tokens=None, rows=("baseline",)).to_json()
     (out / "config.json").write_text(json.dumps({"experiment": "seed-ablation", **abl, "task_ids": list(TASKS)}))
     assert commands.saved_experiment(out) == abl
+
+
+def test_sweep_json_prints_a_list_of_rows_with_val_loss(tmp_path, monkeypatch, capsys):
+    from ttft.cli.main import main
+    from ttft.engine import experiment
+
+    seen = {}
+
+    def fake_run(cfg, rows, out, progress=print, jobs_cfg=None, name="sweep", execute=None):
+        seen["rows"] = [r.name for r in rows]
+        recs = {r.name: {"experiment": r.name, "val_loss": 1.0 + i, "options": r.options} for i, r in enumerate(rows)}
+        return {"config": {**cfg.to_json(), "rows": list(recs)}, "rows": recs, "status": "finished"}
+
+    monkeypatch.setattr(experiment, "run_sweep", fake_run)
+    rc = main(
+        ["experiment", "sweep", "--grid", "lr=1e-4,1e-3", "--tasks", TASKS[0], "--out", str(tmp_path / "o"), "--json"]
+    )
+    assert rc == 0 and seen["rows"] == ["lr=1e-4", "lr=1e-3"]
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [r["val_loss"] for r in res["rows"]] == [1.0, 2.0] and res["rows"][1]["options"] == {"lr": 1e-3}
+    rc = main(["experiment", "sweep", "--grid", "lr=1e-4,0", "--tasks", TASKS[0], "--out", str(tmp_path / "p")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "lr" in err[0] and "'0'" in err[0] and not (tmp_path / "p").exists()
