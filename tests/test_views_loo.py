@@ -89,6 +89,7 @@ def test_marcs_own_inference_tasks(ds):
     assert all((v.left_out, v.spec.order) in keys for v in geo)
     assert all(v.spec.colors == tuple(range(10)) for v in views)
     assert n_views(task, cfg(views_from="marc")) == len(views)
+    cfg(views_from="marc", colors="none", views=12).check()  # views/colours do not apply: no repeat-view error
     one = Task("one", task.train[:1], task.test)
     assert [(v.left_out, v.spec.geometric) for v in marc_views(one)] == [(None, "identity")] + [
         (None, g) for g in MARC_TRANSFORMS

@@ -261,7 +261,13 @@ class PredictConfig(Options):
         distinct = len({"identity", *self.transforms})
         if self.sample and self.decode not in ("greedy", "sample"):
             raise self.bad("sample", f"cannot be on with decode {self.decode!r}")
-        if self.colors == "none" and not self.shuffle and self.decoding != "sample" and self.views > distinct:
+        if (
+            self.colors == "none"
+            and not self.shuffle
+            and self.decoding != "sample"
+            and self.views > distinct
+            and self.views_from != "marc"  # marc: its own views
+        ):
             raise self.bad(
                 "views",
                 f"must be at most {distinct} with colors 'none' and no shuffle (more views would repeat a view)",

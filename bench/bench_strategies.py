@@ -1,0 +1,91 @@
+"""Selection strategies on one set of predictions (issue 15): for each view plan (``--views-from`` task,
+leave-one-out, marc), one prediction with ``--score poe`` (so every candidate carries its poe score), then per plan
+the tasks solved by votes, poe, votes+poe and MARC's two-level vote, against the oracle (any candidate right), from
+the strategy explorer's own computation (``ttft.views.strategies``); and each plan's views and seconds per view as a
+ratio to the task plan's, measured in the same run.
+
+    .venv/bin/python bench/bench_strategies.py --run RUN_DIR [--views 8] [--loo-views 4] [--out DIR]
+    .venv/bin/python bench/bench_strategies.py --only-read --out DIR      # the table of predictions made before
+
+Predictions go to ``--out``/<plan> (never into the run's folder); ``--plans`` picks some of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PLANS = {
+    "task": lambda a: ["--views", str(a.views)],
+    "leave-one-out": lambda a: ["--views", str(a.loo_views), "--views-from", "leave-one-out"],
+    "marc": lambda a: ["--views-from", "marc"],
+}
+
+
+def predict(args: argparse.Namespace, plan: str) -> None:
+    out = Path(args.out) / plan
+    cmd = [sys.executable, "-m", "ttft", "predict", "--run", args.run, *PLANS[plan](args), "--score", "poe"]
+    cmd += ["--out", str(out), "--json", *args.extra]
+    t0 = time.time()
+    subprocess.run(cmd, check=True, cwd=ROOT, env={**os.environ, "TTFT_WARM_WORKER": "0"})
+    print(f"{plan}: {time.time() - t0:.0f} s", file=sys.stderr)
+
+
+def read(out: Path) -> tuple[dict, dict]:
+    from ttft.runs.rundir import read_jsonl
+    from ttft.views import strategies as sv
+
+    tasks = read_jsonl(out / "tasks.jsonl")
+    views: dict = {}
+    for v in read_jsonl(out / "predictions.jsonl"):
+        views.setdefault((v["task"], v["test_index"]), []).append(v)
+    summary = sv.summary_frame(sv.task_frame(tasks, views)).set_index("strategy")
+    metrics = json.loads((out / "metrics.json").read_text())
+    n_views = sum(t["n_views"] for r in tasks for t in r["tests"])
+    return {s: (int(summary.loc[s, "solved"]), int(summary.loc[s, "of"])) for s in summary.index}, {
+        "views": n_views,
+        "s_per_view": metrics["wall_seconds"] / max(1, n_views),
+        "tasks": len(tasks),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--run", help="a training run folder (per-task runs: their adapters)")
+    ap.add_argument("--views", type=int, default=8)
+    ap.add_argument("--loo-views", type=int, default=4)
+    ap.add_argument("--plans", nargs="+", default=list(PLANS), choices=list(PLANS))
+    ap.add_argument("--out", default="/tmp/bench_strategies")
+    ap.add_argument("--only-read", action="store_true")
+    ap.add_argument("extra", nargs="*", help="more predict flags, after --")
+    args = ap.parse_args()
+    if not args.only_read:
+        if not args.run:
+            ap.error("--run is needed (or --only-read)")
+        for plan in args.plans:
+            predict(args, plan)
+    rows = {p: read(Path(args.out) / p) for p in args.plans if (Path(args.out) / p / "tasks.jsonl").exists()}
+    strategies = ["votes", "poe", "votes+poe", "marc", "oracle"]
+    base = rows.get("task", (None, None))[1]
+    print("| views from | tasks | views | s/view (ratio to task) | " + " | ".join(strategies) + " |")
+    print("|---|---|---|---|" + "---|" * len(strategies))
+    for plan, (solved, info) in rows.items():
+        ratio = f"{info['s_per_view'] / base['s_per_view']:.2f}x" if base else "-"
+        cells = [f"{solved[s][0]}/{solved[s][1]}" for s in strategies]
+        print(
+            f"| {plan} | {info['tasks']} | {info['views']} | {info['s_per_view']:.2f} ({ratio}) | "
+            + " | ".join(cells)
+            + " |"
+        )
+
+
+if __name__ == "__main__":
+    main()
