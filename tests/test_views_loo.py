@@ -114,3 +114,17 @@ def test_a_prediction_with_marcs_views_and_vote(tmp_path_factory, monkeypatch, d
     tasks = {r["task"]: r for r in read_jsonl(out / "tasks.jsonl")}
     t1 = tasks[TASKS[0]]["tests"][0]  # right in every view
     assert t1["attempts"][0] == t1["truth"] and t1["candidates"][0]["ranks"]["marc"] == 0
+
+
+def test_groups_count_every_leave_one_out_view(ds):
+    """Groups of tasks batched together hold about 4 batches of views: with leave-one-out, K x n views a task."""
+    from ttft.core.encoding import EncodingConfig
+    from ttft.engine.generate import Predictor
+    from ttft.engine.models import ModelConfig
+    from ttft.engine.predict import _groups
+    from ttft.engine.sources import Source
+
+    tasks = [t for t in ds if len(t.train) == 3][:40]
+    pred = Predictor(None, None, "cpu", Source("base", ModelConfig(), EncodingConfig()), [2], 0)
+    sizes = [len(g) for g in _groups(tasks, pred, cfg(views=8, views_from="leave-one-out"))]
+    assert max(sizes) == 128 // 24 and sum(sizes) == 40  # 4 batches of 32 views = 5 tasks of 24 views

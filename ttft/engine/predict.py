@@ -371,7 +371,9 @@ def _groups(tasks: list[Task], pred: Predictor, cfg: PredictConfig) -> list[list
     of one big group, less the first few tasks)."""
     if pred.source.kind == "per-task":
         return [[t] for t in tasks]
-    cap = max(1, (cfg.batch_size or 32) * 4 // max(1, cfg.views))
+    # views per task: K, or K x its train pairs with leave-one-out
+    per = round(sum(n_views(t, cfg) for t in tasks) / len(tasks)) if tasks else cfg.views
+    cap = max(1, (cfg.batch_size or 32) * 4 // max(1, per))
     out, i, n = [], 0, 1
     while i < len(tasks):
         out.append(tasks[i : i + n])
