@@ -17,6 +17,11 @@ def ds():
     return load_dataset("arc-agi-1/evaluation")
 
 
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> str:
+    return tiny_model_dir(tmp_path_factory.mktemp("loo_tiny"))
+
+
 def cfg(**kw) -> PredictConfig:
     return PredictConfig(base_model="default", dataset="arc-agi-1/evaluation", **kw)
 
@@ -47,13 +52,12 @@ def test_each_view_once_per_left_out_pair(ds):
     assert [v.left_out for v in view_plan(one, c)] == [None] * 4 and n_views(one, c) == 4
 
 
-def test_a_leave_one_out_prediction_with_marc_voting(ds, tmp_path_factory, monkeypatch):
-    model = tiny_model_dir(tmp_path_factory.mktemp("loo_tiny"))
-    out = tmp_path_factory.mktemp("loo") / "pred"
+def test_a_leave_one_out_prediction_with_marc_voting(ds, tiny, tmp_path, monkeypatch):
+    out, two = tmp_path / "pred", TASKS[:2]
     res = make_prediction(
-        monkeypatch, out, base_model=model, views=2, views_from="leave-one-out", score="marc", val_loss=False
+        monkeypatch, out, base_model=tiny, views=2, views_from="leave-one-out", score="marc", val_loss=False, tasks=two
     )
-    n = {t: len(ds[t].train) for t in TASKS}
+    n = {t: len(ds[t].train) for t in two}
     views = read_jsonl(out / "predictions.jsonl")
     assert len(views) == sum(2 * k * len(ds[t].test) for t, k in n.items())
     v = [x for x in views if x["task"] == TASKS[0]]
@@ -103,10 +107,9 @@ def test_marcs_own_inference_tasks(ds):
     }
 
 
-def test_a_prediction_with_marcs_views_and_vote(tmp_path_factory, monkeypatch, ds):
-    model = tiny_model_dir(tmp_path_factory.mktemp("marc_tiny"))
-    out = tmp_path_factory.mktemp("marc") / "pred"
-    make_prediction(monkeypatch, out, base_model=model, views_from="marc", score="marc", val_loss=False)
+def test_a_prediction_with_marcs_views_and_vote(tiny, tmp_path, monkeypatch, ds):
+    out = tmp_path / "pred"
+    make_prediction(monkeypatch, out, base_model=tiny, views_from="marc", score="marc", val_loss=False)
     from ttft.engine.views import marc_views
 
     views = read_jsonl(out / "predictions.jsonl")
