@@ -35,7 +35,7 @@ from ttft.core.augment import AugmentSpec, invert_grid
 from ttft.core.compose import InverseError
 from ttft.core.data import Task
 from ttft.core.encoding import IGNORE_INDEX, parse_output, tokenize_task, val_encoding
-from ttft.engine.generate import Generated, Predictor, auto_batch_size, generate, load_predictor
+from ttft.engine.generate import Generated, Predictor, auto_batch_size, auto_threads, generate, load_predictor
 from ttft.engine.predict_config import PredictConfig, PredictError
 from ttft.engine.results import item_line, scorer_for, task_result
 from ttft.engine.sources import resolve_source, select
@@ -323,14 +323,19 @@ def run_prediction(cfg: PredictConfig, log: Callable[[str], None] = lambda m: No
     # the run's lifecycle: running (pid, start time) → finished / stopped (SIGTERM/SIGINT between batches) / failed;
     # its signal handlers are installed only in the main thread and restored at the end
     views_total = sum(n_views(t, cfg) * len(t.test) for t in tasks)
-    with RunLifecycle(run, stop_message="stopping after the current batch").start(
+    with RunLifecycle(run, stop_message="stopping (generation ends within a decode step)").start(
         done=0, total=len(tasks), views_done=0, views_total=views_total
     ) as stop:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         pred = load_predictor(source, device, cfg.dtype)
+        if not cfg.threads and (n := auto_threads(pred.model, device)):
+            torch.set_num_threads(n)
         limit = min(cfg.max_seq_len or source.encoding.max_seq_len, pred.context)
-        log(f"predicting {len(tasks)} task(s) of {spec} with {source.describe()}, {cfg.views} views, on {device}")
+        log(
+            f"predicting {len(tasks)} task(s) of {spec} with {source.describe()}, {cfg.views} views, on {device}"
+            + (f" ({torch.get_num_threads()} thread(s))" if device.startswith("cpu") else "")
+        )
         prog = _predict_tasks(cfg, pred, tasks, limit, run, stop, log)
         results, gen_s, n_pred = prog.results, prog.gen_s, prog.n_pred
         status = "stopped" if stop.requested else "finished"

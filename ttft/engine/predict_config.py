@@ -222,7 +222,14 @@ class PredictConfig(Options):
         choices=DTYPES,
         group="Hardware",
     )
-    threads: int = option(0, "CPU threads for torch (0: torch's default)", lo=0, hi=1024, group="Hardware")
+    threads: int = option(
+        0,
+        "CPU threads for torch (0: automatic: one for a model under 50M parameters on CPU, whose decode steps are "
+        "too small to split, else torch's default)",
+        lo=0,
+        hi=1024,
+        group="Hardware",
+    )
     name: str | None = option(
         None,
         "name of the prediction folder under <run>/predictions/ (default: a time stamp and the views)",
