@@ -217,6 +217,30 @@ def test_torchrun_two_cpu_processes(tiny_model, tmp_path):
     assert (run_dir / "adapter" / "adapter_config.json").exists()
 
 
+def test_stopping_a_torchrun_per_task_stage_ends_stopped(tiny_model, tmp_path):
+    """An experiment's `--gpus 2` TTFT stage is `python -m torch.distributed.run … ttft train --per-task`: a stop
+    (SIGTERM to torchrun, which passes it on and exits 1 with a SignalException) ends the job `stopped`, with the
+    shards' checkpoints, not `failed`."""
+    from ttft.runs import jobs, registry
+
+    cfg = registry.JobConfig.from_env(runs_dir=str(tmp_path / "runs"))
+    run_dir = tmp_path / "runs" / "pt-run"
+    argv = ["--standalone", "--nproc-per-node", "2", "-m", "ttft", "train"]
+    argv += base_args(tiny_model, run_dir, "--mode", "ttft", "--per-task", "--steps", "400", "--lora-r", "2")
+    argv += ["--save-steps", "1000", "--val", "none", "--device", "cpu"]
+    job = jobs.enqueue_stage(argv, "pt-stage", "cpu", cfg, run_dir=run_dir, module="torch.distributed.run")
+    deadline = time.time() + 180
+    while time.time() < deadline and not any(
+        "loss" in m for f in run_dir.glob("shard-*/**/metrics.jsonl") for m in read_jsonl(f)
+    ):
+        assert jobs.get_job(job.path, cfg.root).status in ("queued", "running"), (job.path / "stderr.txt").read_text()
+        time.sleep(0.2)
+    got = jobs.stop(job.path, cfg, wait=True, timeout=120)
+    assert got.status == "stopped", (got.raw, (job.path / "stderr.txt").read_text()[-2000:])
+    assert "error" not in got.raw
+    assert list(run_dir.glob("shard-*/**/checkpoint-*")), "the shards saved their checkpoints on the stop"
+
+
 @pytest.mark.parametrize(
     "extra,message",
     [

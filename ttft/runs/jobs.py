@@ -410,6 +410,10 @@ def _wait_child(p: warm.WarmProcess | subprocess.Popen, path: Path, meta: dict, 
 _FINAL_FIELDS = ("status", "error", "traceback", "note", "ended")
 
 
+#: what torchrun's agent raises when a signal it passed on to its processes ended them
+TORCHRUN_STOPPED = "torch.distributed.elastic.multiprocessing.api.SignalException"
+
+
 def finalize(path: Path, rc: int) -> None:
     """Record how the job's process ended when it did not write a final status itself: the final status of the run
     it is linked to (written by the same process), else from the exit code (0: ``finished``, or ``stopped`` when a
@@ -429,6 +433,15 @@ def finalize(path: Path, rc: int) -> None:
                 run.update_status(status="stopped", exit_code=0, ended=now)
             else:
                 run.update_status(status="finished", exit_code=0, ended=now)
+        elif rc > 0 and st.get("stop_requested") and TORCHRUN_STOPPED in _tail(run.path / STDERR_FILE):
+            # torchrun passes a SIGTERM on to its processes (they stop and save their checkpoints), then exits 1
+            # raising this: the stop the user asked for, not a failure
+            run.update_status(
+                status="stopped",
+                exit_code=rc,
+                ended=now,
+                note=f"torchrun passed the stop on to its processes and exited with status {rc}",
+            )
         elif rc > 0:
             tail = _tail(run.path / STDERR_FILE)
             last = next((ln for ln in reversed(tail.splitlines()) if ln.strip()), f"exit status {rc}")
