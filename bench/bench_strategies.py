@@ -7,7 +7,8 @@ ratio to the task plan's, measured in the same run.
     .venv/bin/python bench/bench_strategies.py --run RUN_DIR [--views 8] [--loo-views 4] [--out DIR]
     .venv/bin/python bench/bench_strategies.py --only-read --out DIR      # the table of predictions made before
 
-Predictions go to ``--out``/<plan> (never into the run's folder); ``--plans`` picks some of them.
+Predictions go to ``--out``/<plan> (never into the run's folder); ``--plans`` picks some of them; the table counts
+the tasks every plan predicted (seconds per view: over each plan's whole prediction, model loading included).
 """
 
 from __future__ import annotations
@@ -39,21 +40,25 @@ def predict(args: argparse.Namespace, plan: str) -> None:
     print(f"{plan}: {time.time() - t0:.0f} s", file=sys.stderr)
 
 
-def read(out: Path) -> tuple[dict, dict]:
+def read(out: Path, only: set[str] | None = None) -> tuple[dict, dict]:
+    """Tasks solved per strategy (solved, of) and the plan's views and seconds per view, over the tasks in
+    ``only`` (None: all)."""
     from ttft.runs.rundir import read_jsonl
     from ttft.views import strategies as sv
 
-    tasks = read_jsonl(out / "tasks.jsonl")
+    tasks = [r for r in read_jsonl(out / "tasks.jsonl") if only is None or r["task"] in only]
     views: dict = {}
     for v in read_jsonl(out / "predictions.jsonl"):
         views.setdefault((v["task"], v["test_index"]), []).append(v)
     summary = sv.summary_frame(sv.task_frame(tasks, views)).set_index("strategy")
     metrics = json.loads((out / "metrics.json").read_text())
     n_views = sum(t["n_views"] for r in tasks for t in r["tests"])
+    every = sum(t["n_views"] for r in read_jsonl(out / "tasks.jsonl") for t in r["tests"])
     return {s: (int(summary.loc[s, "solved"]), int(summary.loc[s, "of"])) for s in summary.index}, {
         "views": n_views,
-        "s_per_view": metrics["wall_seconds"] / max(1, n_views),
+        "s_per_view": metrics["wall_seconds"] / max(1, every),
         "tasks": len(tasks),
+        "same_tasks": len(tasks) == len(read_jsonl(out / "tasks.jsonl")),
     }
 
 
@@ -72,13 +77,19 @@ def main() -> None:
             ap.error("--run is needed (or --only-read)")
         for plan in args.plans:
             predict(args, plan)
-    rows = {p: read(Path(args.out) / p) for p in args.plans if (Path(args.out) / p / "tasks.jsonl").exists()}
+    from ttft.runs.rundir import read_jsonl
+
+    done = [p for p in args.plans if (Path(args.out) / p / "metrics.json").exists()]
+    ids = [{r["task"] for r in read_jsonl(Path(args.out) / p / "tasks.jsonl")} for p in done]
+    common = set.intersection(*ids) if ids else set()  # plans compared on the tasks they all predicted
+    rows = {p: read(Path(args.out) / p, common) for p in done}
     strategies = ["votes", "poe", "votes+poe", "marc", "oracle"]
     base = rows.get("task", (None, None))[1]
     print("| views from | tasks | views | s/view (ratio to task) | " + " | ".join(strategies) + " |")
     print("|---|---|---|---|" + "---|" * len(strategies))
     for plan, (solved, info) in rows.items():
-        ratio = f"{info['s_per_view'] / base['s_per_view']:.2f}x" if base else "-"
+        same = base is not None and info["same_tasks"] and base["same_tasks"]  # else other tasks' views are in it
+        ratio = f"{info['s_per_view'] / base['s_per_view']:.2f}x" if same else "other tasks"
         cells = [f"{solved[s][0]}/{solved[s][1]}" for s in strategies]
         print(
             f"| {plan} | {info['tasks']} | {info['views']} | {info['s_per_view']:.2f} ({ratio}) | "
