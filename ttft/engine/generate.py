@@ -231,11 +231,14 @@ def _prealloc_cache(model, capacity: int):
     return cache
 
 
-def _prefill(model, cache, prompts: Sequence[np.ndarray], L: int) -> None:
+def _prefill(
+    model, cache, prompts: Sequence[np.ndarray], L: int, should_stop: Callable[[], bool] | None = None
+) -> bool:
     """Fill ``cache`` (a :func:`_prealloc_cache`) with every prompt but its last token, left-padded to ``L``: prompts
     of equal length go through the model together without padding (no prefill compute is spent on pad tokens), and
     their keys/values land at positions ``[L - len, L - 1)`` of their rows; pad positions hold zeros and are masked.
-    ``generate`` then runs only the last prompt token of every row and decodes the batch together."""
+    ``generate`` then runs only the last prompt token of every row and decodes the batch together. Returns False
+    when ``should_stop()`` turned true between two groups (the cache is then unusable)."""
     import torch
 
     n = len(prompts)
@@ -248,6 +251,8 @@ def _prefill(model, cache, prompts: Sequence[np.ndarray], L: int) -> None:
     for length, rows in sorted(groups.items(), reverse=True):
         if length < 2:
             continue
+        if should_stop is not None and should_stop():
+            return False
         sub = _prealloc_cache(model, length - 1)
         ids = torch.as_tensor(np.stack([np.asarray(prompts[i][:-1], dtype=np.int64) for i in rows]), device=dev)
         with torch.no_grad():
@@ -267,11 +272,12 @@ def _prefill(model, cache, prompts: Sequence[np.ndarray], L: int) -> None:
             layer._k[idx, :, L - length : L - 1] = s.keys
             layer._v[idx, :, L - length : L - 1] = s.values
     if not allocated:
-        return
+        return True
     for layer in big:
         layer._n = L - 1
         layer.is_initialized = True
         layer.keys, layer.values = layer._k[:, :, : L - 1], layer._v[:, :, : L - 1]
+    return True
 
 
 def generate(
@@ -329,8 +335,8 @@ def generate(
     kw = {}
     cache = _prealloc_cache(pred.model, L + mx + 1)
     if cache is not None:
-        if n > 1:
-            _prefill(pred.model, cache, prompts, L)
+        if n > 1 and not _prefill(pred.model, cache, prompts, L, should_stop):
+            return None  # stopped while prefilling
         kw["cache"] = cache
     interrupt = _Interrupt(should_stop) if should_stop is not None else None
     if interrupt is not None:
