@@ -163,9 +163,10 @@ def results_markdown(order: list[str], rows: dict, exp_dir: Path | None = None) 
     ]
     for rec in df.to_dict("records"):
         r = rows[rec["experiment"]]
+        better = rec.get(label) if isinstance(rec.get(label), str) else "—"
         lines.append(
             f"| {rec['experiment']} | {fmt(r.get('val_loss'))} | {fmt(r.get('accuracy'), True)} "
-            f"| {fmt(r.get('pass_at_2'), True)} | {rec.get(label) or '—'} | {r.get('train_seconds') or 0:.0f} "
+            f"| {fmt(r.get('pass_at_2'), True)} | {better} | {r.get('train_seconds') or 0:.0f} "
             f"| {r.get('wall_seconds') or 0:.0f} |"
         )
     return "\n".join(lines) + "\n"
