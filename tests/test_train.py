@@ -432,6 +432,35 @@ def test_per_task_results_record_val_loss_before_and_after(tiny_model, tmp_path)
     assert {m["task"] for m in lines} == set(SMALL_TASKS.split(",")) and all(m["step"] in (0, 2) for m in lines)
 
 
+def test_a_per_task_run_resumed_mid_task_keeps_that_task_s_val_loss_before(tiny_model, tmp_path):
+    """Stopped during its first task and resumed, a per-task run still reports every task's val loss before TTFT
+    (the interrupted task's was logged when it started), so the run's mean covers every task."""
+    run_dir = tmp_path / "pt-resume"
+    args = base_args(tiny_model, run_dir, "--per-task", "--steps", "40", "--lora-r", "2", "--save-steps", "1000")
+    p = subprocess.Popen(
+        [sys.executable, "-m", "ttft", "train", *args],
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not any("loss" in m for m in read_jsonl(run_dir / "metrics.jsonl")):
+        time.sleep(0.1)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    first = json.loads((run_dir / "status.json").read_text())
+    assert first["status"] == "stopped", first
+    r = run_train("--resume", str(run_dir), "--json", "--threads", "1", timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads((run_dir / "result.json").read_text())
+    assert set(res["per_task"]) == set(SMALL_TASKS.split(","))
+    before = [row["val_loss_before"] for row in res["per_task"].values()]
+    assert all(b is not None and b > 0 for b in before), res["per_task"]
+    assert res["val_loss_before"] == pytest.approx(sum(before) / len(before))
+
+
 def test_a_run_in_which_no_sample_fits_is_refused_before_any_work(tiny_model, tmp_path):
     r = run_train(*base_args(tiny_model, tmp_path / "tiny", "--max-seq-len", "8", "--steps", "2"))
     assert r.returncode == 2

@@ -44,7 +44,16 @@ from ttft.engine.train_config import TrainConfig
 from ttft.options import ConfigError
 from ttft.runs.lifecycle import RunLifecycle
 from ttft.runs.metrics import SUPERSEDED_FILE, drop_steps_after
-from ttft.runs.rundir import RunDir, append_jsonl, new_run_id, read_json, runs_root, safe_name, write_json_atomic
+from ttft.runs.rundir import (
+    RunDir,
+    append_jsonl,
+    new_run_id,
+    read_json,
+    read_jsonl,
+    runs_root,
+    safe_name,
+    write_json_atomic,
+)
 
 
 def read_json_dict(path: Path) -> dict:
@@ -458,8 +467,8 @@ def _train_inner(
                         **({"task": label} if label else {}),
                     },
                 )
-        else:
-            before = (per_task.get(label or "") or {}).get("val_loss_before")
+        else:  # resumed within the group: its before-loss was logged when it started
+            before = _logged_before(run, label)
         if before is not None:
             before_losses.append(before)
         trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
@@ -520,6 +529,14 @@ def _train_inner(
         val_loss_before=float(np.mean(before_losses)) if before_losses else None,
         per_task=per_task,
     )
+
+
+def _logged_before(run: RunDir, label: str | None) -> float | None:
+    """The val loss before training that a group logged when it started (the last such line of its task)."""
+    for rec in reversed(read_jsonl(run.metrics_file)):
+        if rec.get("val_loss_before") is not None and rec.get("task") == label:
+            return float(rec["val_loss_before"])
+    return None
 
 
 def _resume_point(run: RunDir, sub: str | None, label: str | None, steps_done: int, life: RunLifecycle) -> Path | None:
