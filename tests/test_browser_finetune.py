@@ -66,7 +66,8 @@ def test_launch_watch_and_stop_a_tiny_job(page, tmp_path, tiny_model):
         page.screenshot(path=str(shots / "finetune-running.png"), full_page=True)
 
         page.get_by_role("button", name="Stop").click()
-        page.get_by_text("stopped", exact=True).first.wait_for(timeout=TIMEOUT)
+        # the runs table's cells hold the same word, hidden (the grid draws on a canvas): wait for a visible one
+        page.get_by_text("stopped", exact=True).filter(visible=True).first.wait_for(timeout=TIMEOUT)
         (job,) = registry.list_jobs(runs)
         assert job.status == "stopped" and 0 < job.step < 3000
         assert job.run.last_checkpoint() is not None
