@@ -20,6 +20,24 @@ def run_train(*args, timeout=300, env=None):
     return run_group([sys.executable, "-m", "ttft", "train", *args], timeout=timeout, env=env)
 
 
+def train_then_sigterm(args: list[str], run_dir) -> tuple[subprocess.Popen, str, str]:
+    """Start ``ttft train ARGS``, send SIGTERM once its first loss is logged; the process, its stdout and stderr."""
+    p = subprocess.Popen(
+        [sys.executable, "-m", "ttft", "train", *args],
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not any("loss" in m for m in read_jsonl(run_dir / "metrics.jsonl")):
+        time.sleep(0.1)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=120)
+    return p, out, err
+
+
 def last_json(stdout: str) -> dict:
     return json.loads(stdout.strip().splitlines()[-1])
 
@@ -161,21 +179,7 @@ def test_sigterm_stops_with_checkpoint_and_resume_reaches_same_steps(tiny_model,
         "--val",
         "none",
     )
-    p = subprocess.Popen(
-        [sys.executable, "-m", "ttft", "train", *args],
-        cwd=ROOT,
-        env=ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if any("loss" in m for m in read_jsonl(run_dir / "metrics.jsonl")):
-            break
-        time.sleep(0.2)
-    p.send_signal(signal.SIGTERM)
-    out, err = p.communicate(timeout=120)
+    p, out, err = train_then_sigterm(args, run_dir)
     assert p.returncode == 0, err
     res = last_json(out)
     assert res["status"] == "stopped" and 0 < res["steps"] < 400
@@ -437,18 +441,7 @@ def test_a_per_task_run_resumed_mid_task_keeps_that_task_s_val_loss_before(tiny_
     (the interrupted task's was logged when it started), so the run's mean covers every task."""
     run_dir = tmp_path / "pt-resume"
     args = base_args(tiny_model, run_dir, "--per-task", "--steps", "40", "--lora-r", "2", "--save-steps", "1000")
-    p = subprocess.Popen(
-        [sys.executable, "-m", "ttft", "train", *args],
-        cwd=ROOT,
-        env=ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.time() + 120
-    while time.time() < deadline and not any("loss" in m for m in read_jsonl(run_dir / "metrics.jsonl")):
-        time.sleep(0.1)
-    p.send_signal(signal.SIGTERM)
-    _, err = p.communicate(timeout=120)
+    p, _, err = train_then_sigterm(args, run_dir)
     assert p.returncode == 0, err
     first = json.loads((run_dir / "status.json").read_text())
     assert first["status"] == "stopped", first
