@@ -20,7 +20,7 @@ from ttft.core.augment import apply_task
 from ttft.core.gridtext import grid_to_text
 from ttft.engine.generate import Generated
 from ttft.engine.predict_config import PredictConfig
-from ttft.engine.views import view_plan, view_specs, view_task
+from ttft.engine.views import fallback_plan, view_plan, view_specs, view_task
 from ttft.runs.rundir import write_json_atomic
 
 TASKS = ("00576224", "0c786b71", "0692e18c")  # arc-agi-1/evaluation, small grids
@@ -80,7 +80,9 @@ def answers_for(ds, cfg: PredictConfig, tasks=TASKS) -> dict[str, tuple[str, int
             vt = apply_task(task, spec)
             for p in vt.test:
                 out["<input>\n" + grid_to_text(p.input) + "<output>\n"] = (tid, k, p.output)
-        for k, view in enumerate(view_plan(task, cfg)):  # views of other plans (--views-from marc's transforms)
+        plan = view_plan(task, cfg)
+        views = list(enumerate(plan)) + list(enumerate(fallback_plan(task, cfg), len(plan)))  # and MARC's fallback
+        for k, view in views:  # views of other plans (--views-from marc's transforms)
             for p in view_task(task, view).test:
                 out.setdefault("<input>\n" + grid_to_text(p.input) + "<output>\n", (tid, k, p.output))
     return out

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,16 @@ from ttft.engine.generate import Generated, Predictor, auto_batch_size, auto_thr
 from ttft.engine.predict_config import PredictConfig, PredictError
 from ttft.engine.results import item_line, scorer_for, task_result
 from ttft.engine.sources import resolve_source, select
-from ttft.engine.views import max_output_tokens, n_views, output_token_estimate, view_plan, view_task
+from ttft.engine.views import (
+    LeftOut,
+    View,
+    fallback_plan,
+    max_output_tokens,
+    n_views,
+    output_token_estimate,
+    view_plan,
+    view_task,
+)
 from ttft.runs.lifecycle import RunLifecycle
 from ttft.runs.predictions import submission  # noqa: F401 (Kaggle's format; re-exported)
 from ttft.runs.rundir import RunDir, append_jsonl, runs_root, safe_name, write_json_atomic
@@ -70,7 +79,8 @@ class ViewItem:
     alts: list[Generated] | None = None
     alt_grids: list[np.ndarray | None] | None = None
     cut_short: bool = False  # decode dfs: the search stopped at its step limit
-    left_out: int | None = None  # views_from leave-one-out: the train pair this view leaves out
+    #: views_from leave-one-out / marc: the train pair this view leaves out (a tuple of two: MARC's fallback)
+    left_out: LeftOut = None
 
     @property
     def ok(self) -> bool:
@@ -78,7 +88,29 @@ class ViewItem:
 
 
 def build_items(task: Task, cfg: PredictConfig, pred: Predictor, limit: int) -> list[ViewItem]:
-    """The view items of every test input of ``task``, with prompts (``encode_task(answer=False)``)."""
+    """The view items of every test input of ``task``, with prompts (``encode_task(answer=False)``); a view whose
+    prompt + output budget exceeds ``limit`` has none (given up as too long). MARC's fallback
+    (:func:`ttft.engine.views.fallback_plan`): a test input none of whose views fits also gets the views leaving
+    two pairs out (``views_from`` leave-one-out and marc), numbered after the plan's."""
+    plan = view_plan(task, cfg)
+    tests = range(len(task.test))
+    items = _items(task, list(enumerate(plan)), tests, cfg, pred, limit)
+    short = [i for i in tests if not any(it.prompt is not None for it in items if it.test_index == i)]
+    extra = fallback_plan(task, cfg) if short else []
+    if extra:
+        items += _items(task, list(enumerate(extra, len(plan))), short, cfg, pred, limit)
+    return items
+
+
+def _items(
+    task: Task,
+    views: list[tuple[int, View]],
+    tests: Sequence[int],
+    cfg: PredictConfig,
+    pred: Predictor,
+    limit: int,
+) -> list[ViewItem]:
+    """The items of the numbered ``views`` for the test inputs ``tests``."""
     enc = pred.source.encoding
     tok = pred.tokenizer
     from ttft.core.tokenizer import is_embedded
@@ -86,9 +118,9 @@ def build_items(task: Task, cfg: PredictConfig, pred: Predictor, limit: int) -> 
     tok_arg = None if is_embedded(tok) else tok
     most = max_output_tokens(enc.format, pred.count_tokens)
     items = []
-    for spec_k, view in enumerate(view_plan(task, cfg)):
+    for spec_k, view in views:
         vt = view_task(task, view)
-        for i in range(len(task.test)):
+        for i in tests:
             est = min(most, cfg.max_new_tokens or output_token_estimate(vt, i, enc.format, pred.count_tokens))
             tt = tokenize_task(vt, enc, tok_arg, test_index=i, answer=False)
             item = ViewItem(task.id, i, spec_k, view.spec, tt.input_ids, est, left_out=view.left_out)
@@ -362,7 +394,9 @@ def run_prediction(cfg: PredictConfig, log: Callable[[str], None] = lambda m: No
         write_json_compact(
             out / "submission.json", submission([t.id for t in tasks], results, {t.id: len(t.test) for t in tasks})
         )
-        stop.finish(status, done=len(results), views_done=prog.views_done, summary=summary)
+        stop.finish(
+            status, done=len(results), views_done=prog.views_done, views_total=prog.views_total, summary=summary
+        )
         log(
             f"{status}: {len(results)} task(s), pass@2 {summary.get('pass_at_2')}, accuracy "
             f"{summary.get('accuracy')}, val loss {summary.get('val_loss')}; {out}"
@@ -415,7 +449,7 @@ def _predict_tasks(
         if stop.requested:
             break
         _predict_group(group, prog, cfg, pred, limit, run, stop, log, len(tasks))
-        stop.update(done=len(prog.results), views_done=prog.views_done)
+        stop.update(done=len(prog.results), views_done=prog.views_done, views_total=prog.views_total)
     return prog
 
 
@@ -438,6 +472,14 @@ def _predict_group(
     with _no_adapter(pred) if not enabled else _null():
         items = [it for t in group for it in build_items(t, cfg, pred, limit)]
         pending = {t.id: (t, [it for it in items if it.task == t.id]) for t in group}
+        for t, its in pending.values():
+            if extra := len(its) - n_views(t, cfg) * len(t.test):  # MARC's fallback added views
+                prog.views_total += extra
+                tests = sorted({it.test_index for it in its if it.view >= n_views(t, cfg)})
+                log(
+                    f"task {t.id}: no view of test input(s) {tests} fits max_seq_len {limit}: "
+                    f"{extra} more leaving two train pairs out (MARC's fallback)"
+                )
         prog.views_done += sum(it.prompt is None for it in items)  # too long: given up, not generated
         side = 0.0  # seconds spent writing tasks (and their val loss) between batches
 
@@ -446,7 +488,7 @@ def _predict_group(
             t2 = time.time()
             prog.views_done += len(batch)
             _write_done(pending, prog, cfg, pred, limit, run, adapter)
-            stop.update(done=len(prog.results), views_done=prog.views_done)
+            stop.update(done=len(prog.results), views_done=prog.views_done, views_total=prog.views_total)
             log(f"{len(prog.results)}/{n_tasks} tasks, {prog.views_done}/{prog.views_total} views")
             side += time.time() - t2
 

@@ -118,7 +118,9 @@ class PredictConfig(Options):
         "pair, without that pair: K x n_train views, as MARC's inference tasks leave one pair out; a task with one "
         "train pair keeps it), marc (MARC's own inference tasks: each leave-one-out task in its order and 2 random "
         "train orders, then transpose, flip_v, flip_h, rot270, rot180 each of one of them; about 3 x n_train + 5 "
-        "views, no colour maps; views, transforms, colors, p_bg, shuffle and identity_view do not apply)",
+        "views, no colour maps; views, transforms, colors, p_bg, shuffle and identity_view do not apply); with "
+        "leave-one-out and marc, a test input none of whose views fits max_seq_len also gets the same views leaving "
+        "two train pairs out (MARC's fallback)",
         choices=VIEWS_FROM,
         group="Views",
     )

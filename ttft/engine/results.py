@@ -82,7 +82,7 @@ def item_line(it: ViewItem, truth: np.ndarray | None) -> dict:
         "test_index": it.test_index,
         "view": it.view,
         "spec": it.spec.to_json(),
-        "left_out": it.left_out,
+        "left_out": list(it.left_out) if isinstance(it.left_out, tuple) else it.left_out,
         "text": it.out.text if it.out else None,
         "grid": None if it.grid is None else it.grid.tolist(),
         "unanswered": it.grid is None,

@@ -37,11 +37,11 @@ from ttft.core.marcvote import as_key, vote_candidates
 from ttft.core.voting import Candidate, poe_orders
 from ttft.engine.generate import Predictor
 from ttft.engine.predict_config import SCORES  # noqa: F401 (the choices, declared with the option)
-from ttft.engine.views import View, view_task
+from ttft.engine.views import LeftOut, View, view_task
 
 
 def _answer_ids(
-    pred: Predictor, task: Task, test_index: int, grid: np.ndarray, spec: AugmentSpec, left_out: int | None = None
+    pred: Predictor, task: Task, test_index: int, grid: np.ndarray, spec: AugmentSpec, left_out: LeftOut = None
 ) -> list[int]:
     """The tokens a view's model writes for ``grid`` (the task's frame) as the test output, up to the stop."""
     from ttft.core.tokenizer import fast_encoder, is_embedded
@@ -73,10 +73,10 @@ def view_scores(
     specs: Sequence[AugmentSpec],
     prompts: Sequence[np.ndarray | None],
     constrain: bool,
-    left_out: Sequence[int | None] | None = None,
+    left_out: Sequence[LeftOut] | None = None,
 ) -> np.ndarray:
     """``(candidates, views)`` summed log-probs of each candidate given each view's prompt (NaN where the view has
-    no prompt: too long); ``left_out[k]``: the train pair view k leaves out (``views_from leave-one-out``)."""
+    no prompt: too long); ``left_out[k]``: the train pair(s) view k leaves out (``views_from leave-one-out``, marc)."""
     import torch
 
     a = pred.automaton() if constrain else None

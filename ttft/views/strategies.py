@@ -124,7 +124,12 @@ def _view_label(v: Mapping[str, Any] | None) -> str:
     if v is None:
         return "?"
     text = describe_spec(v.get("spec"))
-    return text + (f" · without pair {v['left_out'] + 1}" if v.get("left_out") is not None else "")
+    out = v.get("left_out")
+    if out is None:
+        return text
+    if isinstance(out, int):
+        return text + f" · without pair {out + 1}"
+    return text + " · without pairs " + " and ".join(str(k + 1) for k in out)  # MARC's fallback: two left out
 
 
 def view_score_frame(test: Mapping[str, Any], views: Views = ()) -> pd.DataFrame:
