@@ -1,6 +1,6 @@
 """Loading a RE-ARC-sized folder of pools and the finetune sample stream over it (issue 16).
 
-Usage: ``.venv/bin/python bench/bench_pools.py [--files 400] [--pairs 1000] [--samples 3000]``. Prints
+Usage: ``.venv/bin/python bench/bench_pools.py [--files 400] [--pairs 1000] [--samples 3000] [--old-tree DIR]``. Prints
 ``name: value`` lines. It writes a folder of ``--files`` pool files of ``--pairs`` pairs each in a temporary folder
 (the form michaelhodel/re-arc writes: ``json.dump`` of a list of ``{"input", "output"}``, ``", "`` separators),
 every grid's sides drawn uniformly in 1..30 (a RE-ARC generator's usual range; about 240 cells a grid, 1.5 MB a
@@ -12,6 +12,10 @@ file). Each measurement runs in a fresh process pinned to one core:
 * ``pool_stream_samples_per_s``: the finetune :class:`ttft.engine.samples.SampleStream` over the pools (k pairs
   drawn, augmented, encoded and tokenised with the embedded tokenizer, trimmed to max_seq_len 2048); baseline
   ``arc_stream_samples_per_s``: the same stream over ARC-AGI-1 training; ``pool_draw_per_s``: the draw alone.
+
+``--old-tree DIR``: a checkout of another commit (``git worktree add /tmp/old COMMIT``); its load and both
+streams are measured in the same run, in processes started in DIR (so they import its ``ttft``), and printed as
+``old_*`` with the ratios of ours to them.
 
 Targets: load < 10 s and < 2 GB RSS; the pool stream >= 2,000 samples/s on one core.
 """
@@ -105,9 +109,9 @@ print(json.dumps(out))
 """
 
 
-def child(what: str, folder: Path, n: int) -> dict:
+def child(what: str, folder: Path, n: int, cwd: str | None = None) -> dict:
     r = subprocess.run(
-        [sys.executable, "-c", CHILD, what, str(folder), str(n)], capture_output=True, text=True, check=False
+        [sys.executable, "-c", CHILD, what, str(folder), str(n)], capture_output=True, text=True, check=False, cwd=cwd
     )
     if r.returncode != 0:
         sys.exit(f"{what} child failed:\n{r.stderr}")
@@ -119,7 +123,9 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=400)
     ap.add_argument("--pairs", type=int, default=1000)
     ap.add_argument("--samples", type=int, default=3000)
+    ap.add_argument("--old-tree", help="a checkout of an older commit, measured in the same run")
     args = ap.parse_args()
+    print(f"load_average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     with tempfile.TemporaryDirectory(prefix="ttft-bench-pools-") as tmp:
         folder = Path(tmp)
         t0 = time.perf_counter()
@@ -130,6 +136,7 @@ def main() -> None:
         ours = child("pools", folder, args.samples)
         base = child("json", folder, args.samples)
         bundled = child("bundled", folder, args.samples)
+        old = child("pools", folder, args.samples, cwd=args.old_tree) if args.old_tree else None
     print(f"tasks_loaded: {ours['n_tasks']} ({ours['n_pairs']} pairs, {ours['n_errors']} problems)")
     print(f"load_s: {ours['load_s']:.2f} (target < 10)")
     print(f"load_peak_rss_mb: {ours['load_peak_rss_mb']:.0f} (target < 2048)")
@@ -142,6 +149,15 @@ def main() -> None:
     print(f"baseline_arc_stream_samples_per_s: {ours['arc_stream_samples_per_s']:.0f}")
     print(f"pool_stream_vs_arc_stream: {ours['pool_stream_samples_per_s'] / ours['arc_stream_samples_per_s']:.3f}")
     print(f"pool_draw_per_s: {ours['pool_draw_per_s']:.0f}")
+    if old is not None:
+        print(f"old_load_s: {old['load_s']:.2f}")
+        print(f"load_vs_old: {ours['load_s'] / old['load_s']:.3f}")
+        print(f"old_pool_stream_samples_per_s: {old['pool_stream_samples_per_s']:.0f}")
+        print(f"old_pool_stream_counts: {json.dumps(old['pool_stream_counts'])}")
+        print(f"pool_stream_vs_old: {ours['pool_stream_samples_per_s'] / old['pool_stream_samples_per_s']:.2f}")
+        print(f"old_arc_stream_samples_per_s: {old['arc_stream_samples_per_s']:.0f}")
+        print(f"arc_stream_vs_old: {ours['arc_stream_samples_per_s'] / old['arc_stream_samples_per_s']:.2f}")
+    print(f"load_average_end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

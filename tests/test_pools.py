@@ -300,11 +300,11 @@ def test_a_finetune_run_on_a_mix_of_pools_and_tasks_records_each_dataset(tiny_mo
 
 
 @pytest.mark.parametrize("fmt", ["minimal", "shape+rows", "separated", "arc24", "numpy"])
-def test_pretrimming_gives_the_exact_trimmed_stream(monkeypatch, fmt):
-    """The stream drops leading train pairs whose cells alone overflow max_seq_len before tokenising: the samples
-    (and counts) are those of the exact trim loop, for every grid format."""
+def test_trimming_decided_from_the_shapes_gives_the_exact_trimmed_stream(fmt):
+    """With the embedded tokenizer the stream counts a sample's tokens from its grids' shapes and drops the leading
+    train pairs that do not fit before writing any text: the samples (and counts) are those of the path that
+    tokenises the whole view and pops a pair while it does not fit, for every grid format."""
     from ttft.core.encoding import EncodingConfig
-    from ttft.engine import samples
 
     big = [pool_task(30, f"p{i}") for i in range(2)]
     big = [
@@ -315,18 +315,10 @@ def test_pretrimming_gives_the_exact_trimmed_stream(monkeypatch, fmt):
     ]
     enc = EncodingConfig(format=fmt, max_seq_len=1536)
     cfg = TrainConfig(mode="finetune", encoding=enc, pool_pairs_min=6, pool_pairs_max=7)
-    real, dropped = samples._pretrim, []
-
-    def counting(task, k, n):
-        out = real(task, k, n)
-        dropped.append(len(task.train) - len(out.train))
-        return out
-
-    monkeypatch.setattr(samples, "_pretrim", counting)
     fast = stream_of(cfg, big, n=60)
     got = [fast[i]["input_ids"] for i in range(60)]
-    assert sum(d > 0 for d in dropped) >= 3  # pairs were dropped before tokenising
-    monkeypatch.setattr(samples, "_pretrim", lambda task, k, n: task)
+    assert fast.counts["trimmed"] >= 3
     exact = stream_of(cfg, big, n=60)
+    exact._fast = False  # apply the view, tokenise it, pop the first train pair while it does not fit
     assert [exact[i]["input_ids"] for i in range(60)] == got
     assert exact.counts == fast.counts

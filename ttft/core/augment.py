@@ -64,6 +64,7 @@ __all__ = [
     "try_apply_task",
     "check_fits",
     "random_spec",
+    "draw_spec",
     "random_views",
 ]
 
@@ -218,8 +219,8 @@ def parse_color_map(text: str) -> tuple[int, ...]:
 def random_color_map(rng: np.random.Generator, move_bg: bool = False) -> tuple[int, ...]:
     """A random permutation of the colours; 0 stays unless ``move_bg``."""
     if move_bg:
-        return tuple(int(c) for c in rng.permutation(10))
-    return (0,) + tuple(int(c) + 1 for c in rng.permutation(9))
+        return tuple(rng.permutation(10).tolist())
+    return (0, *(rng.permutation(9) + 1).tolist())
 
 
 def invert_colors(colors: Sequence[int]) -> tuple[int, ...]:
@@ -522,6 +523,15 @@ def random_spec(
         rng, recorded = np.random.default_rng(seed), seed
     else:
         raise ValueError(f"seed must be an integer or a numpy Generator, got {seed!r}")
+    if opts.shuffle and task is None:
+        raise ValueError("random_spec needs the task when options.shuffle is on (to draw a train order)")
+    return draw_spec(rng, opts, len(task.train) if task is not None else 0, recorded)
+
+
+def draw_spec(rng: np.random.Generator, opts: AugmentOptions, n_train: int, seed: int | None = None) -> AugmentSpec:
+    """The spec :func:`random_spec` draws from ``rng`` for a task with ``n_train`` train pairs, the same draws in
+    the same order, for options already validated (the sample stream validates its frozen options once, then draws
+    thousands of specs a second): neither the options nor the drawn values are checked again."""
     geometric = opts.transforms[int(rng.integers(len(opts.transforms)))]
     if opts.colors == "none":
         colors = IDENTITY_COLORS
@@ -531,17 +541,17 @@ def random_spec(
         colors = random_color_map(rng, move_bg=bool(opts.p_bg) and rng.random() < opts.p_bg)
     else:
         colors = parse_color_map(opts.colors)
-    order = None
-    if opts.shuffle:
-        if task is None:
-            raise ValueError("random_spec needs the task when options.shuffle is on (to draw a train order)")
-        order = tuple(int(i) for i in rng.permutation(len(task.train)))
+    order = tuple(rng.permutation(n_train).tolist()) if opts.shuffle else None
     steps = []
     for c in opts.compose:
         if opts.p_compose < 1.0 and rng.random() >= opts.p_compose:
             continue
         steps.append(_random_step(c, rng, opts.compose_targets) if c in STEP_KINDS else parse_step(c))
-    return AugmentSpec(geometric, colors, order, tuple(steps), seed=recorded)
+    spec = object.__new__(AugmentSpec)  # the fields are valid by construction: skip __post_init__'s checks
+    for name, value in (("geometric", geometric), ("colors", colors), ("order", order), ("steps", tuple(steps))):
+        object.__setattr__(spec, name, value)
+    object.__setattr__(spec, "seed", seed)
+    return spec
 
 
 def random_views(

@@ -15,11 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from ttft.core.augment import IDENTITY_COLORS, AugmentSkipped, random_spec, try_apply_task
-from ttft.core.data import Task, grid_tokens
+from ttft.core.augment import IDENTITY_COLORS, AugmentSkipped, AugmentSpec, check_fits, draw_spec, try_apply_task
+from ttft.core.data import Task
 from ttft.core.encoding import IGNORE_INDEX, EncodingConfig, tokenize_task, val_encoding
 from ttft.core.leaveout import leave_out_parent, leave_out_tasks
 from ttft.core.profiles import check_encodable, marc_spec
+from ttft.core.viewtokens import ViewEncoder
 from ttft.engine.train_config import TrainConfig
 
 
@@ -33,15 +34,18 @@ def pool_sample(rng: np.random.Generator, pool: Task, lo: int, hi: int) -> Task:
     """A task of k distinct pairs of a pool, k drawn in [lo, hi] (at most the pool's size), the last one the test."""
     n = len(pool.train)
     k = int(rng.integers(min(lo, n), min(hi, n) + 1))
-    idx = rng.choice(n, size=k, replace=False)
-    pairs = tuple(pool.train[int(j)] for j in idx)
+    pairs = tuple(pool.train[j] for j in rng.choice(n, size=k, replace=False).tolist())
     return Task(pool.id, pairs[:-1], pairs[-1:], source=pool.source)
 
 
 class SampleStream:
     """A map-style torch dataset of augmented, tokenised samples; sample ``i`` depends only on (seed, i).
 
-    Deterministic per index, so resuming (which skips the batches already seen) gives the same stream."""
+    Deterministic per index, so resuming (which skips the batches already seen) gives the same stream. With the
+    embedded tokenizer and the markers prompt a sample is built from its grids (:class:`ttft.core.viewtokens.
+    ViewEncoder`: lengths from the shapes, trimming decided before any text, only the kept pairs augmented and
+    written as ids); otherwise the view is applied and tokenised by the tokenizer, trimming by tokenising again. Both
+    give the samples of the plain computation (tests/test_samples_exact.py)."""
 
     def __init__(
         self,
@@ -70,6 +74,10 @@ class SampleStream:
         self.cfg = cfg
         self.tokenizer = None if _is_embedded_tok(tokenizer) else tokenizer
         self.counts = {"samples": 0, "trimmed": 0, "dropped": 0, "augment_skipped": 0}
+        #: the fast path's encoder (embedded tokenizer, markers prompt), made on first use (it validates the encoding)
+        self._views: ViewEncoder | None = None
+        self._fast = self.tokenizer is None and cfg.encoding.prompt == "markers"
+        self._augment_ok = False
         self._perms: dict[int, np.ndarray] = {}
         groups: dict[str, list[Task]] = {}
         if mode == "ttft" and cfg.task_weighting == "task":
@@ -120,61 +128,74 @@ class SampleStream:
             return Task(src.id, pairs[:-1], pairs[-1:], source=src.source)
         return src  # an n-1 task
 
+    def _spec(self, rng: np.random.Generator, task: Task) -> AugmentSpec:
+        if self.cfg.augment_recipe == "marc":
+            spec = marc_spec(rng, task)
+        else:
+            if not self._augment_ok:  # frozen options: valid once, valid for every sample
+                self.cfg.augment.validate()
+                self._augment_ok = True
+            spec = draw_spec(rng, self.cfg.augment, len(task.train))
+        if self.cfg.keep_original_colors and rng.random() < self.cfg.keep_original_colors:
+            spec = dataclasses.replace(spec, colors=IDENTITY_COLORS)
+        return spec
+
     def __getitem__(self, i: int) -> dict:
         for attempt in range(20):
             rng = np.random.default_rng([self.cfg.seed, int(i), attempt])
             task = self._base_task(rng, int(i) + attempt * 7919)
-            if self.cfg.augment_recipe == "marc":
-                spec = marc_spec(rng, task)
+            spec = self._spec(rng, task)
+            if self._fast and all(p.output is not None for p in task.train + task.test):
+                features = self._from_grids(rng, task, spec)
             else:
-                spec = random_spec(rng, self.cfg.augment, task)
-            if self.cfg.keep_original_colors and rng.random() < self.cfg.keep_original_colors:
-                spec = dataclasses.replace(spec, colors=IDENTITY_COLORS)
-            res = try_apply_task(task, spec)
-            if res.task is None:
-                self.counts["augment_skipped"] += 1
-                continue
-            task = res.task
-            k = int(rng.integers(len(task.test)))  # n-2-only tasks have two test pairs: train on one of them
-            n_train = len(task.train)
-            if self.cfg.too_long == "trim" and self.tokenizer is None:
-                task = _pretrim(task, k, self.cfg.encoding.max_seq_len)
-            tt = tokenize_task(task, self.cfg.encoding, self.tokenizer, test_index=k)
-            trimmed = len(task.train) < n_train
-            if not tt.fits and self.cfg.too_long == "trim":
-                train = list(task.train)
-                while not tt.fits and len(train) > 1:
-                    train.pop(0)
-                    trimmed = True
-                    tt = tokenize_task(
-                        Task(task.id, tuple(train), task.test), self.cfg.encoding, self.tokenizer, test_index=k
-                    )
-            if tt.fits and trimmed:
-                self.counts["trimmed"] += 1
-            if not tt.fits:
-                self.counts["dropped"] += 1
-                continue
-            self.counts["samples"] += 1
-            return tt.to_features()
+                features = self._tokenised(rng, task, spec)
+            if features is not None:
+                return features
         raise RuntimeError(
             f"sample {i}: no augmented task fits max_seq_len={self.cfg.encoding.max_seq_len} after "
             "20 tries; raise max_seq_len or select smaller tasks (max_task_tokens)"
         )
 
+    def _count(self, features: dict | None, trimmed: bool) -> dict | None:
+        if features is None:
+            self.counts["dropped"] += 1
+            return None
+        self.counts["samples"] += 1
+        self.counts["trimmed"] += trimmed
+        return features
 
-def _pretrim(task: Task, k: int, max_len: int) -> Task:
-    """The task without the leading train pairs that trimming would drop anyway: with the embedded tokenizer every
-    cell and row end is at least one token (``grid_tokens``), so while that count alone is over ``max_len`` the
-    exact loop of :meth:`SampleStream.__getitem__` would pop the first train pair too; the same sample, fewer
-    tokenisations (a pool's pairs are often 30x30)."""
-    sizes = [grid_tokens(p.input) + (grid_tokens(p.output) if p.output is not None else 0) for p in task.train]
-    test = task.test[k]
-    total = sum(sizes) + grid_tokens(test.input) + (grid_tokens(test.output) if test.output is not None else 0)
-    drop = 0
-    while total > max_len and drop < len(sizes) - 1:
-        total -= sizes[drop]
-        drop += 1
-    return Task(task.id, task.train[drop:], task.test, source=task.source) if drop else task
+    def _from_grids(self, rng: np.random.Generator, task: Task, spec: AugmentSpec) -> dict | None:
+        """The sample of this view built from its grids (embedded tokenizer, markers prompt, outputs known)."""
+        fits = (spec.order is None or len(spec.order) == len(task.train)) and not spec.steps
+        if not fits and check_fits(task, spec) is not None:  # a grid over 30x30: skipped as apply_task skips it
+            self.counts["augment_skipped"] += 1
+            return None
+        k = int(rng.integers(len(task.test)))  # n-2-only tasks have two test pairs: train on one of them
+        train = task.train if spec.order is None else [task.train[j] for j in spec.order]
+        if self._views is None:
+            self._views = ViewEncoder(self.cfg.encoding)
+        features, drop = self._views.features(train, task.test[k], spec, self.cfg.too_long == "trim")
+        return self._count(features, drop > 0)
+
+    def _tokenised(self, rng: np.random.Generator, task: Task, spec: AugmentSpec) -> dict | None:
+        """The sample of this view applied and tokenised (any tokenizer and prompt), trimmed by tokenising again."""
+        res = try_apply_task(task, spec)
+        if res.task is None:
+            self.counts["augment_skipped"] += 1
+            return None
+        task = res.task
+        k = int(rng.integers(len(task.test)))
+        tt = tokenize_task(task, self.cfg.encoding, self.tokenizer, test_index=k)
+        trimmed = False
+        if not tt.fits and self.cfg.too_long == "trim":
+            train = list(task.train)
+            while not tt.fits and len(train) > 1:
+                train.pop(0)
+                trimmed = True
+                tt = tokenize_task(
+                    Task(task.id, tuple(train), task.test), self.cfg.encoding, self.tokenizer, test_index=k
+                )
+        return self._count(tt.to_features() if tt.fits else None, trimmed)
 
 
 def _is_embedded_tok(tok: Any) -> bool:
