@@ -191,3 +191,19 @@ def test_compare_two_experiments(tmp_path, monkeypatch):
     at = _sweep_page(tmp_path, monkeypatch)
     table = next(d.value for d in at.dataframe if "row" in d.value.columns)
     assert sorted(set(table["experiment"])) == ["seed-ablation-test", "sweep-b"] and len(table) == 4
+
+
+def test_sweep_form_has_the_sweep_wide_threads_and_profile(tmp_path, monkeypatch):
+    """threads and profile, declared once in SweepConfig, appear in the generated form and in the command."""
+    at = _sweep_page(tmp_path, monkeypatch)
+    at.multiselect(key="sweep._keys").set_value(["lr"]).run()
+    at.text_input(key="sweep._values.lr").set_value("1e-4,3e-4").run()
+    code = next(c.value for c in at.code if "experiment sweep" in c.value)
+    assert "--threads" not in code and "--profile" not in code  # the defaults are not written
+    assert at.selectbox(key="sweep.profile").options == ["ttft", "arc24", "marc"]
+    at.number_input(key="sweep.threads").set_value(2).run()
+    at.selectbox(key="sweep.profile").set_value("marc").run()
+    assert not at.exception, at.exception
+    code = next(c.value for c in at.code if "experiment sweep" in c.value)
+    assert "--threads 2" in code and "--profile marc" in code
+    assert any("2 row(s)" in c.value for c in at.caption)  # every row planned with them

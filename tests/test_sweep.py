@@ -85,6 +85,46 @@ def test_grid_product_and_row_configs():
     assert base.train is None and base.predict.base_model == "default" and base.predict.run is None
 
 
+def test_sweep_wide_threads_and_profile_reach_both_stages_unless_the_row_sets_its_own():
+    """``threads`` and ``profile`` are declared once for the sweep and go to every row's train and predict stages;
+    a row's train.*/predict.* value wins for its stage, a row's own sweep-level value for both."""
+    from ttft.core.profiles import profile_values
+
+    cfg = SweepConfig(tasks=TASKS, max_task_tokens=None, threads=2, profile="marc")
+    rows = rows_of_json(
+        [
+            {"name": "plain", "options": {}},
+            {"name": "own", "options": {"train.threads": 4, "predict.threads": 1, "predict.profile": "ttft"}},
+            {"name": "row-wide", "options": {"threads": 3, "profile": "arc24"}},
+        ],
+        "rows",
+    )
+    assert rows[2].options == {"threads": 3, "profile": "arc24"}  # sweep options, not train/predict ones
+    plain, own, wide = plan(cfg, rows, list(TASKS), Path("/out"))
+    assert plain.train.threads == plain.predict.threads == 2
+    assert plain.train.profile == plain.predict.profile == "marc"
+    marc_train = profile_values("marc", "train")
+    assert plain.train.encoding.prompt == marc_train["encoding"]["prompt"] == "marc"
+    assert (plain.predict.views_from, plain.predict.score) == ("marc", "marc")
+    assert plain.train.steps == cfg.steps and plain.train.lr == cfg.lr  # the sweep's options over the profile's
+    assert (own.train.threads, own.predict.threads) == (4, 1)
+    assert own.train.profile == "marc" and own.predict.profile == "ttft" and own.predict.views_from == "task"
+    assert (wide.train.threads, wide.predict.threads) == (3, 3)
+    assert wide.train.profile == wide.predict.profile == "arc24" and wide.train.encoding.format == "arc24"
+    # the defaults leave the stages as they were: no threads (each stage's own default), ttft's definitions
+    d = plan(SweepConfig(tasks=TASKS, max_task_tokens=None), rows[:1], list(TASKS), Path("/out"))[0]
+    assert (d.train.threads, d.predict.threads, d.train.profile, d.predict.profile) == (0, 0, "ttft", "ttft")
+    # the command line, and the predict stage's flags
+    argv = ["experiment", "sweep", "--tasks", TASKS[0], "--grid", "lr=1e-4", "--threads", "2", "--profile", "marc"]
+    cmd = commands.parse_command(argv)
+    assert (cmd.config.threads, cmd.config.profile) == (2, "marc")
+    for bad, word in ((["--profile", "bogus"], "profile"), (["--threads", "-1"], "threads")):
+        with pytest.raises(ConfigError, match=word):
+            commands.parse_command([*argv[:6], *bad])
+    with pytest.raises(ConfigError, match="threads"):
+        rows_of_json([{"name": "x", "options": {"threads": -1}}], "rows")
+
+
 def test_rows_file(tmp_path):
     f = tmp_path / "rows.json"
     f.write_text(json.dumps([{"name": "slow", "options": {"lr": 1e-4}}, {"name": "fast", "options": {"lr": "1e-3"}}]))

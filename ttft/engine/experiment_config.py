@@ -8,6 +8,7 @@ from typing import ClassVar
 
 from ttft.core.augment import DIHEDRAL
 from ttft.core.data import parse_task_list
+from ttft.core.profiles import PROFILE_NAMES
 from ttft.engine.train_config import check_device, check_task_ids
 from ttft.options import Options, option
 from ttft.runs.experiments import slug  # noqa: F401 - where the rows are named
@@ -89,6 +90,14 @@ class SweepConfig(Options):
         "is the TTFT run's own (per task for per-task runs), and rows without TTFT are refused",
         group="Prediction",
     )
+    profile: str = option(
+        "ttft",
+        "a reference system's definitions for every row's TTFT run and prediction: ttft, arc24, marc (the "
+        "profile's values under the sweep's options and the row's; a row's train.profile or predict.profile "
+        "wins for that stage)",
+        choices=PROFILE_NAMES,
+        group="Training",
+    )
     seed: int = option(0, "seed of every row (same samples where rows agree)", lo=0, hi=2**32 - 1, group="Training")
     gpus: int = option(
         1,
@@ -98,6 +107,14 @@ class SweepConfig(Options):
         group="Hardware",
     )
     device: str = option("auto", "auto, cpu, cuda, mps", suggestions=("auto", "cpu", "cuda", "mps"), group="Hardware")
+    threads: int = option(
+        0,
+        "CPU threads for torch in every row's TTFT run and prediction (0: each stage's own default: torch's for "
+        "training, automatic for prediction); a row's train.threads or predict.threads wins for that stage",
+        lo=0,
+        hi=1024,
+        group="Hardware",
+    )
 
     def check(self) -> None:
         check_task_ids(self)

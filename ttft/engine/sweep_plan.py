@@ -5,8 +5,10 @@ and validated.
 A row is a name and ``options``: ``{key: value}`` where a key is
 
 - ``ttft`` (:class:`RowOptions`: off for a row without TTFT, the baseline);
-- a sweep option (``lr``, ``steps``, ``lora_r``, ``views``, ``per_task``, … of :class:`SweepConfig`), which the
-  row's training and prediction follow as the sweep's own values do;
+- a sweep option (``lr``, ``steps``, ``lora_r``, ``views``, ``per_task``, ``profile``, ``threads``, … of
+  :class:`SweepConfig`), which the row's training and prediction follow as the sweep's own values do (``profile``
+  and ``threads`` go to both stages; a row's ``train.profile``/``predict.profile``, ``train.threads``/
+  ``predict.threads`` win for their stage);
 - ``train.<path>``: any option of :class:`TrainConfig` (``train.augment.colors``, ``train.leave_out``,
   ``train.scheduler``, ``train.profile``, …);
 - ``predict.<path>``: any option of :class:`PredictConfig` (``predict.decode``, ``predict.score``, …).
@@ -267,15 +269,14 @@ def _over(options: dict[str, Any], scope: str) -> dict[str, Any]:
 
 
 def train_config(c: SweepConfig, ids: list[str], over: dict[str, Any] | None = None) -> TrainConfig:
-    """A row's TTFT run: a profile's values (``train.profile``), under the sweep's options, under the row's
-    ``train.*`` options; validated."""
+    """A row's TTFT run: a profile's values (the row's ``train.profile``, else the sweep's ``profile``), under the
+    sweep's options (its ``threads`` too), under the row's ``train.*`` options; validated."""
     from ttft.core.profiles import profile_values
     from ttft.options import _merge
 
     over = over or {}
     d = TrainConfig().to_json()
-    if "profile" in over:
-        _merge(d, profile_values(over["profile"], "train"))
+    _merge(d, profile_values(over.get("profile", c.profile), "train"))
     explicit = {
         "mode": "ttft",
         "dataset": c.dataset,
@@ -286,6 +287,7 @@ def train_config(c: SweepConfig, ids: list[str], over: dict[str, Any] | None = N
         "lr": c.lr,
         "seed": c.seed,
         "device": c.device,
+        "threads": c.threads,
         "model": {"base_model": c.base_model, "lora_r": c.lora_r, "lora_alpha": c.lora_alpha},
         "encoding": {"max_seq_len": c.max_seq_len},
         "augment": {"seed": c.seed},
@@ -301,15 +303,15 @@ def train_config(c: SweepConfig, ids: list[str], over: dict[str, Any] | None = N
 
 
 def predict_config(c: SweepConfig, ids: list[str], run: str | None, out: str, over: dict[str, Any] | None = None):
-    """A row's prediction: of its run (``run``), else of the sweep's base model; the sweep's dataset, tasks, views
-    and device, then the row's ``predict.*`` options; validated."""
+    """A row's prediction: of its run (``run``), else of the sweep's base model; a profile's values (the row's
+    ``predict.profile``, else the sweep's ``profile``), under the sweep's dataset, tasks, views, device and threads,
+    then the row's ``predict.*`` options; validated."""
     from ttft.core.profiles import profile_values
     from ttft.options import _merge
 
     over = over or {}
     d = PredictConfig().to_json()
-    if "profile" in over:
-        _merge(d, profile_values(over["profile"], "predict"))
+    _merge(d, profile_values(over.get("profile", c.profile), "predict"))
     explicit = {
         "run": run,
         "base_model": None if run else c.base_model,
@@ -317,6 +319,7 @@ def predict_config(c: SweepConfig, ids: list[str], run: str | None, out: str, ov
         "tasks": list(ids),
         "views": c.views,
         "device": c.device,
+        "threads": c.threads,
         "out": out,
     }
     _merge(d, explicit)
