@@ -145,8 +145,14 @@ def test_the_vectorised_reader_agrees_with_json_or_declines():
         b'[{"input": [[[1]]], "output": [[1]]}]',
         b'[{"input": [[1]], "output": [[1]]},]',
         json.dumps([{"input": [[0] * 31], "output": [[1]]}]).encode(),
+        b'[{"in put": [[1]], "output": [[1]]}]',  # whitespace inside a key is part of it
+        b'[{"input": [[1]], "output\t": [[1]]}]',
+        b'[{"input": [[1]], "output": [[1]], "": 1}]',
+        b'[{"output": [[1]], "output": [[1]]}]',
     ]:
         assert pools.read_plain_pool(bad) is None
+    spaced = pools.read_plain_pool(b'[ {"output" :[[1 ,2]] ,\n"input"\t: [ [3],[4] ]} ]')
+    assert spaced is not None and spaced[0].input.tolist() == [[3], [4]] and spaced[0].output.tolist() == [[1, 2]]
 
 
 def test_tasks_cli_reports_n_pairs(tmp_path):

@@ -107,32 +107,35 @@ def refuse_empty_pool(ds: Dataset) -> Dataset:
 
 # --------------------------------------------------------------------------- the vectorised reader
 
-_O, _C, _COLON, _COMMA, _I = (ord(ch) for ch in "[]:,I")
+_O, _C, _COLON, _COMMA, _QUOTE, _N = (ord(ch) for ch in '[]:,"n')
 _ZEROS = bytes.maketrans(b"0123456789", b"0" * 10)  # every digit as 0: the text's shape
 _DIGIT = np.zeros(256, dtype=bool)
 _DIGIT[ord("0") : ord("9") + 1] = True
 _MAX_SIDE = 30
+#: what comes before a grid's text: its key (input 0, output 1) x (first grid, first of an object, second of one)
+_KEY_TEXT = [b'{"input":', b'},{"input":', b',"input":', b'{"output":', b'},{"output":', b',"output":']
+_shape_texts: list[bytes] = [b""] * (32 * 32)  # the text of an all-zero grid, at 32 h + w (b"": not written yet)
 
 
-def _grid_shape_text(h: int, w: int, cache: dict[tuple[int, int], bytes]) -> bytes:
-    got = cache.get((h, w))
-    if got is None:
-        row = b"[" + b"0," * (w - 1) + b"0]"
-        got = cache[(h, w)] = b"[" + (row + b",") * (h - 1) + row + b"]"
-    return got
+def _shape_text(code: int) -> bytes:
+    h, w = divmod(code, 32)
+    row = b"[" + b"0," * (w - 1) + b"0]"
+    return b"[" + (row + b",") * (h - 1) + row + b"]"
 
 
 def read_plain_pool(data: bytes) -> tuple[Pair, ...] | None:
     """The pairs of a pool file written in the plain form (a list of objects with exactly the keys "input" and
-    "output", grids of single-digit cells, any whitespace), every grid checked (rectangular, 1x1 to 30x30); None
-    when the text is in any other form (then read it with ``json`` and the exact checks). Grids are uint8 views of
-    one array per file.
+    "output", grids of single-digit cells, any whitespace between the tokens), every grid checked (rectangular, 1x1
+    to 30x30); None when the text is in any other form (then read it with ``json`` and the exact checks). Grids are
+    uint8 views of one array per file.
 
     The grid sizes are read off the brackets (a row opens after ``[`` or ``,``, a grid after ``:``; a row of n cells
-    spans 2n characters), then the text these sizes and keys would have, with every cell a ``0``, is written out
-    and compared with the file's text (whitespace dropped, keys as ``I``/``O``, digits as ``0``): equal only when
-    the file is exactly that list of grids, so nothing malformed is read."""
-    s = data.replace(b'"input"', b"I").replace(b'"output"', b"O").translate(None, b" \t\r\n")
+    spans 2n characters) and each grid's key off the letter six characters before it (``n`` of ``"input":[``),
+    then the text these sizes and keys would have, with every cell a ``0``, is written out and compared with the
+    file's text (whitespace dropped, digits as ``0``): equal only when the file is exactly that list of grids, so
+    nothing malformed is read (the quotes of each key are checked to hold no whitespace). Everything per pair runs
+    in numpy or in C-level ``map`` calls."""
+    s = data.translate(None, b" \t\r\n")
     c = np.frombuffer(s, dtype=np.uint8)
     if c.size < 4 or c[0] != _O:
         return None
@@ -142,9 +145,8 @@ def read_plain_pool(data: bytes) -> tuple[Pair, ...] | None:
     grids = opens[before == _COLON]
     rows = opens[(before == _O) | (before == _COMMA)]
     row_ends = closes[_DIGIT[c[closes - 1]]]
-    keys = s.translate(None, b"0123456789[]{},:")
     n = grids.size
-    if n == 0 or n % 2 or rows.size != row_ends.size or len(keys) != n or rows.size == 0:
+    if n == 0 or n % 2 or rows.size != row_ends.size or rows.size == 0 or grids[0] < 10:
         return None
     first = np.searchsorted(rows, grids)
     if first[-1] >= rows.size or first[0] != 0:
@@ -158,27 +160,29 @@ def read_plain_pool(data: bytes) -> tuple[Pair, ...] | None:
     same[first[1:] - 1] = True  # a grid's first row starts a new width
     if not same.all():
         return None  # ragged
-    if heights.min() < 1 or widths.min() < 1 or heights.max() > _MAX_SIDE or widths.max() > _MAX_SIDE:
+    if widths.min() < 1 or heights.max() > _MAX_SIDE or widths.max() > _MAX_SIDE:
         return None
-    ks = np.frombuffer(keys, dtype=np.uint8)
-    if not (ks[0::2] != ks[1::2]).all():
+    is_output = c[grids - 6] != _N
+    if not (is_output[0::2] != is_output[1::2]).all():
         return None  # each object holds both keys
-    cache: dict[tuple[int, int], bytes] = {}
-    shapes = [_grid_shape_text(h, w, cache) for h, w in zip(heights.tolist(), widths.tolist(), strict=True)]
-    k = [bytes((x,)) for x in keys]
-    text = b",".join(
-        b"{" + k[j] + b":" + shapes[j] + b"," + k[j + 1] + b":" + shapes[j + 1] + b"}" for j in range(0, n, 2)
-    )
-    if b"[" + text + b"]" != s.translate(_ZEROS):
+    quotes = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == _QUOTE)
+    if quotes.size != 2 * n or not (quotes[1::2] - quotes[0::2] == 6 + is_output).all():
+        return None  # a key with whitespace inside its quotes, or quotes elsewhere
+    pos = np.tile(np.array([1, 2], dtype=np.int64), n // 2)
+    pos[0] = 0
+    keys = list(map(_KEY_TEXT.__getitem__, (3 * is_output + pos).tolist()))
+    codes = (32 * heights + widths).tolist()
+    for code in set(codes):
+        if not _shape_texts[code]:
+            _shape_texts[code] = _shape_text(code)
+    parts: list[bytes] = [b""] * (2 * n)
+    parts[0::2] = keys
+    parts[1::2] = [_shape_texts[code] for code in codes]
+    if b"[" + b"".join(parts) + b"}]" != s.translate(_ZEROS):
         return None
-    cells = np.frombuffer(s.translate(None, b"[]{},:IO"), dtype=np.uint8) - ord("0")
-    sizes = heights * widths
-    offsets = (np.cumsum(sizes) - sizes).tolist()
-    views = [
-        cells[o : o + h * w].reshape(h, w) for o, h, w in zip(offsets, heights.tolist(), widths.tolist(), strict=True)
-    ]
-    first_is_input = [x == _I for x in keys[0::2]]
-    return tuple(
-        Pair(views[j], views[j + 1]) if fi else Pair(views[j + 1], views[j])
-        for j, fi in zip(range(0, n, 2), first_is_input, strict=True)
-    )
+    cells = np.frombuffer(s.translate(None, b'[]{},:"inputo'), dtype=np.uint8) - ord("0")
+    ends = np.cumsum(heights * widths)
+    flat = map(cells.__getitem__, map(slice, (ends - heights * widths).tolist(), ends.tolist()))
+    views = list(map(np.ndarray.reshape, flat, zip(heights.tolist(), widths.tolist(), strict=True)))
+    inputs = (np.arange(0, n, 2) + is_output[0::2]).tolist()
+    return tuple(map(Pair, map(views.__getitem__, inputs), map(views.__getitem__, [i ^ 1 for i in inputs])))
