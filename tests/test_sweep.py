@@ -1,6 +1,6 @@
-"""Sweeps: rows from a grid or a file, validated by the options' declarations before any work; a 2x2 sweep end to
-end on a tiny model (stages run in this process, the queue's path is test_experiment's); the seed ablation as the
-predefined sweep."""
+"""Sweeps: rows from a grid or a file, validated by the options' declarations before any work; the sweep-wide
+threads and profile; a 2x2 sweep end to end on a tiny model (stages run in this process); a sweep through the real
+job queue stopped while a stage runs, then rerun; the seed ablation as the predefined sweep."""
 
 import json
 import time
@@ -10,7 +10,7 @@ import pytest
 
 from ttft.engine import commands
 from ttft.engine.experiment import ablation_rows, run_sweep, train_config_for
-from ttft.engine.experiment_config import ROWS, AblationConfig, SweepConfig
+from ttft.engine.experiment_config import ROWS, AblationConfig, SweepConfig, slug
 from ttft.engine.sweep_plan import parse_grid, plan, read_rows_file, resolve, rows_of_json
 from ttft.options import ConfigError
 from ttft.runs.registry import Job
@@ -302,3 +302,78 @@ def test_sweep_json_prints_a_list_of_rows_with_val_loss(tmp_path, monkeypatch, c
     rc = main(["experiment", "sweep", "--grid", "lr=1e-4,0", "--tasks", TASKS[0], "--out", str(tmp_path / "p")])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "lr" in err[0] and "'0'" in err[0] and not (tmp_path / "p").exists()
+
+
+@pytest.mark.slow
+def test_stopping_a_real_queued_sweep_then_rerunning_it(tiny_model, tmp_path, monkeypatch, request):
+    """Through the real job queue, as the Experiments page launches it (``launch_sweep``): a 3-row sweep (1, 300, 2
+    TTFT steps) is stopped while row 2's TTFT stage runs. The experiment and that stage end ``stopped`` (the run with
+    its checkpoint), the stages still to come were never queued, row 1's results stay; a rerun into the same --out
+    (resuming the experiment's job) skips row 1, resumes row 2's run and finishes."""
+    from ttft.runs import jobs, registry
+    from ttft.runs.rundir import RunDir, read_json, read_jsonl, safe_name
+
+    root = tmp_path / "runs"
+    for k, v in {
+        "TTFT_RUNS_DIR": str(root),
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "TTFT_WARM_WORKER": "0",
+    }.items():
+        monkeypatch.setenv(k, v)
+    jc = registry.JobConfig(runs_dir=str(root), poll_s=0.1, stop_timeout_s=60)
+
+    def leave_nothing_running():  # a failed assertion must not leave the sweep's jobs behind
+        for j in registry.list_jobs(jc.root):
+            if j.active:
+                jobs.stop(j, jc, wait=True, timeout=30)
+
+    request.addfinalizer(leave_nothing_running)
+    cfg = SweepConfig(
+        tasks=TASKS[:1], max_task_tokens=None, base_model=tiny_model, lora_r=2, views=1, device="cpu", threads=1
+    )
+    out = tmp_path / "sweep"
+    job = commands.launch_sweep(cfg, ["steps=1,300,2", "train.logging_steps=1"], str(out), jobs_cfg=jc)
+    first, second, third = (f"steps={s} train.logging_steps=1" for s in (1, 300, 2))
+    run2 = out / "rows" / "steps=300-train.logging_steps=1" / "run"
+
+    def check_alive():
+        j = jobs.get_job(job.path, jc.root)
+        assert j.status in ("queued", "running"), (j.status, j.raw, (j.path / "stderr.txt").read_text()[-3000:])
+
+    deadline = time.time() + 480
+    while not (run2 / "metrics.jsonl").exists() or not any("loss" in m for m in read_jsonl(run2 / "metrics.jsonl")):
+        check_alive()
+        assert time.time() < deadline, "row 2's TTFT stage never logged a loss"
+        time.sleep(0.2)
+    kept = read_json(out / "results.json")["rows"]
+    assert list(kept) == [first] and kept[first]["status"] == "finished"
+    got = jobs.stop(job, jc, wait=True, timeout=120)
+    assert got.status == "stopped", (got.raw, (got.path / "stderr.txt").read_text()[-3000:])
+    assert RunDir(out).status()["status"] == "stopped"
+    stages = {j.path.name: j for j in registry.list_jobs(jc.root) if j.meta.get("stage")}
+    name = lambda row, stage: safe_name(f"{out.name}--{slug(row)}--{stage}")  # noqa: E731
+    assert sorted(stages) == sorted([name(first, "train"), name(first, "predict"), name(second, "train")])
+    assert stages[name(second, "train")].status == "stopped" and RunDir(run2).status()["status"] == "stopped"
+    assert list(run2.glob("**/checkpoint-*")), "the stopped TTFT run saved a checkpoint"
+    assert stages[name(first, "train")].status == stages[name(first, "predict")].status == "finished"
+    assert not (out / "rows" / "steps=2-train.logging_steps=1").exists()  # the third row never began
+    assert read_json(out / "results.json")["rows"] == kept  # nothing finished is lost
+    assert (out / "rows" / "steps=1-train.logging_steps=1" / "predictions" / "metrics.json").exists()
+    assert read_json(run2 / "config.json")["threads"] == 1  # the sweep's threads reached the stage
+    ended = stages[name(first, "train")].raw.get("ended")
+
+    again = jobs.resume(job, jc)
+    deadline = time.time() + 480
+    while (j := jobs.get_job(again.path, jc.root)).status in ("queued", "running", "stopping"):
+        assert time.time() < deadline, "the rerun did not finish"
+        time.sleep(0.5)
+    assert j.status == "finished", (j.raw, (j.path / "stderr.txt").read_text()[-3000:])
+    rows = read_json(out / "results.json")["rows"]
+    assert list(rows) == [first, second, third] and all(r["status"] == "finished" for r in rows.values())
+    assert rows[first] == kept[first]  # skipped, not run again
+    st = {j.path.name: j for j in registry.list_jobs(jc.root) if j.meta.get("stage")}
+    assert st[name(first, "train")].raw.get("ended") == ended
+    assert st[name(second, "train")].meta["argv"][:2] == ["train", "--resume"]  # resumed from its checkpoint
+    assert RunDir(run2).status()["status"] == "finished"
+    assert read_json(out / "rows" / "steps=300-train.logging_steps=1" / "predictions" / "config.json")["threads"] == 1
