@@ -74,3 +74,17 @@ def test_draw_spec_draws_what_random_spec_draws_and_the_spec_is_valid(opts):
         assert AugmentSpec.from_json(got.to_json()) == got  # the unchecked fields pass the checks
         assert all(type(c) is int for c in got.colors) and (got.order is None or all(type(i) is int for i in got.order))
     assert random_spec(7, opts, task).seed == 7
+
+
+def test_a_stream_over_a_source_with_an_unknown_output_takes_the_tokenising_path():
+    from ttft.engine.samples import SampleStream
+    from ttft.engine.train_config import TrainConfig
+
+    g = np.ones((2, 2), np.uint8)
+    known = Task("k", (Pair(g, g), Pair(g, g)), (Pair(g, g),))
+    assert SampleStream([known], "ttft", 5, TrainConfig(), None)._fast
+    unknown = Task("t", (Pair(g, g), Pair(g, g)), (Pair(g, None),))
+    stream = SampleStream([unknown], "ttft", 5, TrainConfig(), None)
+    assert not stream._fast
+    with pytest.raises(ValueError, match="no known output to train on"):
+        stream[0]

@@ -7,10 +7,10 @@ letters; any other character, numpy's brackets or arc24's backticks, one ``<unk>
 * the number of tokens of a grid depends only on its shape and format (:meth:`ViewEncoder.grid_len`), so the length
   of a task's text is arithmetic on the shapes of its grids, and trimming (dropping leading train pairs until the
   text fits ``max_seq_len``) is decided before any text is written or any grid is augmented;
-* the ids of a grid's text are the ids of the text of an all-zero grid of that shape (a template, cached per
-  shape and format) with the id of each cell's colour written at the cell's offset
-  (:func:`ttft.core.gridtext.cell_offsets`); the view's colour permutation folds into that table of ids and its
-  dihedral transform is a numpy view, so a cell is read once.
+* the ids of a grid's text are those of a template cached per shape and format (the text's ids with
+  :data:`CELL` at each cell's offset, :func:`ttft.core.gridtext.cell_offsets`) with each cell's colour's id
+  written in; a sample is one concatenation of its templates and markers, and its cells (the dihedral transform
+  a numpy view of each grid) go through one table of ids that folds in the colour permutation, in one assignment.
 
 :meth:`ViewEncoder.features` equals :func:`ttft.core.encoding.tokenize_task` (plain markers prompt, embedded
 tokenizer) of :func:`ttft.core.augment.apply_task`'s view after the exact trimming loop of the stream:
@@ -31,31 +31,31 @@ from ttft.core.tokenizer import EOS, VOCAB, fast_encoder
 #: token id of colour c is ``ZERO_ID + c``
 ZERO_ID = VOCAB["0"]
 _IDENTITY_IDS = np.arange(ZERO_ID, ZERO_ID + 10, dtype=np.int64)
+#: where a template holds a cell (no token id is negative)
+CELL = -1
 
-_templates: dict[tuple[str, int, int], tuple[np.ndarray, np.ndarray]] = {}
+_templates: dict[tuple[str, int, int], np.ndarray] = {}
 
 
-def grid_template(fmt: str, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """The token ids of an all-zero ``h x w`` grid's text in ``fmt`` (read-only) and the flat offset of each cell
-    in them (cached)."""
+def grid_template(fmt: str, h: int, w: int) -> np.ndarray:
+    """The token ids of the text of an ``h x w`` grid in ``fmt``, :data:`CELL` where a cell is (read-only, cached);
+    the cells are in row-major order, as in the text."""
     key = (fmt, h, w)
     got = _templates.get(key)
     if got is None:
-        ids = np.array(fast_encoder().encode(grid_to_text(np.zeros((h, w), dtype=np.uint8), fmt)), dtype=np.int64)
-        offs = cell_offsets((h, w), fmt).ravel().astype(np.intp)
-        ids.flags.writeable = offs.flags.writeable = False
+        got = np.array(fast_encoder().encode(grid_to_text(np.zeros((h, w), dtype=np.uint8), fmt)), dtype=np.int64)
+        got[cell_offsets((h, w), fmt).ravel()] = CELL
+        got.flags.writeable = False
         if len(_templates) > 8192:
             _templates.clear()
-        got = _templates[key] = (ids, offs)
+        _templates[key] = got
     return got
 
 
 def grid_ids(grid: Grid, fmt: str, ids_of: np.ndarray = _IDENTITY_IDS) -> np.ndarray:
     """The embedded tokenizer's ids of ``grid_to_text(grid, fmt)``, ``ids_of[c]`` the id written for colour c."""
-    h, w = grid.shape
-    tmpl, offs = grid_template(fmt, h, w)
-    out = tmpl.copy()
-    out[offs] = ids_of[grid].ravel()
+    out = grid_template(fmt, *grid.shape).copy()
+    out[out == CELL] = ids_of[grid].ravel()
     return out
 
 
@@ -79,7 +79,7 @@ class ViewEncoder:
         """Tokens of the text of an ``h x w`` grid."""
         n = self._lens.get((h, w))
         if n is None:
-            n = self._lens[(h, w)] = len(grid_template(self.fmt, h, w)[0])
+            n = self._lens[(h, w)] = len(grid_template(self.fmt, h, w))
         return n
 
     def features(
@@ -93,6 +93,7 @@ class ViewEncoder:
         The spec's composition steps must not take a grid over 30x30 (:func:`ttft.core.augment.check_fits`)."""
         swap = _RF[spec.geometric][0] % 2 == 1
         steps = spec.steps
+        lens = self._lens
 
         def shape(g: Grid, role: str) -> tuple[int, int]:
             h, w = g.shape
@@ -103,11 +104,15 @@ class ViewEncoder:
                     h, w = s.out_shape(h, w)
             return h, w
 
-        glen = self.grid_len
+        def size(g: Grid, role: str) -> int:
+            hw = shape(g, role)
+            n = lens.get(hw)
+            return self.grid_len(*hw) if n is None else n
+
         markers = len(self.in_ids) + len(self.out_ids)
-        sizes = [markers + glen(*shape(p.input, "input")) + glen(*shape(p.output, "output")) for p in train]  # type: ignore[arg-type]
-        test_out = glen(*shape(test.output, "output"))  # type: ignore[arg-type]
-        total = sum(sizes) + markers + glen(*shape(test.input, "input")) + test_out + len(self.eos_ids)
+        sizes = [markers + size(p.input, "input") + size(p.output, "output") for p in train]  # type: ignore[arg-type]
+        test_out = size(test.output, "output")  # type: ignore[arg-type]
+        total = sum(sizes) + markers + size(test.input, "input") + test_out + len(self.eos_ids)
         drop = 0
         if trim:
             while total > self.max_len and drop < len(sizes) - 1:
@@ -115,42 +120,41 @@ class ViewEncoder:
                 drop += 1
         if total > self.max_len:
             return None, drop
+        # the text: every grid's template, CELL where its cells go; the cells: every grid's, in the same order
         view = _VIEWS[spec.geometric]
-        fmt = self.fmt
-        if steps:
-            lut = spec._lut
-
-            def ids(g: Grid, role: str) -> np.ndarray:
-                out = lut[view(g)]
-                for s in steps:
-                    if s.applies_to(role):
-                        out = s.apply(out)
-                return grid_ids(out, fmt)
-
-        else:
-            ids_of = np.add(np.array(spec.colors, dtype=np.int64), ZERO_ID)
-
-            def ids(g: Grid, role: str) -> np.ndarray:
-                return grid_ids(view(g), fmt, ids_of)
-
+        fmt, templates = self.fmt, _templates
+        in_ids, out_ids = self.in_ids, self.out_ids
         pieces: list[np.ndarray] = []
-        trained: list[int] = []  # with loss_on outputs: the pieces of the trained train outputs
-        for j, p in enumerate(train[drop:]):
-            pieces += [self.in_ids, ids(p.input, "input"), self.out_ids, ids(p.output, "output")]  # type: ignore[arg-type]
-            if self.loss_outputs and j >= 1:
-                trained.append(len(pieces) - 1)
-        pieces += [self.in_ids, ids(test.input, "input"), self.out_ids, ids(test.output, "output"), self.eos_ids]  # type: ignore[arg-type]
-        all_ids = np.concatenate(pieces)
-        n = len(all_ids)
-        id_list = all_ids.tolist()
+        cells: list[np.ndarray] = []
+        outputs: list[int] = []  # with loss_on outputs: the pieces of the trained train outputs
+        grids = [(p.input, p.output) for p in train[drop:]] + [(test.input, test.output)]
+        for j, (gi, go) in enumerate(grids):
+            for g, marker, role in ((gi, in_ids, "input"), (go, out_ids, "output")):
+                v = view(g)
+                if steps:
+                    v = spec._lut[v]
+                    for s in steps:
+                        if s.applies_to(role):
+                            v = s.apply(v)
+                t = templates.get((fmt, *v.shape))
+                pieces += [marker, grid_template(fmt, *v.shape) if t is None else t]
+                cells.append(v.ravel())
+            if self.loss_outputs and 1 <= j < len(grids) - 1:
+                outputs.append(len(pieces) - 1)
+        pieces.append(self.eos_ids)
+        ids = np.concatenate(pieces)
+        ids_of = _IDENTITY_IDS if steps else np.add(np.array(spec.colors, dtype=np.int64), ZERO_ID)
+        ids[ids == CELL] = ids_of[np.concatenate(cells)]
+        n = len(ids)
+        id_list = ids.tolist()
         tail = test_out + len(self.eos_ids)
-        if trained:
+        if outputs:
             labels = np.full(n, IGNORE_INDEX, dtype=np.int64)
             starts = np.cumsum([0] + [len(x) for x in pieces])
-            for k in trained:
+            for k in outputs:
                 a, b = int(starts[k]), int(starts[k + 1])
-                labels[a:b] = all_ids[a:b]
-            labels[n - tail :] = all_ids[n - tail :]
+                labels[a:b] = ids[a:b]
+            labels[n - tail :] = ids[n - tail :]
             label_list = labels.tolist()
         else:
             label_list = [IGNORE_INDEX] * (n - tail) + id_list[n - tail :]

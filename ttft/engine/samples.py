@@ -34,7 +34,7 @@ def pool_sample(rng: np.random.Generator, pool: Task, lo: int, hi: int) -> Task:
     """A task of k distinct pairs of a pool, k drawn in [lo, hi] (at most the pool's size), the last one the test."""
     n = len(pool.train)
     k = int(rng.integers(min(lo, n), min(hi, n) + 1))
-    pairs = tuple(pool.train[j] for j in rng.choice(n, size=k, replace=False).tolist())
+    pairs = tuple(map(pool.train.__getitem__, rng.choice(n, size=k, replace=False).tolist()))
     return Task(pool.id, pairs[:-1], pairs[-1:], source=pool.source)
 
 
@@ -76,7 +76,12 @@ class SampleStream:
         self.counts = {"samples": 0, "trimmed": 0, "dropped": 0, "augment_skipped": 0}
         #: the fast path's encoder (embedded tokenizer, markers prompt), made on first use (it validates the encoding)
         self._views: ViewEncoder | None = None
-        self._fast = self.tokenizer is None and cfg.encoding.prompt == "markers"
+        # ... for sources whose outputs are all known (a sample's pairs are some of its source's pairs)
+        self._fast = (
+            self.tokenizer is None
+            and cfg.encoding.prompt == "markers"
+            and all(p.output is not None for t in sources for p in t.train + t.test)
+        )
         self._augment_ok = False
         self._perms: dict[int, np.ndarray] = {}
         groups: dict[str, list[Task]] = {}
@@ -145,7 +150,7 @@ class SampleStream:
             rng = np.random.default_rng([self.cfg.seed, int(i), attempt])
             task = self._base_task(rng, int(i) + attempt * 7919)
             spec = self._spec(rng, task)
-            if self._fast and all(p.output is not None for p in task.train + task.test):
+            if self._fast:
                 features = self._from_grids(rng, task, spec)
             else:
                 features = self._tokenised(rng, task, spec)
