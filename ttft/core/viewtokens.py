@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ttft.core.augment import _RF, _VIEWS, AugmentSpec
+from ttft.core.compose import ROLES, Step
 from ttft.core.data import Grid, Pair
 from ttft.core.encoding import IGNORE_INDEX, EncodingConfig, valid
 from ttft.core.gridtext import cell_offsets, grid_to_text
@@ -73,14 +74,18 @@ class ViewEncoder:
         self.in_ids = np.array(enc.encode(cfg.input_marker + "\n"))
         self.out_ids = np.array(enc.encode(cfg.output_marker + "\n"))
         self.eos_ids = np.array(enc.encode(EOS))
-        self._lens: dict[tuple[int, int], int] = {}
+        self._templates: dict[tuple[int, ...], np.ndarray] = {}  # this format's templates by shape
+
+    def template(self, shape: tuple[int, ...]) -> np.ndarray:
+        """:func:`grid_template` of this format for a grid of this shape."""
+        t = self._templates.get(shape)
+        if t is None:
+            t = self._templates[shape] = grid_template(self.fmt, *shape)
+        return t
 
     def grid_len(self, h: int, w: int) -> int:
         """Tokens of the text of an ``h x w`` grid."""
-        n = self._lens.get((h, w))
-        if n is None:
-            n = self._lens[(h, w)] = len(grid_template(self.fmt, h, w))
-        return n
+        return len(self.template((h, w)))
 
     def features(
         self, train: Sequence[Pair], test: Pair, spec: AugmentSpec, trim: bool
@@ -91,28 +96,19 @@ class ViewEncoder:
         more than one train pair is left; without it none). None when the text does not fit.
 
         The spec's composition steps must not take a grid over 30x30 (:func:`ttft.core.augment.check_fits`)."""
-        swap = _RF[spec.geometric][0] % 2 == 1
+        grids: list[Grid] = [g for p in (*train, test) for g in (p.input, p.output)]  # type: ignore[misc]
         steps = spec.steps
-        lens = self._lens
-
-        def shape(g: Grid, role: str) -> tuple[int, int]:
-            h, w = g.shape
-            if swap:
-                h, w = w, h
-            for s in steps:
-                if s.applies_to(role):
-                    h, w = s.out_shape(h, w)
-            return h, w
-
-        def size(g: Grid, role: str) -> int:
-            hw = shape(g, role)
-            n = lens.get(hw)
-            return self.grid_len(*hw) if n is None else n
-
+        swap = _RF[spec.geometric][0] % 2 == 1
+        if steps:
+            shapes = [_shape_after(g.shape, swap, steps, ROLES[k & 1]) for k, g in enumerate(grids)]
+        else:
+            shapes = [g.shape[::-1] for g in grids] if swap else [g.shape for g in grids]
+        known = self._templates
+        templates = [known[s] if s in known else self.template(s) for s in shapes]
+        lens = list(map(len, templates))
         markers = len(self.in_ids) + len(self.out_ids)
-        sizes = [markers + size(p.input, "input") + size(p.output, "output") for p in train]  # type: ignore[arg-type]
-        test_out = size(test.output, "output")  # type: ignore[arg-type]
-        total = sum(sizes) + markers + size(test.input, "input") + test_out + len(self.eos_ids)
+        sizes = [markers + lens[k] + lens[k + 1] for k in range(0, len(lens) - 2, 2)]
+        total = sum(sizes) + markers + lens[-2] + lens[-1] + len(self.eos_ids)
         drop = 0
         if trim:
             while total > self.max_len and drop < len(sizes) - 1:
@@ -120,42 +116,47 @@ class ViewEncoder:
                 drop += 1
         if total > self.max_len:
             return None, drop
-        # the text: every grid's template, CELL where its cells go; the cells: every grid's, in the same order
-        view = _VIEWS[spec.geometric]
-        fmt, templates = self.fmt, _templates
-        in_ids, out_ids = self.in_ids, self.out_ids
-        pieces: list[np.ndarray] = []
-        cells: list[np.ndarray] = []
-        outputs: list[int] = []  # with loss_on outputs: the pieces of the trained train outputs
-        grids = [(p.input, p.output) for p in train[drop:]] + [(test.input, test.output)]
-        for j, (gi, go) in enumerate(grids):
-            for g, marker, role in ((gi, in_ids, "input"), (go, out_ids, "output")):
-                v = view(g)
-                if steps:
-                    v = spec._lut[v]
-                    for s in steps:
-                        if s.applies_to(role):
-                            v = s.apply(v)
-                t = templates.get((fmt, *v.shape))
-                pieces += [marker, grid_template(fmt, *v.shape) if t is None else t]
-                cells.append(v.ravel())
-            if self.loss_outputs and 1 <= j < len(grids) - 1:
-                outputs.append(len(pieces) - 1)
+        # the text: the kept grids' templates (CELL where the cells go) and the markers; then all their cells, in
+        # the same order, through one table of ids
+        first = 2 * drop
+        marker = (self.in_ids, self.out_ids)
+        pieces = [x for k in range(first, len(grids)) for x in (marker[k & 1], templates[k])]
         pieces.append(self.eos_ids)
+        view = _VIEWS[spec.geometric]
+        if steps:
+            lut = spec._lut
+            cells = []
+            for k in range(first, len(grids)):
+                v = lut[view(grids[k])]
+                for st in steps:
+                    if st.applies_to(ROLES[k & 1]):
+                        v = st.apply(v)
+                cells.append(v.ravel())
+            ids_of = _IDENTITY_IDS
+        else:
+            cells = [view(g).ravel() for g in grids[first:]]
+            ids_of = np.add(np.array(spec.colors, dtype=np.int64), ZERO_ID)
         ids = np.concatenate(pieces)
-        ids_of = _IDENTITY_IDS if steps else np.add(np.array(spec.colors, dtype=np.int64), ZERO_ID)
-        ids[ids == CELL] = ids_of[np.concatenate(cells)]
+        np.place(ids, ids == CELL, ids_of[np.concatenate(cells)])  # as many cells as CELL marks, in order
         n = len(ids)
         id_list = ids.tolist()
-        tail = test_out + len(self.eos_ids)
-        if outputs:
+        tail = lens[-1] + len(self.eos_ids)
+        if self.loss_outputs and len(grids) - first > 4:  # the outputs of the kept train pairs after the first
             labels = np.full(n, IGNORE_INDEX, dtype=np.int64)
-            starts = np.cumsum([0] + [len(x) for x in pieces])
-            for k in outputs:
-                a, b = int(starts[k]), int(starts[k + 1])
+            ends = np.cumsum([len(x) for x in pieces])
+            for k in range(7, len(pieces) - 5, 4):  # pieces: (marker, input, marker, output) per pair, then eos
+                a, b = int(ends[k - 1]), int(ends[k])
                 labels[a:b] = ids[a:b]
             labels[n - tail :] = ids[n - tail :]
             label_list = labels.tolist()
         else:
             label_list = [IGNORE_INDEX] * (n - tail) + id_list[n - tail :]
         return {"input_ids": id_list, "labels": label_list, "attention_mask": [1] * n}, drop
+
+
+def _shape_after(shape: tuple[int, ...], swap: bool, steps: Sequence[Step], role: str) -> tuple[int, int]:
+    h, w = shape[::-1] if swap else shape
+    for s in steps:
+        if s.applies_to(role):
+            h, w = s.out_shape(h, w)
+    return h, w
