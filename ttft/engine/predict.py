@@ -46,6 +46,7 @@ from ttft.engine.views import (
     max_output_tokens,
     n_views,
     output_token_estimate,
+    room_floor,
     view_plan,
     view_task,
 )
@@ -123,6 +124,9 @@ def _items(
         for i in tests:
             est = min(most, cfg.max_new_tokens or output_token_estimate(vt, i, enc.format, pred.count_tokens))
             tt = tokenize_task(vt, enc, tok_arg, test_index=i, answer=False)
+            room = limit - tt.n_tokens
+            if not cfg.max_new_tokens and est > room >= room_floor(vt, i, enc.format, pred.count_tokens):
+                est = room  # the automatic budget cut to the room left (it still holds the task's largest grid)
             item = ViewItem(task.id, i, spec_k, view.spec, tt.input_ids, est, left_out=view.left_out)
             if tt.n_tokens + est > limit:
                 item.reason = f"prompt ({tt.n_tokens} tokens) + output ({est}) exceed max_seq_len {limit}"

@@ -167,6 +167,15 @@ def output_token_estimate(view_task: Task, test_index: int, fmt: str, count: Cal
     return max_output_tokens(fmt, count)
 
 
+def room_floor(view_task: Task, test_index: int, fmt: str, count: Callable[[str], int]) -> int:
+    """The least output budget a view is predicted with when its prompt leaves less than :func:`max_output_tokens`
+    under ``max_seq_len``: the tokens of the largest grid of its own (train outputs and the test input) plus
+    slack. A view with at least this much room is generated in the room it has (only an output larger than every
+    grid of its task can be cut off); a view with less is unanswered."""
+    grids = [p.output for p in view_task.train if p.output is not None] + [view_task.test[test_index].input]
+    return max(count(grid_to_text(g, fmt)) for g in grids) + _SLACK_TOKENS
+
+
 def max_output_tokens(fmt: str, count: Callable[[str], int]) -> int:
     """Tokens of the largest possible output (a 30x30 grid) plus slack."""
     probe = ((np.arange(MAX_SIDE)[:, None] * 7 + np.arange(MAX_SIDE)[None, :] * 3) % 10).astype(np.uint8)
