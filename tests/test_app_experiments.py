@@ -207,3 +207,13 @@ def test_sweep_form_has_the_sweep_wide_threads_and_profile(tmp_path, monkeypatch
     code = next(c.value for c in at.code if "experiment sweep" in c.value)
     assert "--threads 2" in code and "--profile marc" in code
     assert any("2 row(s)" in c.value for c in at.caption)  # every row planned with them
+
+
+def test_the_status_line_names_a_sweep_wide_profile_and_threads():
+    from ttft.ui.experiment_view import _status_line
+
+    cfg = {"experiment": "sweep", "dataset": "d", "steps": 3, "views": 1, "seed": 0, "gpus": 1}
+    plain = _status_line({"status": "finished"}, {**cfg, "profile": "ttft", "threads": 0})
+    assert "profile" not in plain and "thread" not in plain
+    named = _status_line({"status": "finished"}, {**cfg, "profile": "marc", "threads": 2})
+    assert "profile marc" in named and "2 CPU thread(s)" in named

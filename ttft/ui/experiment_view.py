@@ -54,7 +54,10 @@ def _status_line(status: dict, cfg: dict) -> str:
         f"{kind} · status **{status.get('status', '?')}** · {status.get('rows_done', 0)} of "
         f"{status.get('n_rows', '?')} rows · {status.get('n_tasks', '?')} tasks of {cfg.get('dataset')} · "
         f"{cfg.get('steps')} steps · {cfg.get('views')} views · seed {cfg.get('seed')} · {cfg.get('gpus')} "
-        f"process(es)" + ("" if cfg.get("predict", True) else " · no prediction (the runs' val loss)")
+        f"process(es)"
+        + (f" · profile {cfg['profile']}" if cfg.get("profile", "ttft") != "ttft" else "")
+        + (f" · {cfg['threads']} CPU thread(s)" if cfg.get("threads") else "")
+        + ("" if cfg.get("predict", True) else " · no prediction (the runs' val loss)")
     )
 
 
