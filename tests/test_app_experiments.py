@@ -77,6 +77,9 @@ def test_results_frame_and_figure(tmp_path):
     fig = ablation_figure(res)
     assert [t.name for t in fig.data] == ["val loss", "val accuracy", "pass@2"]
     assert list(fig.data[0].y) == [1.5, 1.1]
+    unscored = {**res, "rows": {k: {**r, "accuracy": None, "pass_at_2": None} for k, r in res["rows"].items()}}
+    fig = ablation_figure(unscored)  # --no-predict: the val loss alone, no empty share axis
+    assert [t.name for t in fig.data] == ["val loss"] and "yaxis2" not in fig.layout
 
 
 def test_experiments_page_shows_table_chart_and_launch_command(tmp_path, monkeypatch):

@@ -20,12 +20,16 @@ _LAYOUT = {"margin": {"l": 10, "r": 10, "t": 30, "b": 10}, "legend": {"orientati
 
 
 def ablation_figure(results: dict, exp_dir: Path | None = None) -> go.Figure:
-    """Val loss (bars) and accuracy / pass@2 (markers, second axis) per row."""
+    """Val loss (bars) and accuracy / pass@2 (markers, second axis) per row; without predictions (``--no-predict``)
+    the val loss alone, no empty second axis."""
     df = results_frame(results, exp_dir)
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    scored = [c for c in ("val accuracy", "pass@2") if len(df) and df[c].notna().any()]
+    fig = make_subplots(specs=[[{"secondary_y": bool(scored)}]])
     if len(df):
         fig.add_trace(go.Bar(x=df["experiment"], y=df["val loss"], name="val loss", marker_color="#0074D9"))
         for col, colour in (("val accuracy", "#FF4136"), ("pass@2", "#2ECC40")):
+            if col not in scored:
+                continue
             fig.add_trace(
                 go.Scatter(
                     x=df["experiment"], y=df[col], name=col, mode="markers+lines", marker={"size": 10, "color": colour}
@@ -33,7 +37,8 @@ def ablation_figure(results: dict, exp_dir: Path | None = None) -> go.Figure:
                 secondary_y=True,
             )
     fig.update_yaxes(title_text="val loss (test outputs)", secondary_y=False)
-    fig.update_yaxes(title_text="share of test outputs", tickformat=".1%", secondary_y=True, rangemode="tozero")
+    if scored:
+        fig.update_yaxes(title_text="share of test outputs", tickformat=".1%", secondary_y=True, rangemode="tozero")
     fig.update_layout(height=380, **_LAYOUT)
     return fig
 
