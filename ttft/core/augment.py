@@ -270,6 +270,23 @@ class AugmentSpec:
         if self.seed is not None and type(self.seed) is not int:
             raise ValueError(f"seed must be an integer or None, got {self.seed!r}")
 
+    @classmethod
+    def _trusted(
+        cls,
+        geometric: str,
+        colors: tuple[int, ...],
+        order: tuple[int, ...] | None,
+        steps: tuple[Step, ...],
+        seed: int | None,
+    ) -> AugmentSpec:
+        """A spec of fields already valid by construction (:func:`draw_spec`'s draws), without
+        :meth:`__post_init__`'s checks."""
+        spec = object.__new__(cls)
+        fields = {"geometric": geometric, "colors": colors, "order": order, "steps": steps, "seed": seed}
+        for name, value in fields.items():
+            object.__setattr__(spec, name, value)
+        return spec
+
     @cached_property
     def _lut(self) -> np.ndarray:
         return np.array(self.colors, dtype=np.uint8)
@@ -547,11 +564,7 @@ def draw_spec(rng: np.random.Generator, opts: AugmentOptions, n_train: int, seed
         if opts.p_compose < 1.0 and rng.random() >= opts.p_compose:
             continue
         steps.append(_random_step(c, rng, opts.compose_targets) if c in STEP_KINDS else parse_step(c))
-    spec = object.__new__(AugmentSpec)  # the fields are valid by construction: skip __post_init__'s checks
-    for name, value in (("geometric", geometric), ("colors", colors), ("order", order), ("steps", tuple(steps))):
-        object.__setattr__(spec, name, value)
-    object.__setattr__(spec, "seed", seed)
-    return spec
+    return AugmentSpec._trusted(geometric, colors, order, tuple(steps), seed)
 
 
 def random_views(

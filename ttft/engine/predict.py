@@ -477,9 +477,10 @@ def _predict_group(
         items = [it for t in group for it in build_items(t, cfg, pred, limit)]
         pending = {t.id: (t, [it for it in items if it.task == t.id]) for t in group}
         for t, its in pending.values():
-            if extra := len(its) - n_views(t, cfg) * len(t.test):  # MARC's fallback added views
+            planned = n_views(t, cfg)
+            if extra := len(its) - planned * len(t.test):  # MARC's fallback added views
                 prog.views_total += extra
-                tests = sorted({it.test_index for it in its if it.view >= n_views(t, cfg)})
+                tests = sorted({it.test_index for it in its if it.view >= planned})
                 log(
                     f"task {t.id}: no view of test input(s) {tests} fits max_seq_len {limit}: "
                     f"{extra} more leaving two train pairs out (MARC's fallback)"
